@@ -1,0 +1,84 @@
+"""Checkpoint files: atomic writes, safe loads, and finding the checkpoint a user means.
+
+A checkpoint is a dict of tensors, ints, floats, strings, lists and dicts only, so it loads with
+``torch.load(weights_only=True)``: loading a checkpoint never runs code. Writes go to a temp name in
+the same folder and are renamed, so a kill at any moment leaves either the old file or the new one.
+
+`--model M` everywhere means an exp dir (its ``checkpoints/last.pt``, or ``--checkpoint NAME``
+inside it) or a ``.pt`` file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from speechvq.errors import ModelError
+
+
+def _replace(src: str, dst: str) -> None:
+    """`os.replace`, kept as one name so a test can inject a crash between write and rename."""
+    os.replace(src, dst)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write `state` to `path` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    _replace(str(tmp), str(path))
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``.
+
+    Raises:
+        ModelError: the file is missing, truncated, or holds something other than plain data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint '{path}' does not exist; give an exp dir with "
+                         f"checkpoints/last.pt or a .pt file to --model")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"checkpoint '{path}' cannot be loaded safely ({first}); it is "
+                         f"corrupt or was not written by speechvq: retrain or pick another "
+                         f"checkpoint") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ModelError(f"checkpoint '{path}' is not a speechvq checkpoint (no model/config "
+                         f"entries)")
+    return state
+
+
+def resolve_checkpoint(model: str | os.PathLike, checkpoint: str | None = None) -> Path:
+    """The checkpoint file that `--model M [--checkpoint NAME]` names.
+
+    Args:
+        model: an exp dir or a ``.pt`` file.
+        checkpoint: inside an exp dir, a file name under ``checkpoints/`` (default ``last.pt``).
+    """
+    model = Path(model)
+    if model.is_file():
+        return model
+    if model.is_dir():
+        name = checkpoint or "last.pt"
+        path = model / "checkpoints" / name
+        if path.is_file():
+            return path
+        found = sorted(p.name for p in (model / "checkpoints").glob("*.pt")) \
+            if (model / "checkpoints").is_dir() else []
+        have = f"; it has: {', '.join(found)}" if found else "; it has no checkpoints (train first)"
+        raise ModelError(f"no checkpoint '{name}' in exp dir '{model}/checkpoints'{have}")
+    raise ModelError(f"--model '{model}' is neither an exp dir nor a checkpoint file; give the "
+                     f"exp dir of `speechvq train` (e.g. exp/mini) or a .pt file")

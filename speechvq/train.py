@@ -1,0 +1,429 @@
+"""One Trainer for every speechvq model (after minGPT's trainer: a loop with hooks).
+
+The Trainer knows nothing about speech: it takes a model, a map-style dataset whose item ``step``
+is the batch for that step, and a ``step_fn(model, batch) -> (loss, metrics)``. It owns the
+optimiser (AdamW), the learning-rate schedule, gradient clipping, mixed precision on CUDA (bf16, or
+fp16 with a gradient scaler; the quantiser keeps its own arithmetic in float32), DDP under
+``torchrun``, atomic step-numbered checkpoints with ``last.pt``, exact resume, ``metrics.jsonl``,
+TensorBoard events when installed, and a progress bar.
+
+Exact resume: batches are a pure function of (seed, step) (see `speechvq.data.speech`), and a
+checkpoint holds model, optimiser, scheduler, scaler and RNG state, so a run killed at any point and
+restarted with the same command reaches bit-identical weights on CPU.
+
+`train_speech` is the speech glue used by ``speechvq train``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from speechvq import __version__
+from speechvq.checkpoint import load_checkpoint, save_checkpoint
+from speechvq.config import Config, config_from_dict, config_to_dict, dump_config
+from speechvq.errors import ConfigError, TrainingError
+
+StepFn = Callable[[nn.Module, Mapping[str, Any]], "tuple[torch.Tensor, dict[str, Any]]"]
+
+# Keys that may change between a run and its resumption (they do not change what is learned).
+RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
+                     "train.keep_checkpoints", "train.device", "data.num_workers"}
+
+
+# --------------------------------------------------------------------------------- environment
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) as torchrun sets them; (0, 0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """The device `train.device` names; 'auto' is CUDA (this process's local rank) when present."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() \
+            else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but CUDA is not available here; use "
+                          f"train.device=cpu or auto")
+    return torch.device(name)
+
+
+def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a gradient scaler is needed) for `train.amp`."""
+    if device.type != "cuda" or amp == "none":
+        return None, False
+    if amp == "auto":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return (torch.bfloat16, False) if amp == "bf16" else (torch.float16, True)
+
+
+def lr_lambda(schedule: str, warmup: int, max_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak lr at a step: linear warm-up, then constant, cosine or linear decay."""
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress  # linear
+    return factor
+
+
+def run_info() -> str:
+    """cmdline.txt's content: the command, the git commit of the code, package versions."""
+    commit = "unknown"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode == 0:
+            commit = out.stdout.strip()
+    versions = []
+    for pkg in ("torch", "numpy", "soundfile", "soxr", "librosa", "scikit-learn", "pyyaml"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions.append(f"{pkg}=={importlib.metadata.version(pkg)}")
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    return (f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{shlex.join(argv)}\n"
+            f"# speechvq {__version__}, git commit {commit}, python {platform.python_version()}\n"
+            f"# {' '.join(versions)}\n")
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += config_differences(a, b, name + ".")
+        elif a != b:
+            keys.append(name)
+    return keys
+
+
+# ------------------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Trains `model` for `cfg.train.max_steps` steps, resuming from ``exp/checkpoints/last.pt``.
+
+    Args:
+        model: any nn.Module; `step_fn` computes its loss on a batch.
+        cfg: the resolved root config (its `train` section drives the loop; all of it is saved).
+        exp_dir: output folder (config.yaml, cmdline.txt, checkpoints/, metrics.jsonl, log/).
+        batches: map-style dataset, ``batches[step]`` is this rank's batch for that step.
+        step_fn: ``(model, batch) -> (loss, metrics)``; metrics are scalars (floats or 0-d tensors).
+        extra_state: saved in every checkpoint (e.g. the speaker list); plain data only.
+    """
+
+    def __init__(self, model: nn.Module, cfg: Config, exp_dir: str | os.PathLike, *,
+                 batches: torch.utils.data.Dataset, step_fn: StepFn,
+                 extra_state: dict[str, Any] | None = None, progress: bool = True):
+        self.cfg, self.tc = cfg, cfg.train
+        self.exp = Path(exp_dir)
+        self.batches, self.step_fn = batches, step_fn
+        self.extra_state = dict(extra_state or {})
+        self.progress = progress
+        self.rank, self.local_rank, self.world = distributed_env()
+        self.device = pick_device(self.tc.device, self.local_rank)
+        self.amp_dtype, use_scaler = amp_settings(self.tc.amp, self.device)
+        self.model = model.to(self.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.tc.lr,
+                                     betas=tuple(self.tc.betas), weight_decay=self.tc.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lr_lambda(self.tc.schedule, self.tc.warmup_steps, self.tc.max_steps))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.step = 0
+        self.callbacks: dict[str, list[Callable[["Trainer"], None]]] = defaultdict(list)
+        self.last_metrics: dict[str, float] = {}
+
+    # hooks --------------------------------------------------------------------------------
+    def add_callback(self, event: str, fn: Callable[["Trainer"], None]) -> None:
+        """Run `fn(trainer)` on 'on_step_end', 'on_log' or 'on_checkpoint'."""
+        self.callbacks[event].append(fn)
+
+    def _trigger(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.exp / "checkpoints"
+
+    # state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"model": self._unwrapped().state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng": rng, "step": self.step, "sampler": {"seed": self.cfg.seed,
+                                                           "step": self.step},
+                "config": config_to_dict(self.cfg), "version": __version__, **self.extra_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._unwrapped().load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["cpu"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.step = int(state["step"])
+
+    def _unwrapped(self) -> nn.Module:
+        return self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) \
+            else self.model
+
+    def save(self) -> Path:
+        """Write ``step_XXXXXXX.pt`` and ``last.pt`` atomically; prune to `keep_checkpoints`."""
+        state = self.state_dict()
+        path = save_checkpoint(state, self.ckpt_dir / f"step_{self.step:08d}.pt")
+        save_checkpoint(state, self.ckpt_dir / "last.pt")
+        numbered = sorted(self.ckpt_dir.glob("step_*.pt"))
+        for old in numbered[:-self.tc.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        self._trigger("on_checkpoint")
+        return path
+
+    def _resume(self) -> None:
+        last = self.ckpt_dir / "last.pt"
+        if not last.exists():
+            return
+        state = load_checkpoint(last, map_location=self.device)
+        changed = [k for k in config_differences(state["config"], config_to_dict(self.cfg))
+                   if k not in RESUMABLE_CHANGES]
+        if changed:
+            raise TrainingError(f"exp dir '{self.exp}' holds a run with another config ("
+                                f"{', '.join(changed)} differ); use a new --exp, or the same "
+                                f"config to resume (only {', '.join(sorted(RESUMABLE_CHANGES))} "
+                                f"may change)")
+        self.load_state_dict(state)
+        self._log(f"resumed from {last} at step {self.step}")
+
+    # files --------------------------------------------------------------------------------
+    def _prepare_exp(self) -> None:
+        if not self.is_main:
+            return
+        (self.exp / "log").mkdir(parents=True, exist_ok=True)
+        tmp = self.exp / ".config.yaml.tmp"
+        tmp.write_text(dump_config(self.cfg))
+        os.replace(tmp, self.exp / "config.yaml")
+        with open(self.exp / "cmdline.txt", "a", encoding="utf-8") as f:
+            f.write(run_info())
+        speakers = self.extra_state.get("speakers")
+        if speakers is not None:
+            (self.exp / "speakers.txt").write_text("".join(f"{s}\n" for s in speakers))
+
+    def _log(self, message: str) -> None:
+        if not self.is_main:
+            return
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        tqdm.write(line, file=sys.stderr)
+        with open(self.exp / "log" / "train.log", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def _truncate_metrics(self) -> None:
+        """Drop metrics lines past the resumed step (written by a run that was killed later)."""
+        path = self.exp / "metrics.jsonl"
+        if not self.is_main or not path.exists():
+            return
+        kept = [ln for ln in path.read_text().splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        tmp = path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(ln + "\n" for ln in kept))
+        os.replace(tmp, path)
+
+    # loop ---------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        """Train to `max_steps` (resuming if the exp dir has a checkpoint); returns last.pt."""
+        self._prepare_exp()
+        self._resume()
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False)
+        if self.step >= self.tc.max_steps:
+            self._log(f"already trained to step {self.step} (train.max_steps="
+                      f"{self.tc.max_steps}); nothing to do")
+            return self.ckpt_dir / "last.pt"
+        self._truncate_metrics()
+        writer = self._tensorboard()
+        loader = torch.utils.data.DataLoader(
+            self.batches, batch_size=None, sampler=range(self.step, self.tc.max_steps),
+            num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+            # its own generator: the loader's worker seed must not draw from the global RNG,
+            # or a resumed run's dropout/jitter stream would be shifted by one draw
+            generator=torch.Generator().manual_seed(self.cfg.seed))
+        sums: dict[str, float] = defaultdict(float)
+        count, last_saved = 0, self.step
+        bar = tqdm(total=self.tc.max_steps, initial=self.step, desc="train", unit="step",
+                   disable=not (self.progress and self.is_main), dynamic_ncols=True,
+                   file=sys.stderr)
+        self.model.train()
+        t_prev = time.perf_counter()
+        for batch in loader:
+            t_data = time.perf_counter()
+            loss, metrics = self._train_step(batch)
+            self.step += 1
+            t_done = time.perf_counter()
+            for key, value in {"loss": loss, **metrics}.items():
+                sums[key] += float(value)
+            sums["step_time"] += t_done - t_prev
+            sums["data_wait"] += t_data - t_prev
+            count += 1
+            t_prev = t_done
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            self._trigger("on_step_end")
+            if self.step % self.tc.log_every == 0 or self.step == self.tc.max_steps:
+                self._write_metrics({k: v / count for k, v in sums.items()}, writer)
+                sums.clear()
+                count = 0
+            if self.step % self.tc.checkpoint_every == 0 or self.step == self.tc.max_steps:
+                if self.is_main:
+                    self.save()
+                last_saved = self.step
+        bar.close()
+        if writer is not None:
+            writer.close()
+        assert last_saved == self.step == self.tc.max_steps
+        self._log(f"finished at step {self.step}: {self.ckpt_dir / 'last.pt'}")
+        return self.ckpt_dir / "last.pt"
+
+    def _train_step(self, batch: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                 for k, v in batch.items()}
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) \
+            if self.amp_dtype is not None else contextlib.nullcontext()
+        with autocast:
+            loss, metrics = self.step_fn(self.model, batch)
+        self._check_finite(loss)
+        self.scaler.scale(loss).backward()
+        if self.tc.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return float(loss.detach()), {k: float(v) for k, v in metrics.items()}
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        bad = (~torch.isfinite(loss.detach())).reshape(1).float()
+        if self.world > 1:  # every rank must stop together, or the others hang in all-reduce
+            dist.all_reduce(bad)
+        if bad.item() > 0:
+            last = self.ckpt_dir / "last.pt"
+            good = f"the last good checkpoint is {last}" if last.exists() else \
+                "no checkpoint was written yet"
+            raise TrainingError(f"loss became {float(loss.detach())} at step {self.step + 1}; "
+                                f"{good}; lower train.lr or train.grad_clip, or check the data, "
+                                f"then rerun the same command to resume")
+
+    def _write_metrics(self, means: dict[str, float], writer: Any) -> None:
+        if not self.is_main:
+            return
+        record = {"step": self.step, **{k: round(v, 6) for k, v in means.items()},
+                  "lr": self.sched.get_last_lr()[0]}
+        self.last_metrics = record
+        with open(self.exp / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if writer is not None:
+            for key, value in record.items():
+                if key != "step":
+                    writer.add_scalar(f"train/{key}", value, self.step)
+        self._trigger("on_log")
+
+    def _tensorboard(self) -> Any:
+        if not self.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is an optional extra
+            return None
+        return SummaryWriter(log_dir=str(self.exp / "tensorboard"), purge_step=self.step or None)
+
+
+# ---------------------------------------------------------------------------------- speech glue
+
+
+def saved_config(state: Mapping[str, Any]) -> Config:
+    """The resolved config stored in a checkpoint."""
+    return config_from_dict(state["config"], source="checkpoint")
+
+
+def speech_step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict]:
+    """`step_fn` of the speech VQ-VAE: its loss and the metrics metrics.jsonl records."""
+    out = model(batch["wav"], batch["speaker"], batch["length"])
+    metrics = {"nll": out.nll, "bits_per_sample": out.bits_per_sample, "vq_loss": out.vq_loss,
+               "mel_loss": out.mel_loss, "perplexity": out.stats.perplexity,
+               "codes_used": out.stats.codes_used}
+    return out.loss, {k: v.detach() for k, v in metrics.items()}
+
+
+def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
+                 progress: bool = True) -> Path:
+    """Train (or resume) a speech VQ-VAE on a dump; returns the path of ``last.pt``.
+
+    Args:
+        cfg: resolved config.
+        data: a dump made by `speechvq dump` (see `speechvq.data.dump`).
+        exp_dir: the experiment folder.
+    """
+    from speechvq.data.dump import SpeechDump
+    from speechvq.data.speech import SpeechBatches, WindowSampler
+    from speechvq.errors import DataError
+    from speechvq.models.vqvae import VQVAE
+
+    dump = SpeechDump.open(data)
+    if dump.sample_rate != cfg.data.sample_rate:
+        raise DataError(f"dump '{data}' is at {dump.sample_rate} Hz but data.sample_rate is "
+                        f"{cfg.data.sample_rate}; re-dump at that rate or set "
+                        f"data.sample_rate={dump.sample_rate}")
+    rank, local_rank, world = distributed_env()
+    if cfg.train.batch_size % world:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
+                          f"{world} processes of torchrun; change one of them")
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if pick_device(cfg.train.device, local_rank).type == "cuda" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend)
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    model = VQVAE.from_config(cfg, list(dump.speakers))
+    sampler = WindowSampler(dump.lengths, cfg.data.window, cfg.train.batch_size, cfg.seed,
+                            rank=rank, world_size=world)
+    batches = SpeechBatches(dump, sampler, hop=model.hop)
+    trainer = Trainer(model, cfg, exp_dir, batches=batches, step_fn=speech_step,
+                      extra_state={"speakers": list(dump.speakers), "kind": "speech"},
+                      progress=progress)
+    try:
+        return trainer.fit()
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,118 @@
+"""The model-agnostic Trainer on a toy model: resume, checkpoints, metrics, NaN stop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from speechvq.checkpoint import load_checkpoint
+from speechvq.config import load_config
+from speechvq.errors import TrainingError
+from speechvq.train import Trainer, lr_lambda
+
+
+class ToyBatches(torch.utils.data.Dataset):
+    """Batch for a step is a pure function of (seed, step), as the speech batches are."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def __len__(self):
+        return 10**9
+
+    def __getitem__(self, step):
+        g = torch.Generator().manual_seed(self.seed * 100003 + step)
+        x = torch.randn(8, 4, generator=g)
+        return {"x": x, "y": x @ torch.tensor([1.0, -2.0, 0.5, 3.0])}
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 1)
+        self.drop = nn.Dropout(0.1)  # consumes RNG: exact resume must restore it
+
+    def forward(self, x):
+        return self.lin(self.drop(x)).squeeze(-1)
+
+
+def toy_step(model, batch):
+    err = model(batch["x"]) - batch["y"]
+    return (err**2).mean(), {"abs_err": err.abs().mean().detach()}
+
+
+def make(exp, overrides, step_fn=toy_step):
+    cfg = load_config(None, ["train.lr=0.05", "train.device=cpu", *overrides])
+    torch.manual_seed(cfg.seed)
+    return Trainer(Toy(), cfg, exp, batches=ToyBatches(), step_fn=step_fn,
+                   extra_state={"speakers": ["a", "b"]}, progress=False)
+
+
+def test_resume_is_bit_exact_and_files_are_written(tmp_path):
+    full = make(tmp_path / "full", ["train.max_steps=12", "train.checkpoint_every=4"])
+    full.fit()
+    part = make(tmp_path / "part", ["train.max_steps=8", "train.checkpoint_every=4"])
+    part.fit()
+    resumed = make(tmp_path / "part", ["train.max_steps=12", "train.checkpoint_every=4"])
+    resumed.fit()
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 12
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    exp = tmp_path / "full"
+    assert (exp / "config.yaml").exists() and (exp / "speakers.txt").read_text() == "a\nb\n"
+    assert "git commit" in (exp / "cmdline.txt").read_text()
+    lines = [json.loads(ln) for ln in (exp / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [12]  # log_every=50 > max_steps: the final step only
+    assert {"loss", "abs_err", "lr", "step_time", "data_wait"} <= set(lines[0])
+    assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == [
+        "last.pt", "step_00000004.pt", "step_00000008.pt", "step_00000012.pt"]
+
+
+def test_keep_checkpoints_and_nothing_to_do(tmp_path):
+    t = make(tmp_path, ["train.max_steps=6", "train.checkpoint_every=1",
+                        "train.keep_checkpoints=2", "train.log_every=2"])
+    t.fit()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["last.pt", "step_00000005.pt", "step_00000006.pt"]
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
+    again = make(tmp_path, ["train.max_steps=6", "train.checkpoint_every=1",
+                            "train.keep_checkpoints=2", "train.log_every=2"])
+    again.fit()
+    assert again.step == 6
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    make(tmp_path, ["train.max_steps=2"]).fit()
+    with pytest.raises(TrainingError, match=r"another config \(train.lr differ\)"):
+        make(tmp_path, ["train.max_steps=4", "train.lr=0.1"]).fit()
+
+
+def test_nan_loss_stops_naming_step_and_checkpoint(tmp_path):
+    calls = []
+
+    def nan_after_3(model, batch):
+        loss, metrics = toy_step(model, batch)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) > 3 else loss), metrics
+
+    t = make(tmp_path, ["train.max_steps=10", "train.checkpoint_every=2"], step_fn=nan_after_3)
+    with pytest.raises(TrainingError, match=r"loss became nan at step 4; the last good "
+                                            r"checkpoint is .*last.pt"):
+        t.fit()
+
+
+@pytest.mark.parametrize("schedule, expect", [
+    ("constant", [0.5, 1.0, 1.0, 1.0]),
+    ("linear", [0.5, 1.0, 0.5, 0.0]),
+    ("cosine", [0.5, 1.0, 0.5, 0.0]),
+])
+def test_lr_schedule(schedule, expect):
+    f = lr_lambda(schedule, warmup=2, max_steps=6)
+    got = [f(0), f(2), f(4), f(6)]
+    assert got == pytest.approx(expect, abs=1e-9)
