@@ -107,6 +107,7 @@ class QuantizerConfig:
     restart_after: int = param(200, "restart codes unused for this many training steps from "
                                "recent encoder outputs; 0 = never", min=0)
     kmeans_init: bool = param(False, "initialise the codebook by k-means on the first batch")
+    kmeans_iters: int = param(10, "Lloyd iterations of the k-means initialisation", min=1)
     chunk_size: int = param(8192, "vectors per distance matmul (bounds memory at chunk x K)",
                             min=1)
 
