@@ -132,6 +132,8 @@ class WaveNetConfig:
                         "or mixture of logistics 'mol'", choices=("softmax", "mol"))
     mixtures: int = param(10, "logistic components when output = 'mol'", min=1)
     quantization_channels: int = param(256, "mu-law levels; paper: 8 bits = 256", min=2)
+    train_window: int = param(0, "samples of each training window the WaveNet's loss uses (a "
+                              "random code-aligned crop; 0 = the whole window)", min=0)
 
 
 @dataclass
@@ -453,6 +455,11 @@ def check_config(cfg: Config) -> None:
     if any(s < 1 for s in enc.strides) or any(x < 1 for x in enc.dilations):
         raise ConfigError("config keys 'model.encoder.strides' and 'model.encoder.dilations' "
                           "must hold positive integers")
+    if cfg.model.decoder.mel.weight > 0 and code_hop(cfg) % d.hop_length:
+        raise ConfigError(f"the log-mel head needs the code hop ({code_hop(cfg)} samples) to be "
+                          f"a multiple of data.hop_length ({d.hop_length}); change "
+                          f"data.hop_length or model.encoder.strides, or set "
+                          f"model.decoder.mel.weight=0")
     wn = cfg.model.decoder.wavenet
     if wn.layers % wn.cycles:
         raise ConfigError(f"config key 'model.decoder.wavenet.layers' = {wn.layers} is not a "

@@ -1,0 +1,198 @@
+"""The speech encoder of the VQ-VAE and time-jitter regularisation of its codes.
+
+After van den Oord, Vinyals and Kavukcuoglu, *Neural Discrete Representation Learning* (2017,
+arXiv 1711.00937), section 4.3: strided 1-D convolutions bring the waveform down to the code rate
+(paper: six layers of stride 2 and window 4, 64x), residual blocks of dilated convolutions widen the
+receptive field, and a 1x1 projection gives the D-dimensional vectors the quantiser snaps to codes.
+A log-mel front end (``input: logmel``) replaces the strided convolutions by log-mel frames and one
+convolution of stride ``mel_frame_stride``. Time jitter follows Chorowski, Weiss, Bengio and van den
+Oord, *Unsupervised speech representation learning using WaveNet autoencoders* (2019,
+arXiv 1901.08810), section III-D.
+
+Frame timing (DESIGN.md): code i covers samples [i*hop, (i+1)*hop) and T_codes = ceil(T / hop). The
+waveform is right-padded to a multiple of the hop and every layer divides the length exactly, with
+its padding split around the window so that each output frame stays centred on the samples it
+summarises.
+
+    enc = SpeechEncoder(EncoderConfig(), out_dim=64, data=DataConfig())
+    z_e = enc(wav)                             # (B, T) -> (B, 64, ceil(T / 64))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechvq import audio
+from speechvq.config import DataConfig, EncoderConfig
+
+
+def _strided_conv(in_ch: int, out_ch: int, stride: int, kernel_size: int) -> nn.Sequential:
+    """A convolution that maps a length L (a multiple of `stride`) to exactly L / stride frames.
+
+    The window is at least the stride (so no input is skipped); the padding, window - stride in
+    all, is split around the input (the larger half on the right) so frame j is centred on the
+    stride samples [j * stride, (j + 1) * stride).
+    """
+    k = max(kernel_size, stride)
+    pad = k - stride
+    return nn.Sequential(nn.ConstantPad1d((pad // 2, pad - pad // 2), 0.0),
+                         nn.Conv1d(in_ch, out_ch, k, stride=stride))
+
+
+class ResidualDilatedBlock(nn.Module):
+    """x + W1x1 dropout(relu(W_dil relu(x))): a non-causal dilated convolution of kernel 3.
+
+    Args:
+        channels: input and output channels.
+        dilation: dilation of the kernel-3 convolution (length-preserving padding).
+        dropout: dropout probability before the 1x1 convolution.
+    """
+
+    def __init__(self, channels: int, dilation: int, dropout: float = 0.0):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 3, dilation=dilation, padding=dilation)
+        self.proj = nn.Conv1d(channels, channels, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, C, T)."""
+        h = self.conv(F.relu(x))  # (B, C, T)
+        return x + self.proj(self.dropout(F.relu(h)))  # (B, C, T)
+
+
+class SpeechEncoder(nn.Module):
+    """Waveform -> (B, out_dim, ceil(T / hop)) vectors for the quantiser.
+
+    Args:
+        cfg: the encoder section (input, strides, kernel_size, channels, dilations,
+            mel_frame_stride, utterance_norm, dropout).
+        out_dim: D, the quantiser's dimension.
+        data: audio and log-mel parameters (sample rate, n_fft, win/hop length, n_mels, fmin/fmax).
+
+    Attributes:
+        hop: samples per code (== `speechvq.config.code_hop`): the product of the strides for
+            ``wav`` input, ``data.hop_length * mel_frame_stride`` for ``logmel`` input.
+    """
+
+    def __init__(self, cfg: EncoderConfig, out_dim: int, data: DataConfig):
+        super().__init__()
+        self.input = cfg.input
+        self.utterance_norm = cfg.utterance_norm
+        self.mel_params = dict(sample_rate=data.sample_rate, n_fft=data.n_fft,
+                               win_length=data.win_length, hop_length=data.hop_length,
+                               n_mels=data.n_mels, fmin=data.fmin, fmax=data.fmax)
+        layers: list[nn.Module] = []
+        if cfg.input == "wav":
+            self.hop = math.prod(cfg.strides)
+            in_ch = 1
+            for stride in cfg.strides:
+                layers += [_strided_conv(in_ch, cfg.channels, stride, cfg.kernel_size), nn.ReLU()]
+                in_ch = cfg.channels
+        elif cfg.input == "logmel":
+            self.hop = data.hop_length * cfg.mel_frame_stride
+            layers += [_strided_conv(data.n_mels, cfg.channels, cfg.mel_frame_stride,
+                                     cfg.kernel_size), nn.ReLU()]
+        else:  # config.py restricts the choices; anything else is a bug
+            raise AssertionError(f"unknown encoder input {cfg.input!r}")
+        self.front = nn.Sequential(*layers)
+        self.blocks = nn.Sequential(*(ResidualDilatedBlock(cfg.channels, d, cfg.dropout)
+                                      for d in cfg.dilations))
+        self.out = nn.Conv1d(cfg.channels, out_dim, 1)
+
+    def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The input of the first convolution: the padded waveform or its log-mel frames.
+
+        Args:
+            wav: (B, T) float waveform.
+            lengths: (B,) valid samples per item (None: all T); used by ``utterance_norm``.
+
+        Returns:
+            (B, 1, T_pad) for ``wav`` input or (B, n_mels, T_pad / hop_length) for ``logmel``,
+            where T_pad = ceil(T / hop) * hop.
+        """
+        T = wav.shape[-1]
+        t_pad = -(-T // self.hop) * self.hop
+        wav = F.pad(wav, (0, t_pad - T))  # (B, T_pad)
+        if self.input == "wav":
+            return wav.unsqueeze(1)  # (B, 1, T_pad)
+        with torch.autocast(wav.device.type, enabled=False):
+            mel = audio.log_mel(wav.float(), **self.mel_params)  # (B, n_mels, F)
+            if self.utterance_norm:
+                mel = utterance_normalize(mel, lengths, self.mel_params["hop_length"])
+        return mel
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode a batch of waveforms.
+
+        Args:
+            wav: (B, T) float waveform in [-1, 1].
+            lengths: (B,) valid samples per item (None: all T); only per-utterance normalisation
+                of log-mel input uses it, so padding does not shift the statistics.
+
+        Returns:
+            z_e: (B, out_dim, ceil(T / hop)).
+        """
+        x = self.features(wav, lengths)  # (B, C_in, T_pad / step)
+        h = self.front(x)  # (B, C, Tc)
+        h = self.blocks(h)  # (B, C, Tc)
+        z = self.out(F.relu(h))  # (B, D, Tc)
+        assert z.shape[-1] == -(-wav.shape[-1] // self.hop)
+        return z
+
+
+def utterance_normalize(mel: torch.Tensor, lengths: torch.Tensor | None,
+                        hop_length: int, eps: float = 1e-5) -> torch.Tensor:
+    """Per-utterance, per-band mean/variance normalisation over the valid frames.
+
+    Args:
+        mel: (B, n_mels, F) log-mel frames.
+        lengths: (B,) valid samples per item (None: every frame is valid); frame j is valid when
+            j < ceil(length / hop_length).
+        hop_length: samples per frame.
+        eps: floor of the variance.
+
+    Returns:
+        (B, n_mels, F): zero mean, unit variance per band over the valid frames; 0 elsewhere.
+    """
+    B, _, n_frames = mel.shape
+    if lengths is None:
+        valid = torch.ones(B, 1, n_frames, dtype=mel.dtype, device=mel.device)  # (B, 1, F)
+    else:
+        n_valid = (lengths.to(mel.device) + hop_length - 1) // hop_length  # (B,)
+        frames = torch.arange(n_frames, device=mel.device)  # (F,)
+        valid = (frames[None, :] < n_valid[:, None]).to(mel.dtype).unsqueeze(1)  # (B, 1, F)
+    count = valid.sum(-1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
+    mean = (mel * valid).sum(-1, keepdim=True) / count  # (B, n_mels, 1)
+    var = (((mel - mean) * valid) ** 2).sum(-1, keepdim=True) / count  # (B, n_mels, 1)
+    return (mel - mean) * torch.rsqrt(var + eps) * valid  # (B, n_mels, F)
+
+
+def time_jitter(x: torch.Tensor, p: float, generator: torch.Generator | None = None, *,
+                training: bool = True) -> torch.Tensor:
+    """Replace each frame by its left or right neighbour with probability p / 2 each.
+
+    Chorowski et al. (2019), section III-D: a regulariser on the code sequence (they use
+    p = 0.12). The neighbour is taken from the input, not from already-jittered frames; the first
+    and last frames are clamped (the first may only copy its right neighbour, and vice versa).
+
+    Args:
+        x: (B, D, T) quantised vectors.
+        p: probability that a frame is replaced (0 = identity).
+        generator: optional torch.Generator for reproducible draws (on any device).
+        training: False returns `x` unchanged (evaluation).
+
+    Returns:
+        (B, D, T) with the same dtype and device as `x`.
+    """
+    if p <= 0 or not training or x.shape[-1] < 2:
+        return x
+    B, D, T = x.shape
+    device = generator.device if generator is not None else x.device
+    u = torch.rand(B, T, generator=generator, device=device).to(x.device)  # (B, T)
+    shift = (u < p).long() * torch.where(u < p / 2, -1, 1)  # (B, T) in {-1, 0, 1}
+    idx = (torch.arange(T, device=x.device) + shift).clamp(0, T - 1)  # (B, T)
+    return torch.gather(x, 2, idx.unsqueeze(1).expand(B, D, T))  # (B, D, T)

@@ -1,0 +1,349 @@
+"""The speech VQ-VAE: encoder -> vector quantiser -> decoder heads, with a learned speaker table.
+
+After van den Oord, Vinyals and Kavukcuoglu, *Neural Discrete Representation Learning* (2017,
+arXiv 1711.00937), section 4.3: a waveform is encoded to vectors at the code rate, snapped to the
+nearest of K codebook entries (straight-through gradient), and a WaveNet conditioned on the codes
+(local conditioning) and on a learned speaker embedding (global conditioning) models the waveform's
+8-bit mu-law samples. Decoding the codes of one speaker with another speaker's embedding is voice
+conversion. An optional log-mel head (`speechvq.models.decoders.MelDecoder`, weight 0 = the paper's
+model) on the same codes trains them faster and gives a Griffin-Lim conversion path.
+
+    model = VQVAE.from_config(cfg, speakers=["p225", "p226"])
+    out = model(wav, speaker, lengths)         # VQVAEOutput; out.loss.backward()
+    codes = model.eval().encode(wav)           # (B, ceil(T / model.hop))
+    wav2 = model.decode(codes, torch.tensor([model.speaker_index("p226")]), head="mel")
+
+Loss = wavenet.weight * NLL + VQ loss + mel.weight * L1(log-mel), the NLL in nats per sample
+(``bits_per_sample`` = NLL / ln 2), every term averaged over the valid samples or frames only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechvq import audio
+from speechvq.checkpoint import load_checkpoint, resolve_checkpoint
+from speechvq.config import Config, code_hop, config_from_dict
+from speechvq.errors import ConfigError, ModelError
+from speechvq.models.decoders import MelDecoder, mel_l1_loss
+from speechvq.models.encoders import SpeechEncoder, time_jitter
+from speechvq.models.quantizer import VectorQuantizer, VQStats
+from speechvq.models.wavenet import WaveNet
+
+HEADS = ("wavenet", "mel")
+
+
+class VQVAEOutput(NamedTuple):
+    """What `VQVAE.forward` returns; every field but `stats` is a () float32 tensor."""
+
+    loss: torch.Tensor             # wavenet.weight * nll + vq_loss + mel.weight * mel_loss
+    nll: torch.Tensor              # WaveNet NLL in nats per valid sample (0 without a WaveNet)
+    bits_per_sample: torch.Tensor  # nll / ln 2
+    vq_loss: torch.Tensor          # commitment (+ codebook, gradient update) loss
+    mel_loss: torch.Tensor         # L1 log-mel error per band and valid frame (0 without a head)
+    stats: VQStats                 # perplexity, codes used, usage counts over the valid frames
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements of `module` (buffers such as an EMA codebook excluded).
+
+    Args:
+        module: any nn.Module.
+        trainable_only: count only parameters with ``requires_grad``.
+    """
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def valid_mask(lengths: torch.Tensor, n: int, hop: int = 1) -> torch.Tensor:
+    """(B, n) bool: position j is valid when j < ceil(lengths / hop) (lengths in samples)."""
+    n_valid = (lengths + hop - 1) // hop  # (B,)
+    return torch.arange(n, device=lengths.device)[None, :] < n_valid[:, None]  # (B, n)
+
+
+class VQVAE(nn.Module):
+    """Speech VQ-VAE built from a `Config`; see the module docstring.
+
+    Args:
+        cfg: the root config (``data`` and ``model`` sections are used).
+        speakers: the speaker ids of the training data, in embedding-row order.
+
+    Attributes:
+        speakers: list of speaker ids; ``speaker_index(name)`` maps one to its row.
+        hop: samples per code; sample_rate: the model's sample rate.
+        encoder, quantizer, speaker_embedding; wavenet and mel_decoder (None when the head's
+            weight is 0).
+    """
+
+    def __init__(self, cfg: Config, speakers: Sequence[str]):
+        super().__init__()
+        speakers = list(speakers)
+        if not speakers:
+            raise ModelError("a VQVAE needs at least one speaker; the training data lists none "
+                             "(check utt2spk / speakers.txt of the dump)")
+        if len(set(speakers)) != len(speakers):
+            dup = sorted({s for s in speakers if speakers.count(s) > 1})
+            raise ModelError(f"speaker list has duplicates ({', '.join(dup)}); give each once")
+        self.cfg = cfg
+        self.speakers = speakers
+        self.sample_rate = cfg.data.sample_rate
+        m, dec = cfg.model, cfg.model.decoder
+        self.encoder = SpeechEncoder(m.encoder, m.quantizer.dim, cfg.data)
+        self.hop = self.encoder.hop
+        assert self.hop == code_hop(cfg)
+        self.quantizer = VectorQuantizer.from_config(m.quantizer)
+        self.speaker_embedding = nn.Embedding(len(speakers), dec.speaker_dim)
+        self.wavenet_weight = dec.wavenet.weight
+        self.mel_weight = dec.mel.weight
+        self.jitter = m.encoder.jitter
+        self.mu_channels = dec.wavenet.quantization_channels
+        self.wavenet_window = dec.wavenet.train_window
+        self.mel_params = dict(sample_rate=cfg.data.sample_rate, n_fft=cfg.data.n_fft,
+                               win_length=cfg.data.win_length, hop_length=cfg.data.hop_length,
+                               fmin=cfg.data.fmin, fmax=cfg.data.fmax)
+        self.n_mels = cfg.data.n_mels
+        self.wavenet = (WaveNet(dec.wavenet, cond_channels=m.quantizer.dim,
+                                speaker_dim=dec.speaker_dim, upsample_factor=self.hop)
+                        if dec.wavenet.weight > 0 else None)
+        self.mel_decoder = None
+        if dec.mel.weight > 0:
+            mel_hop = cfg.data.hop_length
+            if self.hop % mel_hop:
+                raise ConfigError(
+                    f"the log-mel head needs the code hop ({self.hop} samples) to be a multiple "
+                    f"of data.hop_length ({mel_hop}); set data.hop_length to a divisor of "
+                    f"{self.hop}, use strides whose product is a multiple of {mel_hop} (e.g. "
+                    f"[2,2,2,2,2,4,5]) or input=logmel, or set model.decoder.mel.weight=0")
+            self.mel_decoder = MelDecoder(dec.mel, m.quantizer.dim, dec.speaker_dim,
+                                          cfg.data.n_mels, self.hop // mel_hop)
+
+    @classmethod
+    def from_config(cls, cfg: Config, speakers: Sequence[str]) -> "VQVAE":
+        """Build the model of `cfg` for these speakers (see the class docstring)."""
+        return cls(cfg, speakers)
+
+    # ------------------------------------------------------------------------------ speakers
+
+    def speaker_index(self, name: str) -> int:
+        """Row of speaker `name` in the embedding table.
+
+        Raises:
+            ModelError: `name` is not a speaker of the training data; the message lists them.
+        """
+        try:
+            return self.speakers.index(name)
+        except ValueError:
+            shown = self.speakers[:50]
+            more = f" and {len(self.speakers) - 50} more" if len(self.speakers) > 50 else ""
+            raise ModelError(f"unknown speaker '{name}'; this model knows {len(self.speakers)} "
+                             f"speakers: {', '.join(shown)}{more}. Pick one of them (decoding "
+                             f"needs a speaker seen in training)") from None
+
+    def _speaker_vectors(self, speaker: torch.Tensor | int, batch: int,
+                         device: torch.device) -> torch.Tensor:
+        speaker = torch.as_tensor(speaker, dtype=torch.long, device=device)
+        if speaker.dim() == 0:
+            speaker = speaker.expand(batch)
+        bad = (speaker < 0) | (speaker >= len(self.speakers))
+        if bool(bad.any()):
+            raise ModelError(f"speaker index {int(speaker[bad][0])} is out of range; this model "
+                             f"has {len(self.speakers)} speakers (use speaker_index(name))")
+        return self.speaker_embedding(speaker)  # (B, S)
+
+    # ------------------------------------------------------------------------------ encode
+
+    def encode(self, wav: torch.Tensor, return_vectors: bool = False, *,
+               lengths: torch.Tensor | None = None):
+        """Waveform -> codes, without touching the codebook state (call ``.eval()`` first so
+        dropout is off).
+
+        Args:
+            wav: (B, T) float waveform at `sample_rate`.
+            return_vectors: also return the encoder's output z_e.
+            lengths: (B,) valid samples (None: all T); only ``utterance_norm`` uses it. Codes at
+                or past ceil(length / hop) cover padding; trim them.
+
+        Returns:
+            codes (B, ceil(T / hop)) int64 [, z_e (B, D, ceil(T / hop))].
+        """
+        z_e = self.encoder(wav, None if lengths is None else lengths.to(wav.device))  # (B, D, Tc)
+        B, D, Tc = z_e.shape
+        with torch.autocast(wav.device.type, enabled=False):
+            flat = z_e.detach().float().transpose(1, 2).reshape(-1, D)  # (B * Tc, D)
+            codes = self.quantizer.nearest(flat).view(B, Tc)  # (B, Tc)
+        return (codes, z_e) if return_vectors else codes
+
+    # ------------------------------------------------------------------------------ decode
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor, speaker: torch.Tensor | int, head: str = "wavenet", *,
+               lengths: torch.Tensor | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Codes + speaker -> waveform, through the WaveNet (sampling) or the mel head
+        (Griffin-Lim).
+
+        Args:
+            codes: (B, Tc) int64 codes.
+            speaker: (B,) int64 speaker rows (or one int for the whole batch).
+            head: 'wavenet' (incremental sampling, high quality, slow on CPU) or 'mel'
+                (log-mel head + Griffin-Lim, fast).
+            lengths: (B,) samples to produce per item, at most Tc * hop (None: Tc * hop).
+            temperature: WaveNet sampling temperature (1 = the model's distribution).
+            generator: torch.Generator for reproducible WaveNet sampling.
+
+        Returns:
+            (B, max(lengths)) float32 waveform in [-1, 1] on the codes' device, zero past each
+            item's length.
+
+        Raises:
+            ModelError: unknown head, or a head this model was trained without (weight 0).
+        """
+        if head not in HEADS:
+            raise ModelError(f"unknown decoder head '{head}'; choose 'wavenet' or 'mel'")
+        module = self.wavenet if head == "wavenet" else self.mel_decoder
+        if module is None:
+            key = f"model.decoder.{head}.weight"
+            other = "mel" if head == "wavenet" else "wavenet"
+            raise ModelError(f"this model has no '{head}' head ({key} was 0 in training); decode "
+                             f"with head='{other}', or train one with {key} > 0")
+        B, Tc = codes.shape
+        device = codes.device
+        full = Tc * self.hop
+        if lengths is None:
+            lengths = torch.full((B,), full, dtype=torch.long, device=device)
+        lengths = torch.as_tensor(lengths).to(device=device, dtype=torch.long)
+        if bool((lengths > full).any()) or bool((lengths < 0).any()):
+            raise ModelError(f"decode lengths must lie in [0, {full}] (= {Tc} codes x hop "
+                             f"{self.hop}); got {lengths.tolist()}")
+        T = int(lengths.max()) if B else 0
+        q = self.quantizer.embed(codes).float()  # (B, D, Tc)
+        spk = self._speaker_vectors(speaker, B, device)  # (B, S)
+        out = torch.zeros(B, T, dtype=torch.float32, device=device)  # (B, T)
+        if head == "wavenet":
+            classes = self.wavenet.generate(q, spk, lengths, temperature=temperature,
+                                            generator=generator)  # (B, >= T)
+            out = audio.mu_law_decode(classes[:, :T], self.mu_channels).float()  # (B, T)
+        else:
+            mel = self.mel_decoder(q, spk).float().cpu().numpy()  # (B, n_mels, Tc * up)
+            hop = self.mel_params["hop_length"]
+            for i, n in enumerate(lengths.tolist()):
+                if n == 0:
+                    continue
+                frames = -(-n // hop)
+                y = audio.griffin_lim(mel[i, :, :frames], **self.mel_params)  # (frames * hop,)
+                out[i, :n] = torch.from_numpy(y[:n]).to(device=device, dtype=torch.float32)
+            out = out.clamp_(-1.0, 1.0)  # as save_audio would; an untrained head can be loud
+        return out * valid_mask(lengths, T)  # (B, T)
+
+    # ------------------------------------------------------------------------------ train
+
+    def _quantize(self, z_e: torch.Tensor, mask: torch.Tensor | None):
+        """Quantise only the valid frames (so padding moves neither the codebook nor the loss
+        nor the statistics); padding frames get zero vectors."""
+        if mask is None:
+            return self.quantizer(z_e, return_stats=True)
+        B, D, Tc = z_e.shape
+        z_valid = z_e.transpose(1, 2)[mask]  # (N, D)
+        q_valid, c_valid, loss, stats = self.quantizer(z_valid.t().unsqueeze(0),
+                                                       return_stats=True)  # (1, D, N)
+        quantized = z_e.new_zeros(B, Tc, D, dtype=q_valid.dtype)  # (B, Tc, D)
+        quantized[mask] = q_valid[0].t()
+        codes = torch.full((B, Tc), -1, dtype=torch.long, device=z_e.device)  # (B, Tc)
+        codes[mask] = c_valid[0]
+        return quantized.transpose(1, 2), codes, loss, stats
+
+    def _wavenet_crop(self, wav: torch.Tensor, quantized: torch.Tensor,
+                      mask: torch.Tensor | None):
+        """A random code-aligned crop of `wavenet_window` samples for the WaveNet's loss (the
+        same crop for the whole batch), or everything when the window is 0 or longer.
+
+        The WaveNet's cost is per sample while the codes are learned through every head, so
+        training it on part of each window (as WaveNet vocoders train on short excerpts) buys
+        more steps per second without changing what the codes see.
+        """
+        n_codes = quantized.shape[-1]
+        want = -(-self.wavenet_window // self.hop) if self.wavenet_window > 0 else n_codes
+        if want >= n_codes:
+            return wav, quantized, mask
+        c0 = int(torch.randint(0, n_codes - want + 1, ()))  # global RNG: checkpointed
+        a, b = c0 * self.hop, (c0 + want) * self.hop
+        return wav[:, a:b], quantized[:, :, c0:c0 + want], None if mask is None else mask[:, a:b]
+
+    def forward(self, wav: torch.Tensor, speaker: torch.Tensor,
+                lengths: torch.Tensor | None = None) -> VQVAEOutput:
+        """Training loss of a batch (teacher-forced WaveNet, mel head, VQ loss).
+
+        Args:
+            wav: (B, T) float waveform in [-1, 1].
+            speaker: (B,) int64 speaker rows.
+            lengths: (B,) valid samples per item (None: all T); samples past them are zeroed and
+                excluded from every loss term and from the codebook update.
+
+        Returns:
+            VQVAEOutput(loss, nll, bits_per_sample, vq_loss, mel_loss, stats).
+        """
+        B, T = wav.shape
+        Tc = -(-T // self.hop)
+        t_pad = Tc * self.hop
+        code_mask = sample_mask = None
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths).to(device=wav.device, dtype=torch.long)
+            sample_mask = valid_mask(lengths, t_pad)  # (B, T_pad)
+            code_mask = valid_mask(lengths, Tc, self.hop)  # (B, Tc)
+        wav = F.pad(wav.float(), (0, t_pad - T))  # (B, T_pad)
+        if sample_mask is not None:
+            wav = wav * sample_mask
+        z_e = self.encoder(wav, lengths)  # (B, D, Tc)
+        quantized, _, vq_loss, stats = self._quantize(z_e, code_mask)  # (B, D, Tc)
+        quantized = time_jitter(quantized, self.jitter, training=self.training)  # (B, D, Tc)
+        spk = self.speaker_embedding(speaker.to(wav.device))  # (B, S)
+        zero = torch.zeros((), device=wav.device)
+        nll, mel_loss = zero, zero
+        if self.wavenet is not None:
+            wn_wav, wn_cond, wn_mask = self._wavenet_crop(wav, quantized, sample_mask)
+            targets = audio.mu_law_encode(wn_wav, self.mu_channels)  # (B, T_wn)
+            logits = self.wavenet(targets, wn_cond, spk)  # (B, out, T_wn)
+            nll = self.wavenet.loss(logits, targets, wn_mask).float()
+        if self.mel_decoder is not None:
+            with torch.autocast(wav.device.type, enabled=False):
+                target = audio.log_mel(wav, n_mels=self.n_mels, **self.mel_params)  # (B, M, F)
+            pred = self.mel_decoder(quantized, spk)  # (B, M, Tc * up)
+            frame_mask = (None if lengths is None else
+                          valid_mask(lengths, target.shape[-1], self.mel_params["hop_length"]))
+            mel_loss = mel_l1_loss(pred, target, frame_mask)
+        vq_loss = vq_loss.float()
+        loss = self.wavenet_weight * nll + vq_loss + self.mel_weight * mel_loss
+        return VQVAEOutput(loss, nll, nll / math.log(2), vq_loss, mel_loss, stats)
+
+
+def load_vqvae(model: str | os.PathLike, checkpoint: str | None = None,
+               device: str | torch.device = "cpu") -> VQVAE:
+    """A trained VQVAE in eval mode from an exp dir (``checkpoints/last.pt``) or a ``.pt`` file.
+
+    Args:
+        model: exp dir of `speechvq train`, or a checkpoint file.
+        checkpoint: another checkpoint name inside the exp dir (e.g. ``step_00001000.pt``).
+        device: where to put the model.
+
+    Raises:
+        ModelError: no such checkpoint, or it does not hold a speech VQ-VAE.
+    """
+    path = resolve_checkpoint(model, checkpoint)
+    state = load_checkpoint(path, map_location="cpu")  # weights_only=True
+    if "speakers" not in state:
+        raise ModelError(f"checkpoint '{path}' has no speaker list; it is not a speech VQ-VAE")
+    cfg = config_from_dict(state["config"], source=f"checkpoint {path}")
+    vqvae = VQVAE.from_config(cfg, list(state["speakers"]))
+    try:
+        vqvae.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"checkpoint '{path}' does not match the model its config describes "
+                         f"({first}); it was written by another speechvq version") from None
+    vqvae.trained_steps = int(state.get("step", 0))
+    return vqvae.to(device).eval()
