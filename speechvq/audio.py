@@ -23,18 +23,29 @@ import functools
 import math
 import os
 import tempfile
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
 
 from speechvq.errors import AudioError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 LOG_FLOOR = 1e-5  # magnitudes are floored here before the log (log(1e-5) = -11.5)
 
 # ------------------------------------------------------------------------------------------ I/O
+
+
+def _is_tensor(x) -> bool:
+    """isinstance(x, torch.Tensor) without importing torch (it can only be a tensor if torch is
+    already imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -94,7 +105,7 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
         subtype: libsndfile subtype, e.g. "PCM_16", "FLOAT".
     """
     path = Path(path)
-    if isinstance(x, torch.Tensor):
+    if _is_tensor(x):
         x = x.detach().float().cpu().numpy()
     x = np.asarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
@@ -115,7 +126,7 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
 
 def is_silent(x, threshold_db: float = -60.0) -> bool:
     """True when the peak |x| is below `threshold_db` dBFS (an empty signal is silent)."""
-    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    x = x.detach().cpu().numpy() if _is_tensor(x) else np.asarray(x)
     if x.size == 0:
         return True
     peak = float(np.abs(x).max())
@@ -132,7 +143,8 @@ def mu_law_encode(x, channels: int = 256):
         (...) int64 classes in [0, channels - 1], same type as x (torch keeps the device).
     """
     mu = channels - 1
-    if isinstance(x, torch.Tensor):
+    if _is_tensor(x):
+        torch = sys.modules["torch"]
         x = x.float().clamp(-1.0, 1.0)
         y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
         return torch.floor((y + 1) / 2 * mu + 0.5).long()
@@ -148,7 +160,8 @@ def mu_law_decode(q, channels: int = 256):
         (...) float32 samples in [-1, 1], same type as q (torch keeps the device).
     """
     mu = channels - 1
-    if isinstance(q, torch.Tensor):
+    if _is_tensor(q):
+        torch = sys.modules["torch"]
         y = 2 * q.float() / mu - 1
         return torch.sign(y) * (torch.pow(1.0 + mu, y.abs()) - 1) / mu
     y = 2 * np.asarray(q, dtype=np.float64) / mu - 1
@@ -173,6 +186,7 @@ def _check_params(sample_rate: int, n_fft: int, win_length: int, hop_length: int
 @functools.lru_cache(maxsize=32)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float,
                device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    import torch  # imported lazily: dump and synthesis workers never need it
     import librosa  # slow to import; only the filters come from it
 
     fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
@@ -182,6 +196,7 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
 
 @functools.lru_cache(maxsize=32)
 def _window(win_length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    import torch  # imported lazily: dump and synthesis workers never need it
     return torch.hann_window(win_length, periodic=True, dtype=dtype, device=device)
 
 
@@ -189,6 +204,7 @@ def _window(win_length: int, device: torch.device, dtype: torch.dtype) -> torch.
 def _dct_matrix(n_mfcc: int, n_mels: int, device: torch.device,
                 dtype: torch.dtype) -> torch.Tensor:
     """Orthonormal DCT-II rows: (n_mfcc, n_mels), as scipy.fft.dct(norm='ortho')."""
+    import torch  # imported lazily: dump and synthesis workers never need it
     k = torch.arange(n_mfcc, dtype=torch.float64)[:, None]  # (n_mfcc, 1)
     n = torch.arange(n_mels, dtype=torch.float64)[None, :]  # (1, n_mels)
     d = torch.cos(math.pi / n_mels * (n + 0.5) * k) * math.sqrt(2.0 / n_mels)
@@ -217,6 +233,7 @@ def log_mel(wav: torch.Tensor, *, sample_rate: int, n_fft: int, win_length: int,
         (..., n_mels, ceil(T / hop_length)) ``log(max(mel @ |STFT|, 1e-5))``, wav's dtype
         (computed in float32 for half precision inputs).
     """
+    import torch  # imported lazily: dump and synthesis workers never need it
     _check_params(sample_rate, n_fft, win_length, hop_length, fmin, fmax)
     wav = torch.as_tensor(wav)
     out_dtype = wav.dtype if wav.is_floating_point() else torch.float32
@@ -255,6 +272,7 @@ def mfcc(wav: torch.Tensor, *, n_mfcc: int = 13, sample_rate: int, n_fft: int, w
     Returns:
         (..., n_mfcc, ceil(T / hop_length)).
     """
+    import torch  # imported lazily: dump and synthesis workers never need it
     if not 0 < n_mfcc <= n_mels:
         raise ConfigError(f"n_mfcc ({n_mfcc}) must be between 1 and n_mels ({n_mels})")
     lm = log_mel(wav, sample_rate=sample_rate, n_fft=n_fft, win_length=win_length,
@@ -276,6 +294,7 @@ def griffin_lim(logmel: np.ndarray, *, sample_rate: int, n_fft: int, win_length:
     Returns:
         (frames * hop_length,) float32 waveform, frame j centred on (j + 0.5) * hop_length.
     """
+    import torch  # imported lazily: dump and synthesis workers never need it
     import librosa
 
     _check_params(sample_rate, n_fft, win_length, hop_length, fmin, fmax)
