@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import tempfile
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +31,7 @@ import soundfile as sf
 import soxr
 
 from speechvq.errors import AudioError, ConfigError
+from speechvq.fileio import readable_tempfile
 
 if TYPE_CHECKING:
     import torch
@@ -111,8 +111,7 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
     if not np.isfinite(x).all():
         raise AudioError(f"refusing to write '{path}': the signal holds NaN or infinite samples")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    tmp = readable_tempfile(path.parent, f".{path.name}.", path.suffix)
     try:
         sf.write(tmp, np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype)
         os.replace(tmp, path)

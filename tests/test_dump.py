@@ -20,7 +20,7 @@ from speechvq.data.speech import (SpeechBatches, WindowSampler, utterance_batche
 from speechvq.errors import DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-Q = 1.0 / 32767  # one int16 step of the dump
+Q = 1.0 / 32768  # one int16 step of the dump
 
 
 def _tone(seconds: float, sr: int, f0: float = 150.0, amp: float = 0.3, seed: int = 0):
@@ -69,7 +69,7 @@ def test_round_trip(tiny_data_dir, tmp_path):
         ref, _ = load_audio(tiny_data_dir / "wav" / f"{utt}.wav")
         np.testing.assert_allclose(d.waveform(utt), ref, rtol=0, atol=0.5 * Q + 1e-7)
         np.testing.assert_array_equal(d.audio[d.offsets[d.index(utt)]:][:8000],
-                                      np.rint(ref.astype(np.float64) * 32767).astype(np.int16))
+                                      np.clip(np.rint(ref.astype(np.float64) * 32768), -32768, 32767).astype(np.int16))
     assert len(pickle.dumps(d)) < d.audio.nbytes  # workers reopen the memmap, no copy
 
 
@@ -87,7 +87,8 @@ def test_resample_and_scale_down(tmp_path):
         ref, sr = load_audio(data / "wav" / f"{utt}.wav", 16000)
         assert sr == 16000 and d.lengths[d.index(utt)] == round(seconds * 16000) == ref.size
         np.testing.assert_allclose(d.waveform(utt), ref, rtol=0, atol=0.5 * Q + 1e-6)
-    np.testing.assert_allclose(d.waveform("b_loud"), loud / np.abs(loud).max(), atol=Q)
+    np.testing.assert_allclose(d.waveform("b_loud"), loud / np.abs(loud).max() * 32767 / 32768,
+                               atol=Q)
     assert d.text is None
 
 
@@ -96,7 +97,8 @@ def test_normalize(tiny_data_dir, tmp_path):
     assert d.meta["normalize"] is True
     for utt in d.utts:
         ref, _ = load_audio(tiny_data_dir / "wav" / f"{utt}.wav")
-        np.testing.assert_allclose(d.waveform(utt), ref / np.abs(ref).max(), atol=0.5 * Q + 1e-6)
+        np.testing.assert_allclose(d.waveform(utt), ref / np.abs(ref).max() * 32767 / 32768,
+                                   atol=0.5 * Q + 1e-6)
         assert np.abs(d.audio[d.offsets[d.index(utt)]:][:8000]).max() == 32767
 
 

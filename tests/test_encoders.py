@@ -146,3 +146,22 @@ def test_mel_l1_loss_masks_and_crops():
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
     assert mel_l1_loss(pred, target, mask).item() == pytest.approx(1.0)
     assert mel_l1_loss(pred, torch.full((2, 4, 5), 2.0)).item() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("inp", ["wav", "logmel"])
+def test_codes_do_not_depend_on_batch_mates(inp):
+    """A short utterance padded in a batch encodes as it does alone (padding is masked)."""
+    from speechvq.config import load_config
+    overrides = [f"model.encoder.input={inp}", "model.encoder.channels=16"]
+    if inp == "logmel":
+        overrides.append("model.encoder.utterance_norm=true")
+    cfg = load_config(None, overrides)
+    enc = SpeechEncoder(cfg.model.encoder, 8, cfg.data).eval()
+    g = torch.Generator().manual_seed(0)
+    short, long = torch.randn(1, 5000, generator=g), torch.randn(1, 9000, generator=g)
+    batch = torch.zeros(2, 9000)
+    batch[0, :5000], batch[1] = short[0], long[0]
+    with torch.no_grad():
+        alone = enc(short, torch.tensor([5000]))  # (1, 8, Tc)
+        together = enc(batch, torch.tensor([5000, 9000]))  # (2, 8, Tc')
+    torch.testing.assert_close(together[:1, :, :alone.shape[-1]], alone, atol=1e-5, rtol=1e-5)

@@ -5,8 +5,9 @@ single file, as nanoGPT's ``get_batch`` reads its token memmap and fairseq's ``s
 reads its feature dump (one array + per-utterance offsets/lengths). Layout of ``OUT/``:
 
 - ``audio.npy``: int16 (N,), every utterance back to back in index order, at the model rate.
-  Quantisation: ``q = clip(round(x * 32767), -32767, 32767)``, read back as ``q / 32767``
-  (symmetric; error at most 0.5 / 32767, about -96 dBFS).
+  Quantisation: ``q = clip(round(x * 32768), -32768, 32767)``, read back as ``q / 32768``,
+  as libsndfile reads 16-bit PCM, so 16-bit sources are stored losslessly (error otherwise at
+  most 0.5 / 32768, about -96 dBFS).
 - ``index.tsv``: a header line, then ``utt speaker offset length seg_offset seg_count`` (tabs),
   one line per utterance, sorted by utt (byte order); offsets contiguous from 0.
 - ``speakers.txt``: sorted unique speakers, one per line; a speaker's id is its 0-based line.
@@ -100,9 +101,10 @@ def _decode_file(item: tuple) -> list[tuple]:
             db = "-inf" if peak == 0 else f"{20 * math.log10(peak):.1f}"
             out.append((utt, "bad", f"silent (peak {db} dBFS, below {SILENCE_DB:g} dBFS)"))
             continue
-        if normalize or peak > 1.0:
-            seg = seg / peak  # peak-normalise, or scale down only what would clip
-        q = np.clip(np.rint(seg.astype(np.float64) * PCM_SCALE), -PCM_SCALE, PCM_SCALE)
+        full_scale = (PCM_SCALE - 1) / PCM_SCALE  # the largest positive int16 sample
+        if normalize or peak > full_scale:
+            seg = seg * (full_scale / peak)  # peak-normalise, or scale down only what would clip
+        q = np.clip(np.rint(seg.astype(np.float64) * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1)
         out.append((utt, "ok", q.astype(np.int16)))
     return out
 

@@ -21,7 +21,7 @@ from speechvq.errors import DataError
 __all__ = ["SpeechDump", "DUMP_VERSION", "PCM_SCALE", "INDEX_HEADER"]
 
 DUMP_VERSION = 1  # bump when the layout changes; readers refuse other versions
-PCM_SCALE = 32767  # float x in [-1, 1] <-> int16 round(x * PCM_SCALE)
+PCM_SCALE = 32768  # float x in [-1, 1) <-> int16 round(x * PCM_SCALE), as libsndfile reads PCM_16
 INDEX_HEADER = "utt\tspeaker\toffset\tlength\tseg_offset\tseg_count\n"
 _REMAKE = "remove it and run `speechvq dump DATA OUT` again"
 
@@ -206,7 +206,7 @@ class SpeechDump:
         return self._index[utt]
 
     def waveform(self, utt: str | int) -> np.ndarray:
-        """The utterance's samples as float32 (T,) in [-1, 1] (int16 / 32767)."""
+        """The utterance's samples as float32 (T,) in [-1, 1] (int16 / 32768)."""
         i = self.index(utt)
         q = self.audio[self.offsets[i]:self.offsets[i] + self.lengths[i]]  # (T,) int16
         return q.astype(np.float32) * np.float32(1.0 / PCM_SCALE)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from speechvq.errors import DataError
+from speechvq.fileio import atomic_write_text  # noqa: F401  (re-exported)
 
 _SEP = re.compile(r"[ \t]+")
 KEY_NAMES = {"wav.scp": "recording id", "spk2utt": "speaker id", "utt2spk": "utterance id",
@@ -159,19 +159,6 @@ def read_table(path: str | os.PathLike, *, what: str | None = None,
     entries, _ = parse_table(path, what=what, allow_empty=allow_empty, strict=True)
     return {k: v for k, (_, v) in entries.items()}
 
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 `text` to a temp file beside `path`, then `os.replace` it (parents made)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_table(path: str | os.PathLike,

@@ -130,18 +130,37 @@ class SpeechEncoder(nn.Module):
 
         Args:
             wav: (B, T) float waveform in [-1, 1].
-            lengths: (B,) valid samples per item (None: all T); only per-utterance normalisation
-                of log-mel input uses it, so padding does not shift the statistics.
+            lengths: (B,) valid samples per item (None: all T). Every layer's frames past the
+                valid ones are zeroed, as a lone utterance's convolution padding is, so codes do
+                not depend on the other utterances of a batch; per-utterance normalisation uses
+                only valid frames.
 
         Returns:
             z_e: (B, out_dim, ceil(T / hop)).
         """
-        x = self.features(wav, lengths)  # (B, C_in, T_pad / step)
-        h = self.front(x)  # (B, C, Tc)
-        h = self.blocks(h)  # (B, C, Tc)
+        step = 1 if self.input == "wav" else self.mel_params["hop_length"]  # samples per frame
+        h = _mask(self.features(wav, lengths), lengths, step)  # (B, C_in, T_pad / step)
+        for layer in self.front:  # (padded strided conv, ReLU) pairs
+            h = layer(h)
+            if isinstance(layer, nn.ReLU):
+                h = _mask(h, lengths, step)
+            else:
+                step *= next(m for m in layer.modules() if isinstance(m, nn.Conv1d)).stride[0]
+        for block in self.blocks:  # (B, C, Tc)
+            h = _mask(block(h), lengths, step)
         z = self.out(F.relu(h))  # (B, D, Tc)
         assert z.shape[-1] == -(-wav.shape[-1] // self.hop)
         return z
+
+
+def _mask(h: torch.Tensor, lengths: torch.Tensor | None, step: int) -> torch.Tensor:
+    """Zero frames at or past ceil(lengths / step) (frames of `step` samples); no-op without
+    lengths."""
+    if lengths is None:
+        return h
+    n_valid = (lengths.to(h.device) + step - 1) // step  # (B,)
+    keep = torch.arange(h.shape[-1], device=h.device)[None, :] < n_valid[:, None]  # (B, F)
+    return h * keep[:, None, :].to(h.dtype)
 
 
 def utterance_normalize(mel: torch.Tensor, lengths: torch.Tensor | None,

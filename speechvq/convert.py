@@ -1,0 +1,166 @@
+"""Voice conversion: source audio -> codes -> decoder(codes, target speaker) -> audio (stage 4).
+
+The codes carry the content and the speaker enters only through the decoder's speaker embedding,
+so decoding a source's codes with another speaker's embedding converts the voice (van den Oord
+et al. 2017, section 4.3). Two decoders can render the codes:
+
+- ``wavenet``: the paper's path, autoregressive sampling over 8-bit mu-law with the incremental
+  (O(layers) per sample) generator, batched over utterances; slow on CPU, fast on a GPU.
+- ``mel``: the log-mel head + Griffin-Lim; fast anywhere, less natural.
+- ``auto`` (default): the WaveNet on CUDA when the model has one, else the mel head when it has
+  one, else the WaveNet.
+
+Many conversions in one call are written as a Kaldi data dir (``wav.scp``, ``utt2spk`` = target
+speaker, ``utt2src`` = source utterance, ``text`` copied from the source) so they can be scored
+like any other data; finished wavs are kept when a run is restarted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from speechvq.audio import load_audio, save_audio
+from speechvq.data.kaldi import DataDir, check_id
+from speechvq.data.utterances import Utterances
+from speechvq.encode import pick_device
+from speechvq.errors import DataError, ModelError
+from speechvq.models.vqvae import VQVAE, load_vqvae
+
+
+def choose_head(model: VQVAE, head: str) -> str:
+    """Resolve ``auto`` (see the module docstring); other names pass through."""
+    if head != "auto":
+        return head
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    if model.wavenet is not None and (on_gpu or model.mel_decoder is None):
+        return "wavenet"
+    return "mel"
+
+
+@torch.no_grad()
+def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Sequence[str], *,
+                      head: str = "auto", temperature: float = 1.0, seed: int = 0
+                      ) -> list[np.ndarray]:
+    """Convert a batch of waveforms (at the model's rate) to the given target speakers.
+
+    Args:
+        model: VQVAE in eval mode.
+        waves: source waveforms, float32 (T_i,) each.
+        speakers: one target speaker name per waveform.
+        head: 'wavenet', 'mel' or 'auto'.
+        temperature: WaveNet sampling temperature.
+        seed: seeds the WaveNet's sampling generator.
+
+    Returns:
+        converted waveforms, float32 (T_i,) each (same lengths as the sources).
+    """
+    device = next(model.parameters()).device
+    rows = torch.tensor([model.speaker_index(s) for s in speakers], device=device)  # (B,)
+    lengths = torch.tensor([len(w) for w in waves], device=device)  # (B,)
+    wav = torch.zeros(len(waves), int(lengths.max()), device=device)  # (B, T_max)
+    for i, w in enumerate(waves):
+        wav[i, :len(w)] = torch.from_numpy(np.ascontiguousarray(w)).to(device)
+    codes = model.encode(wav, lengths=lengths)  # (B, Tc)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = model.decode(codes, rows, choose_head(model, head), lengths=lengths,
+                       temperature=temperature, generator=generator)  # (B, T_max)
+    return [out[i, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
+
+
+def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker: str,
+                 out: str | os.PathLike, *, head: str = "auto", temperature: float = 1.0,
+                 seed: int = 0, checkpoint: str | None = None, device: str = "auto") -> Path:
+    """`speechvq convert --src a.wav --speaker S -o out.wav`: one file, any rate (resampled)."""
+    model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
+    model.speaker_index(speaker)  # an unknown speaker fails before any audio is read
+    wav, _ = load_audio(src, model.sample_rate)
+    (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
+                             seed=seed)
+    save_audio(out, y, model.sample_rate)
+    return Path(out)
+
+
+def conversion_pairs(data: Utterances, targets: Sequence[str], max_utts: int | None
+                     ) -> list[tuple[str, str, str]]:
+    """(output utt id, source utt, target speaker) for the first `max_utts` source utterances
+    (sorted) x every target other than the source's own speaker; ids are ``<target>-<src>``."""
+    sources = data.utts[:max_utts] if max_utts else list(data.utts)
+    pairs = []
+    for utt in sources:
+        for tgt in targets:
+            if tgt != data.speaker(utt):
+                pairs.append((f"{tgt}-{utt}", utt, tgt))
+    return sorted(pairs)
+
+
+def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
+                 speakers: Sequence[str], out_dir: str | os.PathLike, *, head: str = "auto",
+                 max_utts: int | None = None, batch_size: int = 8, temperature: float = 1.0,
+                 seed: int = 0, checkpoint: str | None = None, device: str = "auto",
+                 progress: bool = True) -> DataDir:
+    """`speechvq convert --data DATA --speakers S1,S2 --out DIR`: many conversions, batched.
+
+    Every source utterance (the first `max_utts`, sorted) is converted to every listed target
+    speaker except its own. Wavs already in ``DIR/wav/`` from an interrupted run are kept.
+
+    Returns:
+        the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
+    """
+    model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
+    for s in speakers:
+        model.speaker_index(s)  # unknown targets fail before any work
+    data = Utterances(data_path, model.sample_rate)
+    head = choose_head(model, head)
+    out = Path(out_dir)
+    pairs = conversion_pairs(data, speakers, max_utts)
+    if not pairs:
+        raise DataError(f"nothing to convert: the targets ({', '.join(speakers)}) are the only "
+                        f"speakers of '{data_path}'; pick other --speakers")
+    for new_utt, _, _ in pairs:
+        check_id(new_utt, "converted utterance id", f"--out {out}")
+    wav_dir = out / "wav"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
+    if len(todo) < len(pairs):
+        print(f"convert: {len(pairs) - len(todo)} of {len(pairs)} conversions already in "
+              f"{wav_dir}, kept")
+    sources = {src: data.waveform(src) for _, src, _ in todo}  # each decoded once
+    # Long sources first, so a batch holds similar lengths (less padding in the WaveNet).
+    todo.sort(key=lambda p: (-len(sources[p[1]]), p[0]))
+    bar = tqdm(total=len(todo), desc=f"convert ({head})", unit="utt", disable=not progress)
+    for k in range(0, len(todo), batch_size):
+        batch = todo[k:k + batch_size]
+        waves = [sources[src] for _, src, _ in batch]
+        ys = convert_waveforms(model, waves, [t for _, _, t in batch], head=head,
+                               temperature=temperature, seed=seed + k)
+        for (new_utt, _, _), y in zip(batch, ys):
+            save_audio(wav_dir / f"{new_utt}.wav", y, model.sample_rate)
+        bar.update(len(batch))
+    bar.close()
+    texts = {new: data.text(src) for new, src, _ in pairs}
+    result = DataDir(path=out,
+                     wav_scp={new: str((wav_dir / f"{new}.wav").resolve()) for new, _, _ in pairs},
+                     utt2spk={new: tgt for new, _, tgt in pairs},
+                     utt2src={new: src for new, src, _ in pairs},
+                     text=texts if all(t is not None for t in texts.values()) else None)
+    result.save(out)
+    return result
+
+
+def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
+                  checkpoint: str | None = None) -> list[str]:
+    """The model's speakers (conversion targets), restricted to those in DATA when given."""
+    model = load_vqvae(model_path, checkpoint=checkpoint, device=torch.device("cpu"))
+    if data_path is None:
+        return list(model.speakers)
+    present = set(Utterances(data_path, model.sample_rate).speakers())
+    known = [s for s in model.speakers if s in present]
+    if not known:
+        raise ModelError(f"none of the model's speakers read anything in '{data_path}'")
+    return known

@@ -1,0 +1,109 @@
+"""Where evaluation results go and how they say what produced them.
+
+Every ``speechvq evaluate`` run writes one JSON file, ``EXP/eval/<what>_<name>.json`` (DESIGN.md,
+stage 4), holding its numbers under DESIGN.md's keys (``units.<name>.<system>.<metric>`` or
+``conversion.<name>.<metric>``) beside ``command`` (the command line that reproduces them, in
+`shlex` quoting) and ``data`` (the paths it read). `speechvq.evaluation.report` gathers them.
+Files are written to a temp name in the same folder and renamed, so a reader never sees half a
+file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from speechvq.errors import ConfigError, DataError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def resolve_exp_dir(model: str | os.PathLike | None, exp: str | os.PathLike | None) -> Path:
+    """The exp dir results go to: ``exp`` when given, else the ``--model`` exp dir.
+
+    A ``.pt`` file inside ``EXP/checkpoints/`` counts as belonging to EXP.
+
+    Raises:
+        ConfigError: neither names an exp dir.
+    """
+    if exp is not None:
+        return Path(exp)
+    if model is not None:
+        m = Path(model)
+        if m.is_dir():
+            return m
+        if m.parent.name == "checkpoints":
+            return m.parent.parent
+    raise ConfigError(f"no exp dir to write the results to (--model {model} is not an exp dir); "
+                      "pass --exp EXP")
+
+
+def check_name(name: str, what: str = "--name") -> str:
+    """Refuse a result name that cannot be part of a file name (``units_<name>.json``)."""
+    if not _NAME.match(name or ""):
+        raise ConfigError(f"{what} {name!r} must be letters, digits, '_', '.', '+' or '-' "
+                          "(it becomes part of a file name), e.g. --name test")
+    return name
+
+
+def default_name(path: str | os.PathLike) -> str:
+    """A result name from a data path: its folder or file stem (``dump/test`` -> ``test``)."""
+    p = Path(path)
+    name = p.stem if p.is_file() else p.name
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", name).lstrip("._-")
+    return name or "data"
+
+
+def command_line(parts: Iterable[Any]) -> str:
+    """A shell-quoted command line from its words; None and False words (and the option that
+    precedes a None value) are left out, True options are kept as bare flags."""
+    words: list[str] = []
+    items = list(parts)
+    for k, w in enumerate(items):
+        nxt = items[k + 1] if k + 1 < len(items) else ""
+        if w is None or w is False:
+            continue
+        if isinstance(w, str) and w.startswith("--") and (nxt is None or nxt is False):
+            continue
+        words.append(str(w) if w is not True else "")
+    return shlex.join([w for w in words if w != ""])
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 text to a temp name beside `path` (parents made), then rename it. Unlike
+    ``mkstemp`` the file gets the usual umask permissions, so a report stays readable."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_result(exp_dir: str | os.PathLike, kind: str, name: str, result: dict) -> Path:
+    """Write ``EXP/eval/<kind>_<name>.json`` atomically; adds ``created`` and ``output`` (the
+    file's path) to `result` in place, so the caller's dict equals the file. Returns: the path."""
+    path = Path(exp_dir) / "eval" / f"{kind}_{check_name(name)}.json"
+    result.update(created=time.strftime("%Y-%m-%d %H:%M:%S"), output=str(path))
+    write_text_atomic(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_result(path: str | os.PathLike) -> dict:
+    """Read one evaluation JSON (DataError naming the file when it is not one)."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is not a readable JSON file ({e}); rerun the `speechvq "
+                        "evaluate` command that writes it") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path} does not hold a JSON object; rerun `speechvq evaluate`")
+    return obj

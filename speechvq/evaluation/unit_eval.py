@@ -1,0 +1,397 @@
+"""`speechvq evaluate units`: score a model's codes, or any system's units, against alignments.
+
+Two entry points, both writing ``EXP/eval/units_<name>.json`` (`speechvq.evaluation.results`):
+
+- `evaluate_units_model`: encode DATA (and FIT_ON, where the code-to-phone mapping is fitted;
+  default DATA itself) with a VQ-VAE, label every code frame with the phone at its centre
+  (DESIGN.md timing), and score the VQ-VAE beside three baselines on the same frames, fitted the
+  same way (majority phone, uniformly random codes, MFCC+deltas k-means with the same K): mapping
+  accuracy (van den Oord et al. 2017), purity and PNMI (Hsu et al. 2021), perplexity, codes used,
+  ZeroSpeech 2019 bitrate (`speechvq.evaluation.units`), and ZeroSpeech-style ABX within and
+  across speakers (`speechvq.evaluation.abx`) on the encoder outputs z_e, on the code embeddings
+  (``codebook[codes]``) and, for the MFCC baseline, on its MFCC+deltas frames.
+- `evaluate_units_file`: units from any system (``--units FILE --frame-rate R``) against
+  alignments (a data dir, a dump, or a CTM file); deduplicated units are refused.
+
+The JSON holds ``units.<name>`` (DESIGN.md: ``<system>.<metric>`` plus ``frame_rate_hz``,
+``codebook_size``, ``fit_on``, ``n_phones``), ``command``, ``data`` and ``details`` (code counts,
+the code-by-phone co-occurrence matrix and the fitted mapping, for the report's figures).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from speechvq.data.alignments import SIL
+from speechvq.data.units import check_frame_level, read_units
+from speechvq.data.utterances import Utterances
+from speechvq.errors import ConfigError, DataError
+from speechvq.evaluation.abx import abx
+from speechvq.evaluation.baselines import (majority_codes, mfcc_deltas_frames, mfcc_kmeans_codes,
+                                           random_codes)
+from speechvq.evaluation.results import (check_name, command_line, default_name,
+                                         resolve_exp_dir, write_result)
+from speechvq.evaluation.units import (cooccurrence, fit_code_to_phone, frame_phone_indices,
+                                       units_report)
+
+MAX_FIT_FRAMES = 200_000  # k-means fitting frames (seeded sample above this)
+
+
+def _no_alignments(path) -> DataError:
+    return DataError(f"unit scoring needs phone alignments (phones.ctm + phones.txt) and "
+                     f"'{path}' has none; give a Kaldi dir with phones.ctm (or a dump made from "
+                     f"one), or score units of another system with --units FILE --frame-rate R "
+                     f"--alignments CTM")
+
+
+def frame_labels_for(segments: Mapping[str, list], n_frames: Mapping[str, int],
+                     frame_rate_hz: float, phones: Sequence[str]) -> dict[str, np.ndarray]:
+    """Phone index per frame for every utterance that has both frames and a non-empty alignment.
+
+    Args:
+        segments: utt -> [(start_s, dur_s, phone)]. n_frames: utt -> number of unit frames.
+        frame_rate_hz: units per second. phones: the inventory (index order).
+    Returns:
+        utt -> (n_frames,) int64, in the order of ``n_frames``.
+    """
+    return {u: frame_phone_indices(segments[u], n, frame_rate_hz, phones, sil=SIL, utt=u)
+            for u, n in n_frames.items() if segments.get(u)}
+
+
+def _alignments(data: Utterances) -> dict[str, list]:
+    if data.phones is None:
+        raise _no_alignments(data.path)
+    return {u: data.segments(u) for u in data.utts}
+
+
+def phone_set(*inventories: Sequence[str] | None) -> list[str]:
+    """One phone inventory for several data sets: SIL first, then every other phone in order of
+    first appearance over the inventories."""
+    out = [SIL]
+    for inv in inventories:
+        for p in inv or ():
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def _scored(labels: dict[str, np.ndarray], what) -> list[str]:
+    if not labels:
+        raise DataError(f"no utterance of '{what}' has both units and a phone alignment; check "
+                        "that the utterance ids of the units and of phones.ctm match")
+    return list(labels)
+
+
+def _details(codes: dict, labels: dict, mapping: np.ndarray, k: int, phones: list[str]) -> dict:
+    c = np.concatenate([codes[u] for u in labels])  # (N,)
+    lab = np.concatenate([labels[u] for u in labels])  # (N,)
+    return {"phones": list(phones), "code_counts": np.bincount(c, minlength=k).tolist(),
+            "cooccurrence": cooccurrence(c, lab, k, len(phones)).tolist(),
+            "mapping": [phones[int(i)] for i in mapping]}
+
+
+def _abx_block(prefix: str, result: dict) -> dict:
+    return {f"{prefix}within": result["within"], f"{prefix}across": result["across"],
+            f"{prefix}n_triplets_within": result["n_triplets_within"],
+            f"{prefix}n_triplets_across": result["n_triplets_across"]}
+
+
+def _mfcc_features(data: Utterances, utts: Sequence[str], hop: int, n_frames: Mapping[str, int],
+                   progress: bool, lengths: dict | None = None) -> dict[str, np.ndarray]:
+    """MFCC+deltas pooled to the unit frames, trimmed or edge-padded to the units' frame count;
+    `lengths` (when given) receives each waveform's length in samples."""
+    out = {}
+    for u in tqdm(utts, desc=f"mfcc {data.path.name}", unit="utt", disable=not progress):
+        wav = data.waveform(u)  # (T,)
+        if lengths is not None:
+            lengths[u] = len(wav)
+        f = mfcc_deltas_frames(wav, data.sample_rate, hop)  # (ceil(T / hop), 39)
+        n = n_frames[u]
+        out[u] = f[:n] if len(f) >= n else np.concatenate([f, np.repeat(f[-1:], n - len(f), 0)])
+    return out
+
+
+def _systems(codes_eval, codes_fit, labels_eval, labels_fit, k, seed, mfcc=None):
+    """{system: (codes_eval, codes_fit or None)} for units_report (fit None = fit on eval)."""
+    same = labels_fit is None
+    ev = [len(labels_eval[u]) for u in labels_eval]
+    fi = None if same else [len(labels_fit[u]) for u in labels_fit]
+    systems = {
+        "majority": (majority_codes(ev), None if same else majority_codes(fi)),
+        "random": (random_codes(ev, k, seed), None if same else random_codes(fi, k, seed + 1)),
+    }
+    if codes_eval is not None:
+        systems = {"vqvae": ([codes_eval[u] for u in labels_eval],
+                             None if same else [codes_fit[u] for u in labels_fit]), **systems}
+    if mfcc is not None:
+        feats_eval, feats_fit = mfcc
+        fit_src = feats_eval if same else feats_fit
+        km_fit, km_eval = mfcc_kmeans_codes([fit_src[u] for u in (labels_eval if same else
+                                                                  labels_fit)],
+                                            [feats_eval[u] for u in labels_eval], k, seed,
+                                            max_fit_frames=MAX_FIT_FRAMES)
+        systems["mfcc_kmeans"] = (km_eval, None if same else km_fit)
+    return systems
+
+
+def evaluate_units_model(model: str | os.PathLike, data: str | os.PathLike, *,
+                         fit_on: str | os.PathLike | None = None, name: str | None = None,
+                         exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
+                         batch_size: int = 8, abx_max_triplets: int = 5000, seed: int = 0,
+                         device: str = "auto", progress: bool = True) -> dict:
+    """`speechvq evaluate units --model M --data DATA [--fit-on FIT]`: the VQ-VAE and baselines.
+
+    Args:
+        model: exp dir or ``.pt`` checkpoint (``checkpoint`` picks another in an exp dir).
+        data: the scored utterances (dump or Kaldi dir) with phone alignments.
+        fit_on: where the code-to-phone mappings and the MFCC k-means are fitted (default: DATA
+            itself; the result's ``fit_on`` says ``eval`` then).
+        name: result name (default: DATA's folder name); exp_dir: default the model's exp dir.
+        batch_size: utterances per encoder batch; abx_max_triplets: ABX sample per condition.
+        seed: random baseline, k-means and ABX sampling; device: ``auto``, ``cpu``, ``cuda:N``.
+    Returns:
+        The JSON written to ``EXP/eval/units_<name>.json`` (with ``output``, its path).
+    """
+    from speechvq.encode import encode_utterances, load_vqvae, pick_device
+
+    name = check_name(name or default_name(data))
+    exp = resolve_exp_dir(model, exp_dir)
+    vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
+    ev = Utterances(data, vq.sample_rate)
+    seg_ev = _alignments(ev)
+    fit = None if fit_on is None else Utterances(fit_on, vq.sample_rate)
+    seg_fit = None if fit is None else _alignments(fit)
+    phones = phone_set(ev.phones, fit.phones if fit else None)
+    rate = vq.sample_rate / vq.hop
+    k = int(vq.quantizer.codebook.shape[0])
+
+    codes_ev, z_e = encode_utterances(vq, ev, batch_size=batch_size, vectors=True,
+                                      progress=progress)
+    labels_ev = frame_labels_for(seg_ev, {u: len(c) for u, c in codes_ev.items()}, rate, phones)
+    utts = _scored(labels_ev, data)
+    codes_fit = labels_fit = None
+    if fit is not None:
+        codes_fit = encode_utterances(vq, fit, batch_size=batch_size, progress=progress)
+        labels_fit = frame_labels_for(seg_fit, {u: len(c) for u, c in codes_fit.items()}, rate,
+                                      phones)
+        _scored(labels_fit, fit_on)
+    n_ev = {u: len(labels_ev[u]) for u in utts}
+    samples: dict[str, int] = {}
+    feats_ev = _mfcc_features(ev, utts, vq.hop, n_ev, progress, samples)
+    feats_fit = None if fit is None else _mfcc_features(
+        fit, list(labels_fit), vq.hop, {u: len(v) for u, v in labels_fit.items()}, progress)
+    durations = [samples[u] / vq.sample_rate for u in utts]
+
+    systems = _systems(codes_ev, codes_fit, labels_ev, labels_fit, k, seed, (feats_ev, feats_fit))
+    block = units_report(systems, [labels_ev[u] for u in utts],
+                         labels_fit=None if fit is None else list(labels_fit.values()),
+                         phones=phones, frame_rate_hz=rate, codebook_size=k,
+                         fit_on="eval" if fit_on is None else str(fit_on),
+                         durations_s=durations, sil=SIL)
+
+    speakers = {u: ev.speaker(u) for u in utts}
+    names = {u: np.array(phones, dtype=object)[labels_ev[u]].astype(str) for u in utts}
+    codebook = vq.quantizer.codebook.detach().float().cpu().numpy()  # (K, D)
+    abx_kw = dict(max_triplets=abx_max_triplets, seed=seed, sil=SIL)
+    r_ze = abx({u: z_e[u] for u in utts}, names, speakers, **abx_kw)
+    r_q = abx({u: codebook[codes_ev[u]] for u in utts}, names, speakers, **abx_kw)
+    r_mfcc = abx(feats_ev, names, speakers, **abx_kw)
+    block["vqvae"].update(_abx_block("abx_", r_ze), **_abx_block("abx_codes_", r_q),
+                          abx_n_items=r_ze["n_items"])
+    block["mfcc_kmeans"].update(_abx_block("abx_", r_mfcc))
+
+    if labels_fit is None:
+        mapping = fit_code_to_phone(np.concatenate([codes_ev[u] for u in utts]),
+                                    np.concatenate([labels_ev[u] for u in utts]), k, len(phones))
+    else:
+        mapping = fit_code_to_phone(np.concatenate([codes_fit[u] for u in labels_fit]),
+                                    np.concatenate(list(labels_fit.values())), k, len(phones))
+    result = {
+        "units": {name: block},
+        "command": command_line(["speechvq", "evaluate", "units", "--model", str(model),
+                                 "--checkpoint", checkpoint, "--data", str(data),
+                                 "--fit-on", None if fit_on is None else str(fit_on),
+                                 "--name", name, "--exp", None if exp_dir is None else str(exp),
+                                 "--abx-triplets", abx_max_triplets, "--seed", seed]),
+        "data": {"model": str(model), "checkpoint": checkpoint, "data": str(data),
+                 "fit_on": None if fit_on is None else str(fit_on),
+                 "n_utts": len(utts), "n_utts_unaligned": len(codes_ev) - len(utts)},
+        "details": _details(codes_ev, labels_ev, mapping, k, phones),
+    }
+    write_result(exp, "units", name, result)
+    return result
+
+
+# ------------------------------------------------------------------------------- units files
+
+
+def _file_alignments(path: Path) -> tuple[dict[str, list], list[str], dict[str, float] | None,
+                                          Utterances | None]:
+    """(segments, phones, real durations or None, audio access or None) of --alignments."""
+    from speechvq.data.kaldi import read_ctm, read_phones_txt
+    from speechvq.data.dumpfile import SpeechDump
+
+    if path.is_file():  # a CTM: phones.txt beside it when present, no audio
+        ctm = read_ctm(path)
+        txt = path.parent / "phones.txt"
+        phones = read_phones_txt(txt) if txt.is_file() else phone_set(
+            sorted({p for segs in ctm.values() for _, _, p in segs}))
+        return ctm, phones, None, None
+    if (path / "dump.json").exists():
+        dump = SpeechDump.open(path)
+        data = Utterances(path, dump.sample_rate)
+        durations = {u: int(n) / dump.sample_rate for u, n in zip(dump.utts, dump.lengths)}
+    else:
+        import soundfile as sf
+
+        from speechvq.data.kaldi import DataDir
+        data = Utterances(path, 16000)
+        d = DataDir.load(path, validate=False)  # Utterances validated it already
+        durations = {}
+        for u in data.utts:
+            f, start, end = d.audio_source(u)
+            durations[u] = end - start if start is not None else sf.info(str(f)).duration
+    return _alignments(data), list(data.phones), durations, data
+
+
+def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
+                        alignments: str | os.PathLike, *,
+                        fit_units: str | os.PathLike | None = None,
+                        fit_alignments: str | os.PathLike | None = None,
+                        codebook_size: int | None = None, name: str | None = None,
+                        exp_dir: str | os.PathLike | None = None, seed: int = 0,
+                        progress: bool = True) -> dict:
+    """`speechvq evaluate units --units FILE --frame-rate R --alignments DATA_OR_CTM`.
+
+    Args:
+        units_path: a units file (``utt c1 c2 ...`` or GSLM ``utt|c1 c2 ...``), one unit per frame.
+        frame_rate: units per second (50 for HuBERT, 25 for the phone-study VQ-VAE ...).
+        alignments: a Kaldi dir or dump with phones.ctm (real durations are checked, and the
+            MFCC k-means baseline is added when the frame hop is a whole number of samples), or
+            a phones.ctm file (durations unknown, no MFCC baseline).
+        fit_units, fit_alignments: where the mappings are fitted (default: the scored units).
+        codebook_size: K (default: largest unit + 1 over both units files).
+        name: result name (default: the units file's stem); exp_dir: required (EXP/eval/).
+    Returns:
+        The JSON written to ``EXP/eval/units_<name>.json`` (with ``output``, its path).
+    """
+    if exp_dir is None:
+        raise ConfigError("--units needs --exp EXP: the exp dir whose eval/ gets the results")
+    if (fit_units is None) != (fit_alignments is None):
+        raise ConfigError("give --fit-units and --fit-alignments together, or neither")
+    if not frame_rate or frame_rate <= 0:
+        raise ConfigError(f"--frame-rate must be a positive number of units per second, got "
+                          f"{frame_rate}")
+    name = check_name(name or default_name(units_path))
+    units = read_units(units_path)
+    seg, phones, durations, audio = _file_alignments(Path(alignments))
+    fit = None
+    if fit_units is not None:
+        fu = read_units(fit_units)
+        fseg, fphones, fdur, faudio = _file_alignments(Path(fit_alignments))
+        fit = (fu, fseg, fdur, faudio)
+        phones = phone_set(phones, fphones)
+    k = codebook_size or int(max(max(int(c.max(initial=0)) for c in u.values())
+                                 for u in [units] + ([fit[0]] if fit else []))) + 1
+
+    def labelled(u, segments, dur, src, what):
+        lab = frame_labels_for(segments, {x: len(c) for x, c in u.items()}, frame_rate, phones)
+        utts = _scored(lab, what)
+        missing = [x for x in utts if dur is not None and x not in dur]
+        if missing:
+            raise DataError(f"{src}: utterance {missing[0]!r} has an alignment but no audio")
+        check_frame_level([u[x] for x in utts], source=str(src), frame_rate_hz=frame_rate,
+                          durations_s=None if dur is None else [dur[x] for x in utts])
+        return lab
+
+    labels_ev = labelled(units, seg, durations, units_path, alignments)
+    labels_fit = None if fit is None else labelled(fit[0], fit[1], fit[2], fit_units,
+                                                   fit_alignments)
+    utts = list(labels_ev)
+    mfcc = None
+    hop = None if audio is None else audio.sample_rate / frame_rate
+    if hop is not None and abs(hop - round(hop)) < 1e-6 and (fit is None or fit[3] is not None):
+        feats_ev = _mfcc_features(audio, utts, int(round(hop)), {u: len(labels_ev[u])
+                                                                for u in utts}, progress)
+        feats_fit = None if fit is None else _mfcc_features(
+            fit[3], list(labels_fit), int(round(hop)),
+            {u: len(v) for u, v in labels_fit.items()}, progress)
+        mfcc = (feats_ev, feats_fit)
+    codes_fit = None if fit is None else fit[0]
+    systems = _systems(units, codes_fit, labels_ev, labels_fit, k, seed, mfcc)
+    systems = {("units" if s == "vqvae" else s): v for s, v in systems.items()}
+    block = units_report(systems, [labels_ev[u] for u in utts],
+                         labels_fit=None if labels_fit is None else list(labels_fit.values()),
+                         phones=phones, frame_rate_hz=frame_rate, codebook_size=k,
+                         fit_on="eval" if fit is None else str(fit_units),
+                         durations_s=None if durations is None else [durations[u] for u in utts],
+                         sil=SIL)
+    src_codes, src_labels = (units, labels_ev) if fit is None else (fit[0], labels_fit)
+    mapping = fit_code_to_phone(np.concatenate([src_codes[u] for u in src_labels]),
+                                np.concatenate(list(src_labels.values())), k, len(phones))
+    result = {
+        "units": {name: block},
+        "command": command_line(["speechvq", "evaluate", "units", "--units", str(units_path),
+                                 "--frame-rate", f"{frame_rate:g}", "--alignments",
+                                 str(alignments), "--fit-units",
+                                 None if fit_units is None else str(fit_units),
+                                 "--fit-alignments",
+                                 None if fit_alignments is None else str(fit_alignments),
+                                 "--codebook-size", codebook_size, "--name", name,
+                                 "--exp", str(exp_dir), "--seed", seed]),
+        "data": {"units": str(units_path), "alignments": str(alignments),
+                 "fit_units": None if fit_units is None else str(fit_units),
+                 "fit_alignments": None if fit_alignments is None else str(fit_alignments),
+                 "n_utts": len(utts), "n_utts_unaligned": len(units) - len(utts),
+                 "mfcc_kmeans": "scored" if mfcc else "skipped (no audio at a whole-sample hop)"},
+        "details": _details(units, labels_ev, mapping, k, phones),
+    }
+    write_result(exp_dir, "units", name, result)
+    return result
+
+
+# ------------------------------------------------------------------------------------ table
+
+COLUMNS = [("mapping_accuracy", "map acc", "%"), ("mapping_accuracy_nosil", "no SIL", "%"),
+           ("phone_purity", "ph pur", "%"), ("cluster_purity", "cl pur", "%"),
+           ("pnmi", "PNMI", "%"), ("perplexity", "ppl", ".1f"), ("codes_used", "used", "d"),
+           ("bitrate_bps", "bits/s", ".1f"), ("abx_within", "ABX w", "%"),
+           ("abx_across", "ABX a", "%"), ("abx_codes_within", "ABXq w", "%"),
+           ("abx_codes_across", "ABXq a", "%")]
+
+
+def format_value(value, fmt: str) -> str:
+    """One table cell: ``%`` = percent with one decimal; ``-`` for a missing value."""
+    if value is None:
+        return "-"
+    if fmt == "%":
+        return f"{100 * value + 0.0:.1f}"
+    return format(int(value) if fmt == "d" else float(value) + 0.0, fmt)  # + 0.0: no "-0.0"
+
+
+def format_units_table(result: dict) -> str:
+    """The units block(s) of a result as a plain-text table: systems x metrics (percent, 1 dp)."""
+    lines = []
+    for split, block in result["units"].items():
+        systems = [s for s in block if isinstance(block[s], dict)]
+        cols = [c for c in COLUMNS if any(block[s].get(c[0]) is not None for s in systems)]
+        fit = block["fit_on"]
+        lines.append(f"units {split}: {block['frame_rate_hz']:g} Hz, K={block['codebook_size']}, "
+                     f"{block['n_phones']} phones, mapping fitted on "
+                     f"{'the scored data' if fit == 'eval' else fit}")
+        head = f"{'system':<12}" + "".join(f"{c[1]:>9}" for c in cols)
+        lines += [head, "-" * len(head)]
+        for s in systems:
+            lines.append(f"{s:<12}" + "".join(f"{format_value(block[s].get(c[0]), c[2]):>9}"
+                                               for c in cols))
+        vq = block.get("vqvae", {})
+        if vq.get("abx_n_triplets_within") is not None:
+            lines.append(f"ABX: {vq['abx_n_triplets_within']} within / "
+                         f"{vq['abx_n_triplets_across']} across triplets (error %, lower is "
+                         f"better; ABXq = on code embeddings)")
+    return "\n".join(lines)

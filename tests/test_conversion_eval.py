@@ -1,0 +1,136 @@
+"""`speechvq evaluate conversion`: speaker-ID, content and MCD plumbing on hand-made conversions.
+
+The conversion dir of `evaldata` holds five "conversions" whose answers are known: a copy of the
+target's own reading (MCD 0), two renderings in the target's voice, one sentence the target never
+read (no parallel reading: skipped and counted), and the unchanged source (a failed conversion:
+identified as the source, code agreement 100 %, MCD equal to the baseline).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from evaldata import SENTENCES, SPEAKERS, corpus, synth
+from speechvq.config import DataConfig
+from speechvq.data.utterances import Utterances
+from speechvq.errors import DataError
+from speechvq.evaluation.conversion import (evaluate_conversion, format_conversion,
+                                            heldout_split, speaker_features,
+                                            train_speaker_classifier)
+from speechvq.evaluation.mcd import mcd
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    torch.set_num_threads(1)
+    return corpus(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def result(data, tmp_path_factory):
+    exp = tmp_path_factory.mktemp("exp_conversion")
+    return evaluate_conversion(data["conv"], data["test"], data["exp"], train=data["train"],
+                               exp_dir=exp, name="hand", batch_size=1, progress=False), exp
+
+
+def test_speaker_classifier_separates_clearly_different_speakers():
+    cfg = DataConfig()
+    feats, spk = [], []
+    for s in SPEAKERS:
+        for k in range(len(SENTENCES)):
+            feats.append(speaker_features(synth(SENTENCES[k], s, seed=1000 + k)[0], cfg))
+            spk.append(s)
+    feats, spk = np.stack(feats), np.array(spk)
+    assert feats.shape == (len(spk), 2 * (cfg.n_mels + 13))
+    train = np.arange(len(spk)) % len(SENTENCES) < 4  # sentences 0-3 train, 4-6 test
+    clf = train_speaker_classifier(feats[train], spk[train])
+    assert np.mean(clf.predict(feats[~train]) == spk[~train]) == 1.0
+
+
+def test_heldout_split_is_seeded_per_speaker_and_disjoint():
+    utts = [f"s{k % 3}_{k}" for k in range(30)]
+    spk = [u[:2] for u in utts]
+    fit, held = heldout_split(utts, spk, 0.2, seed=3)
+    assert heldout_split(utts, spk, 0.2, seed=3) == (fit, held)
+    assert not set(fit) & set(held) and set(fit) | set(held) == set(utts)
+    assert sorted(u[:2] for u in held) == ["s0", "s0", "s1", "s1", "s2", "s2"]
+
+
+def test_speaker_id_scores(result):
+    m = result[0]["conversion"]["hand"]
+    assert m["speaker_id_heldout_accuracy"] == 1.0  # reported first: the classifier works
+    assert m["speaker_id_heldout_set"].startswith("ref") and m["speaker_id_n_heldout"] == 8
+    assert m["speaker_id_n_train"] == 12 and m["speaker_id_n_speakers"] == 3
+    assert m["n_converted"] == 5 and m["n_seen_sources"] == 5
+    assert m["speaker_id_target"] == pytest.approx(4 / 5)  # all but the unchanged source
+    assert m["speaker_id_source"] == pytest.approx(1 / 5)
+
+
+def test_content_scores(result, data):
+    m, rows = result[0]["conversion"]["hand"], {r["utt"]: r for r in
+                                                 result[0]["details"]["utterances"]}
+    # the unchanged source (batch_size=1: the last codes of a batched utterance depend on
+    # its batch-mates' padding)
+    assert rows["spk3-spk2_s5"]["code_agreement"] == 1.0
+    assert 0.0 <= m["code_agreement"] <= 1.0
+    assert m["mapping_fit_on"] == str(data["train"])
+    assert 0.0 < m["mapping_accuracy_source"] <= 1.0 and 0.0 <= m["mapping_accuracy"] <= 1.0
+
+
+def test_mcd_with_baseline_and_topline(result, data):
+    m, rows = result[0]["conversion"]["hand"], {r["utt"]: r for r in
+                                                 result[0]["details"]["utterances"]}
+    test = Utterances(data["test"], 16000)
+
+    def d(a, b):
+        return mcd(test.waveform(a), test.waveform(b), 16000)
+
+    copy = rows["spk2-spk1_s4"]  # the target's own reading: MCD 0
+    assert copy["mcd_db"] == pytest.approx(0.0, abs=1e-5)
+    assert copy["mcd_baseline_db"] == pytest.approx(d("spk2_s4", "spk1_s4"))
+    # spk2 read sentence 4 once: topline against another training speaker, not the source's
+    assert copy["topline"] == "target vs another training speaker"
+    assert copy["mcd_topline_db"] == pytest.approx(d("spk2_s4", "spk3_s4"))
+    two = rows["spk1-spk2_s4"]  # spk1 read sentence 4 twice
+    assert two["topline"] == "two readings by the target"
+    assert two["mcd_topline_db"] == pytest.approx(d("spk1_s4", "spk1_s4b"))
+    same = rows["spk3-spk2_s5"]
+    assert same["mcd_db"] == pytest.approx(same["mcd_baseline_db"])
+    assert rows["spk1-spk2_s6"]["mcd_db"] is None  # spk1 never read sentence 6
+    assert m["n_mcd"] == 4 and m["n_no_parallel"] == 1 and m["n_topline"] == 4
+    scored = [r for r in rows.values() if r["mcd_db"] is not None]
+    assert m["mcd_db"] == pytest.approx(np.mean([r["mcd_db"] for r in scored]))
+    assert m["mcd_baseline_db"] > m["mcd_db"]
+    assert "two readings by the target (1)" in m["mcd_topline"]
+
+
+def test_json_file_and_report_inputs(result, data):
+    res, exp = result
+    path = exp / "eval" / "conversion_hand.json"
+    assert json.loads(path.read_text()) == res
+    assert res["command"].startswith("speechvq evaluate conversion --model ")
+    assert f"--ref {data['test']}" in res["command"] and "--name hand" in res["command"]
+    assert res["data"]["sources"] == [str(data["test"])]
+    spectro = res["details"]["spectrograms"]
+    assert 1 <= len(spectro) <= 3
+    for triple in spectro:
+        for role in ("source", "converted", "target"):
+            assert triple[role]["utt"] in Utterances(triple[role]["data"], 16000).utts
+    assert "MCD topline" in format_conversion(res)
+
+
+def test_sources_found_beside_ref_and_errors(data, tmp_path):
+    with pytest.raises(DataError, match="utt2src"):
+        evaluate_conversion(data["test"], data["test"], data["exp"], exp_dir=tmp_path,
+                            progress=False)
+    # --ref without the sources: found in the data dirs beside it (here: test, beside train)
+    res = evaluate_conversion(data["conv"], data["train"], data["exp"], exp_dir=tmp_path,
+                              progress=False)
+    m = res["conversion"]["conv"]
+    assert res["data"]["sources"] == [str(data["test"])]
+    assert m["n_mcd"] == 0 and m["n_no_parallel"] == 5  # train has no test sentences
+    assert m["speaker_id_heldout_set"].startswith("seeded 20% split")
