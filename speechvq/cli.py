@@ -10,6 +10,7 @@ registered (``speechvq --help`` lists what works).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Callable, Sequence
@@ -23,8 +24,16 @@ EPILOG = ("Run `speechvq <command> --help` for a command's options. Config keys 
           "them all with their defaults.")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the descriptions' line breaks and shows every option's default."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' line breaks and shows an option's default when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False \
+            or action.default == argparse.SUPPRESS
+        if "default" not in text and not hidden and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, print_config: bool = True) -> None:
@@ -302,6 +311,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise ConfigError("--data needs --speakers S1,S2 and --out DIR")
     result = convert.convert_data(args.model, args.data, args.speakers.split(","), args.out,
                                   head=args.head, max_utts=args.max_utts,
+                                  per_speaker=args.per_speaker,
                                   batch_size=args.batch_size, temperature=args.temperature,
                                   seed=args.seed, checkpoint=args.checkpoint,
                                   device=args.device, progress=_progress(args))
@@ -328,7 +338,11 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output Kaldi dir for --data (wav.scp, utt2spk, utt2src)")
     p.add_argument("--max-utts", type=int, default=None,
                    help="convert only the first N source utterances (sorted)")
-    p.add_argument("--head", choices=("auto", "wavenet", "mel"), default="auto")
+    p.add_argument("--per-speaker", type=int, default=None, metavar="N",
+                   help="take at most the first N utterances of each source speaker (before "
+                        "--max-utts), so the sources span speakers")
+    p.add_argument("--head", choices=("auto", "wavenet", "mel"), default="auto",
+                   help="decoder that renders the codes (see above)")
     p.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature")
     p.add_argument("--seed", type=int, default=0, help="WaveNet sampling seed")
     p.add_argument("--batch-size", type=int, default=8, help="conversions per batch")
@@ -346,11 +360,15 @@ def cmd_evaluate_units(args: argparse.Namespace) -> int:
     if args.model is not None:
         if args.data is None:
             raise ConfigError("--model needs --data DATA (a dump or Kaldi dir with phones.ctm)")
-        result = unit_eval.evaluate_units_model(
+        results = unit_eval.evaluate_units_model(
             args.model, args.data, fit_on=args.fit_on, name=args.name, exp_dir=args.exp,
             checkpoint=args.checkpoint, batch_size=args.batch_size,
             abx_max_triplets=args.abx_triplets, seed=args.seed, device=args.device,
             progress=_progress(args))
+        for result in results:
+            print(unit_eval.format_units_table(result))
+            print(result["output"])
+        return 0
     else:
         if args.frame_rate is None or args.alignments is None:
             raise ConfigError("--units needs --frame-rate R and --alignments DATA_OR_CTM")
@@ -388,14 +406,16 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                     "model beside three baselines on the same frames (majority phone, random "
                     "codes, MFCC+deltas k-means with the same K). The code-to-phone mapping is "
                     "fitted on --fit-on (default: the scored data itself).\n\nexamples:\n"
-                    "  speechvq evaluate units --model exp/mini --data dump/test --fit-on "
-                    "dump/train --name test\n  speechvq evaluate units --units hubert.txt "
+                    "  speechvq evaluate units --model exp/mini --data dump/test dump/test_unseen --fit-on "
+                    "dump/train\n  speechvq evaluate units --units hubert.txt "
                     "--frame-rate 50 --alignments data/test --exp exp/hubert")
     u.add_argument("--model", metavar="M", help="exp dir (uses checkpoints/last.pt) or .pt")
     u.add_argument("--checkpoint", metavar="NAME", default=None,
                    help="another checkpoint of the exp dir, e.g. step_00001000.pt")
     u.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:N")
-    u.add_argument("--data", help="scored data (dump or Kaldi dir) with phone alignments")
+    u.add_argument("--data", nargs="+", metavar="DATA",
+                   help="scored data (dumps or Kaldi dirs) with phone alignments; with several, "
+                        "everything fitted on --fit-on is computed once")
     u.add_argument("--fit-on", metavar="DATA", help="data the mapping and k-means are fitted on")
     u.add_argument("--units", metavar="FILE", help="units of any system (`utt c1 c2 ...`), "
                                                    "one per frame (not deduplicated)")
@@ -508,6 +528,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"speechvq {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`speechvq ... | head`): stop quietly, as cat or ls would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -98,18 +98,17 @@ def mfcc_deltas_frames(wav: np.ndarray, sample_rate: int, hop_samples: int, *,
     return (sums / counts[:, None]).astype(np.float32)  # (n_codes, 3 n_mfcc)
 
 
-def mfcc_kmeans_codes(features_fit: Sequence[np.ndarray], features_eval: Sequence[np.ndarray],
-                      n_codes: int, seed: int = 0, *, max_fit_frames: int = 200_000
-                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """k-means (K = n_codes) on pooled MFCC+deltas frames; codes for the fit and eval sets.
+def fit_mfcc_kmeans(features_fit: Sequence[np.ndarray], n_codes: int, seed: int = 0, *,
+                    max_fit_frames: int = 200_000):
+    """k-means (K = n_codes, capped at the number of frames) on pooled MFCC+deltas frames.
 
     Args:
-        features_fit: per-utterance (T, D) frames the centroids are learnt from.
-        features_eval: per-utterance (T, D) frames to encode.
-        n_codes: K (the VQ-VAE's codebook size), capped at the number of fit frames.
-        seed: k-means seed; at most ``max_fit_frames`` fit frames are used (seeded sample).
+        features_fit: per-utterance (T, D) frames the centroids are learnt from; at most
+            ``max_fit_frames`` of them are used (seeded sample).
+        n_codes: K, the VQ-VAE's codebook size.
+        seed: sampling and k-means seed.
     Returns:
-        (codes_fit, codes_eval): lists of (T,) int64 nearest-centroid indices.
+        a fitted scikit-learn estimator; ``.predict((T, D))`` gives (T,) codes.
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
@@ -117,14 +116,26 @@ def mfcc_kmeans_codes(features_fit: Sequence[np.ndarray], features_eval: Sequenc
     if x.shape[0] > max_fit_frames:
         x = x[np.random.default_rng(seed).choice(x.shape[0], max_fit_frames, replace=False)]
     k = min(n_codes, x.shape[0])
-    if x.shape[0] > 20_000:  # fairseq learn_kmeans.py settings
+    if x.shape[0] > 20_000:  # fairseq learn_kmeans.py's mini-batch settings, one k-means++ init
         km = MiniBatchKMeans(n_clusters=k, init="k-means++", max_iter=100, batch_size=10_000,
-                             n_init=3, max_no_improvement=100, random_state=seed)
+                             n_init=1, max_no_improvement=20, random_state=seed)
     else:
         km = KMeans(n_clusters=k, n_init=3, random_state=seed)
-    km.fit(x)
+    return km.fit(x)
 
-    def encode(feats):
-        return [km.predict(np.asarray(f, dtype=np.float32)).astype(np.int64) for f in feats]
 
-    return encode(features_fit), encode(features_eval)
+def kmeans_codes(km, features: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Nearest-centroid codes of each utterance's (T, D) frames: a list of (T,) int64."""
+    return [km.predict(np.asarray(f, dtype=np.float32)).astype(np.int64) for f in features]
+
+
+def mfcc_kmeans_codes(features_fit: Sequence[np.ndarray], features_eval: Sequence[np.ndarray],
+                      n_codes: int, seed: int = 0, *, max_fit_frames: int = 200_000
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`fit_mfcc_kmeans` on the fit frames, then the codes of the fit and eval sets.
+
+    Returns:
+        (codes_fit, codes_eval): lists of (T,) int64 nearest-centroid indices.
+    """
+    km = fit_mfcc_kmeans(features_fit, n_codes, seed, max_fit_frames=max_fit_frames)
+    return kmeans_codes(km, features_fit), kmeans_codes(km, features_eval)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -32,8 +32,8 @@ from speechvq.data.units import check_frame_level, read_units
 from speechvq.data.utterances import Utterances
 from speechvq.errors import ConfigError, DataError
 from speechvq.evaluation.abx import abx
-from speechvq.evaluation.baselines import (majority_codes, mfcc_deltas_frames, mfcc_kmeans_codes,
-                                           random_codes)
+from speechvq.evaluation.baselines import (fit_mfcc_kmeans, kmeans_codes, majority_codes,
+                                           mfcc_deltas_frames, random_codes)
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
 from speechvq.evaluation.units import (cooccurrence, fit_code_to_phone, frame_phone_indices,
@@ -116,80 +116,118 @@ def _mfcc_features(data: Utterances, utts: Sequence[str], hop: int, n_frames: Ma
     return out
 
 
-def _systems(codes_eval, codes_fit, labels_eval, labels_fit, k, seed, mfcc=None):
+def _systems(codes_eval, labels_eval, k, seed, fit: "_FitSide | None" = None, feats_eval=None):
     """{system: (codes_eval, codes_fit or None)} for units_report (fit None = fit on eval)."""
-    same = labels_fit is None
     ev = [len(labels_eval[u]) for u in labels_eval]
-    fi = None if same else [len(labels_fit[u]) for u in labels_fit]
+    fi = None if fit is None else [len(fit.labels[u]) for u in fit.labels]
     systems = {
-        "majority": (majority_codes(ev), None if same else majority_codes(fi)),
-        "random": (random_codes(ev, k, seed), None if same else random_codes(fi, k, seed + 1)),
+        "majority": (majority_codes(ev), None if fit is None else majority_codes(fi)),
+        "random": (random_codes(ev, k, seed), None if fit is None else random_codes(fi, k, seed + 1)),
     }
     if codes_eval is not None:
         systems = {"vqvae": ([codes_eval[u] for u in labels_eval],
-                             None if same else [codes_fit[u] for u in labels_fit]), **systems}
-    if mfcc is not None:
-        feats_eval, feats_fit = mfcc
-        fit_src = feats_eval if same else feats_fit
-        km_fit, km_eval = mfcc_kmeans_codes([fit_src[u] for u in (labels_eval if same else
-                                                                  labels_fit)],
-                                            [feats_eval[u] for u in labels_eval], k, seed,
-                                            max_fit_frames=MAX_FIT_FRAMES)
-        systems["mfcc_kmeans"] = (km_eval, None if same else km_fit)
+                             None if fit is None else [fit.codes[u] for u in fit.labels]),
+                   **systems}
+    if feats_eval is not None:
+        eval_feats = [feats_eval[u] for u in labels_eval]
+        if fit is None:  # k-means fitted on the scored frames themselves
+            km = fit_mfcc_kmeans(eval_feats, k, seed, max_fit_frames=MAX_FIT_FRAMES)
+            systems["mfcc_kmeans"] = (kmeans_codes(km, eval_feats), None)
+        else:
+            systems["mfcc_kmeans"] = (kmeans_codes(fit.kmeans, eval_feats), fit.kmeans_codes)
     return systems
 
 
-def evaluate_units_model(model: str | os.PathLike, data: str | os.PathLike, *,
+class _FitSide(NamedTuple):
+    """What --fit-on gives every scored split: codes, frame labels, the MFCC k-means."""
+
+    codes: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    kmeans: object
+    kmeans_codes: list[np.ndarray]
+
+
+def _fit_side(vq, fit: Utterances, fit_on, phones, rate, k, seed, batch_size,
+              progress) -> _FitSide:
+    from speechvq.encode import encode_utterances
+
+    seg_fit = _alignments(fit)
+    codes = encode_utterances(vq, fit, batch_size=batch_size, progress=progress)
+    labels = frame_labels_for(seg_fit, {u: len(c) for u, c in codes.items()}, rate, phones)
+    _scored(labels, fit_on)
+    feats = _mfcc_features(fit, list(labels), vq.hop, {u: len(v) for u, v in labels.items()},
+                           progress)
+    fit_feats = [feats[u] for u in labels]
+    km = fit_mfcc_kmeans(fit_feats, k, seed, max_fit_frames=MAX_FIT_FRAMES)
+    return _FitSide(codes, labels, km, kmeans_codes(km, fit_feats))
+
+
+def evaluate_units_model(model: str | os.PathLike,
+                         data: str | os.PathLike | Sequence[str | os.PathLike], *,
                          fit_on: str | os.PathLike | None = None, name: str | None = None,
                          exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
                          batch_size: int = 8, abx_max_triplets: int = 5000, seed: int = 0,
-                         device: str = "auto", progress: bool = True) -> dict:
-    """`speechvq evaluate units --model M --data DATA [--fit-on FIT]`: the VQ-VAE and baselines.
+                         device: str = "auto", progress: bool = True) -> dict | list[dict]:
+    """`speechvq evaluate units --model M --data DATA [DATA ...] [--fit-on FIT]`.
+
+    The VQ-VAE and the baselines are scored on each DATA; everything fitted on FIT_ON (its codes
+    and labels, the MFCC k-means) is computed once and shared by every DATA.
 
     Args:
         model: exp dir or ``.pt`` checkpoint (``checkpoint`` picks another in an exp dir).
-        data: the scored utterances (dump or Kaldi dir) with phone alignments.
-        fit_on: where the code-to-phone mappings and the MFCC k-means are fitted (default: DATA
-            itself; the result's ``fit_on`` says ``eval`` then).
-        name: result name (default: DATA's folder name); exp_dir: default the model's exp dir.
+        data: the scored utterances (dump or Kaldi dir) with phone alignments; or several.
+        fit_on: where the code-to-phone mappings and the MFCC k-means are fitted (default: each
+            DATA itself; the result's ``fit_on`` says ``eval`` then).
+        name: result name of a single DATA (default: DATA's folder name); exp_dir: default the
+            model's exp dir.
         batch_size: utterances per encoder batch; abx_max_triplets: ABX sample per condition.
         seed: random baseline, k-means and ABX sampling; device: ``auto``, ``cpu``, ``cuda:N``.
     Returns:
-        The JSON written to ``EXP/eval/units_<name>.json`` (with ``output``, its path).
+        The JSON written to ``EXP/eval/units_<name>.json`` (with ``output``, its path); a list of
+        them, in DATA order, when several DATA are given.
     """
-    from speechvq.encode import encode_utterances, load_vqvae, pick_device
+    from speechvq.encode import load_vqvae, pick_device
 
-    name = check_name(name or default_name(data))
+    several = not isinstance(data, (str, os.PathLike))
+    datas = list(data) if several else [data]
+    if name is not None and len(datas) > 1:
+        raise ConfigError("--name names one result; give one --data with it, or leave it out "
+                          "(each result is named after its data folder)")
+    names = [check_name(name or default_name(d)) for d in datas]
     exp = resolve_exp_dir(model, exp_dir)
     vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
-    ev = Utterances(data, vq.sample_rate)
-    seg_ev = _alignments(ev)
+    evs = [Utterances(d, vq.sample_rate) for d in datas]
+    segs = [_alignments(ev) for ev in evs]  # every DATA is checked before any work
     fit = None if fit_on is None else Utterances(fit_on, vq.sample_rate)
-    seg_fit = None if fit is None else _alignments(fit)
-    phones = phone_set(ev.phones, fit.phones if fit else None)
+    phones = phone_set(*(ev.phones for ev in evs), fit.phones if fit else None)
     rate = vq.sample_rate / vq.hop
     k = int(vq.quantizer.codebook.shape[0])
+    shared = None if fit is None else _fit_side(vq, fit, fit_on, phones, rate, k, seed,
+                                                batch_size, progress)
+    results = [_score_split(vq, ev, seg, d, n, shared, phones, rate, k, model, checkpoint,
+                            fit_on, exp, exp_dir, batch_size, abx_max_triplets, seed, progress)
+               for ev, seg, d, n in zip(evs, segs, datas, names)]
+    return results if several else results[0]
+
+
+def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, phones, rate, k,
+                 model, checkpoint, fit_on, exp, exp_dir, batch_size, abx_max_triplets, seed,
+                 progress) -> dict:
+    """Score one DATA (see `evaluate_units_model`) and write its JSON."""
+    from speechvq.encode import encode_utterances
 
     codes_ev, z_e = encode_utterances(vq, ev, batch_size=batch_size, vectors=True,
                                       progress=progress)
     labels_ev = frame_labels_for(seg_ev, {u: len(c) for u, c in codes_ev.items()}, rate, phones)
     utts = _scored(labels_ev, data)
-    codes_fit = labels_fit = None
-    if fit is not None:
-        codes_fit = encode_utterances(vq, fit, batch_size=batch_size, progress=progress)
-        labels_fit = frame_labels_for(seg_fit, {u: len(c) for u, c in codes_fit.items()}, rate,
-                                      phones)
-        _scored(labels_fit, fit_on)
     n_ev = {u: len(labels_ev[u]) for u in utts}
     samples: dict[str, int] = {}
     feats_ev = _mfcc_features(ev, utts, vq.hop, n_ev, progress, samples)
-    feats_fit = None if fit is None else _mfcc_features(
-        fit, list(labels_fit), vq.hop, {u: len(v) for u, v in labels_fit.items()}, progress)
     durations = [samples[u] / vq.sample_rate for u in utts]
 
-    systems = _systems(codes_ev, codes_fit, labels_ev, labels_fit, k, seed, (feats_ev, feats_fit))
+    systems = _systems(codes_ev, labels_ev, k, seed, fit, feats_ev)
     block = units_report(systems, [labels_ev[u] for u in utts],
-                         labels_fit=None if fit is None else list(labels_fit.values()),
+                         labels_fit=None if fit is None else list(fit.labels.values()),
                          phones=phones, frame_rate_hz=rate, codebook_size=k,
                          fit_on="eval" if fit_on is None else str(fit_on),
                          durations_s=durations, sil=SIL)
@@ -205,12 +243,12 @@ def evaluate_units_model(model: str | os.PathLike, data: str | os.PathLike, *,
                           abx_n_items=r_ze["n_items"])
     block["mfcc_kmeans"].update(_abx_block("abx_", r_mfcc))
 
-    if labels_fit is None:
+    if fit is None:
         mapping = fit_code_to_phone(np.concatenate([codes_ev[u] for u in utts]),
                                     np.concatenate([labels_ev[u] for u in utts]), k, len(phones))
     else:
-        mapping = fit_code_to_phone(np.concatenate([codes_fit[u] for u in labels_fit]),
-                                    np.concatenate(list(labels_fit.values())), k, len(phones))
+        mapping = fit_code_to_phone(np.concatenate([fit.codes[u] for u in fit.labels]),
+                                    np.concatenate(list(fit.labels.values())), k, len(phones))
     result = {
         "units": {name: block},
         "command": command_line(["speechvq", "evaluate", "units", "--model", str(model),
@@ -313,7 +351,7 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
     labels_fit = None if fit is None else labelled(fit[0], fit[1], fit[2], fit_units,
                                                    fit_alignments)
     utts = list(labels_ev)
-    mfcc = None
+    feats_ev = feats_fit = None
     hop = None if audio is None else audio.sample_rate / frame_rate
     if hop is not None and abs(hop - round(hop)) < 1e-6 and (fit is None or fit[3] is not None):
         feats_ev = _mfcc_features(audio, utts, int(round(hop)), {u: len(labels_ev[u])
@@ -321,9 +359,15 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
         feats_fit = None if fit is None else _mfcc_features(
             fit[3], list(labels_fit), int(round(hop)),
             {u: len(v) for u, v in labels_fit.items()}, progress)
-        mfcc = (feats_ev, feats_fit)
-    codes_fit = None if fit is None else fit[0]
-    systems = _systems(units, codes_fit, labels_ev, labels_fit, k, seed, mfcc)
+    shared = None
+    if fit is not None:
+        km = km_codes = None
+        if feats_fit is not None:
+            fit_feats = [feats_fit[u] for u in labels_fit]
+            km = fit_mfcc_kmeans(fit_feats, k, seed, max_fit_frames=MAX_FIT_FRAMES)
+            km_codes = kmeans_codes(km, fit_feats)
+        shared = _FitSide(fit[0], labels_fit, km, km_codes)
+    systems = _systems(units, labels_ev, k, seed, shared, feats_ev)
     systems = {("units" if s == "vqvae" else s): v for s, v in systems.items()}
     block = units_report(systems, [labels_ev[u] for u in utts],
                          labels_fit=None if labels_fit is None else list(labels_fit.values()),
@@ -348,7 +392,7 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
                  "fit_units": None if fit_units is None else str(fit_units),
                  "fit_alignments": None if fit_alignments is None else str(fit_alignments),
                  "n_utts": len(utts), "n_utts_unaligned": len(units) - len(utts),
-                 "mfcc_kmeans": "scored" if mfcc else "skipped (no audio at a whole-sample hop)"},
+                 "mfcc_kmeans": "scored" if feats_ev is not None else "skipped (no audio at a whole-sample hop)"},
         "details": _details(units, labels_ev, mapping, k, phones),
     }
     write_result(exp_dir, "units", name, result)
