@@ -134,6 +134,8 @@ class WaveNetConfig:
     quantization_channels: int = param(256, "mu-law levels; paper: 8 bits = 256", min=2)
     train_window: int = param(0, "samples of each training window the WaveNet's loss uses (a "
                               "random code-aligned crop; 0 = the whole window)", min=0)
+    detach_codes: bool = param(False, "train the WaveNet on the codes without sending its "
+                               "gradient into the encoder (codes learned by the other head)")
 
 
 @dataclass

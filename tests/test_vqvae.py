@@ -200,3 +200,28 @@ def test_cuda_autocast_forward_backward_and_decode(dtype):
     for head in ("wavenet", "mel"):
         y = model.decode(codes, spk.cuda(), head=head, generator=torch.Generator("cuda"))
         assert y.shape == (3, 7 * 160) and y.device.type == "cuda"
+
+
+def test_wavenet_crop_and_detached_codes():
+    """train_window crops the WaveNet's loss to whole codes; detach_codes keeps its gradient out
+    of the encoder (only the mel head then trains the codes)."""
+    from speechvq.config import load_config
+    overrides = ["model.encoder.input=logmel", "model.encoder.channels=8",
+                 "model.encoder.dilations=[1]", "model.quantizer.codebook_size=8",
+                 "model.quantizer.dim=4", "model.decoder.speaker_dim=2",
+                 "model.decoder.wavenet.layers=2", "model.decoder.wavenet.cycles=1",
+                 "model.decoder.wavenet.residual_channels=4", "model.decoder.wavenet.gate_channels=4",
+                 "model.decoder.wavenet.skip_channels=4", "model.decoder.wavenet.upsample=repeat",
+                 "model.decoder.wavenet.train_window=700", "model.decoder.mel.weight=1",
+                 "model.decoder.mel.channels=4", "model.decoder.mel.layers=1"]
+    seen = []
+    for detach in (False, True):
+        cfg = load_config(None, overrides + [f"model.decoder.wavenet.detach_codes={detach}"])
+        torch.manual_seed(0)
+        model = VQVAE.from_config(cfg, ["a", "b"])
+        model.wavenet.register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+        wav = torch.randn(2, 3200) * 0.1
+        out = model(wav, torch.tensor([0, 1]))
+        enc_grad = torch.autograd.grad(out.nll, model.encoder.out.weight, allow_unused=True)[0]
+        assert (enc_grad is None or enc_grad.abs().sum() == 0) == detach
+    assert seen == [960, 960]  # ceil(700 / 320) = 3 codes of 320 samples, of 10

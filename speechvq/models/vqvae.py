@@ -103,6 +103,7 @@ class VQVAE(nn.Module):
         self.jitter = m.encoder.jitter
         self.mu_channels = dec.wavenet.quantization_channels
         self.wavenet_window = dec.wavenet.train_window
+        self.wavenet_detach = dec.wavenet.detach_codes
         self.mel_params = dict(sample_rate=cfg.data.sample_rate, n_fft=cfg.data.n_fft,
                                win_length=cfg.data.win_length, hop_length=cfg.data.hop_length,
                                fmin=cfg.data.fmin, fmax=cfg.data.fmax)
@@ -305,7 +306,8 @@ class VQVAE(nn.Module):
         zero = torch.zeros((), device=wav.device)
         nll, mel_loss = zero, zero
         if self.wavenet is not None:
-            wn_wav, wn_cond, wn_mask = self._wavenet_crop(wav, quantized, sample_mask)
+            cond = quantized.detach() if self.wavenet_detach else quantized  # (B, D, Tc)
+            wn_wav, wn_cond, wn_mask = self._wavenet_crop(wav, cond, sample_mask)
             targets = audio.mu_law_encode(wn_wav, self.mu_channels)  # (B, T_wn)
             logits = self.wavenet(targets, wn_cond, spk)  # (B, out, T_wn)
             nll = self.wavenet.loss(logits, targets, wn_mask).float()
