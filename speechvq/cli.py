@@ -231,7 +231,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data is None or args.exp is None:
         raise ConfigError("speechvq train needs --data DUMP and --exp EXP (or --print-config)")
     from speechvq.train import train_speech
-    last = train_speech(cfg, args.data, args.exp, progress=_progress(args))
+    last = train_speech(cfg, args.data, args.exp, progress=_progress(args),
+                        command=["speechvq", *args.argv])
     print(last)
     return 0
 
@@ -510,7 +511,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may come anywhere, also after options (argparse alone would only take
     # them before the first option).
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    args.argv = argv  # the command as typed, for cmdline.txt
     if extra:
         if hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
             args.overrides = [*args.overrides, *extra]

@@ -86,11 +86,22 @@ def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker:
     return Path(out)
 
 
-def conversion_pairs(data: Utterances, targets: Sequence[str], max_utts: int | None
-                     ) -> list[tuple[str, str, str]]:
+def conversion_pairs(data: Utterances, targets: Sequence[str], max_utts: int | None,
+                     per_speaker: int | None = None) -> list[tuple[str, str, str]]:
     """(output utt id, source utt, target speaker) for the first `max_utts` source utterances
-    (sorted) x every target other than the source's own speaker; ids are ``<target>-<src>``."""
-    sources = data.utts[:max_utts] if max_utts else list(data.utts)
+    (sorted; with `per_speaker`, only the first that many of each source speaker count) x every
+    target other than the source's own speaker; ids are ``<target>-<src>``."""
+    sources = list(data.utts)
+    if per_speaker:
+        taken: dict[str, int] = {}
+        kept = []
+        for utt in sources:
+            spk = data.speaker(utt)
+            if taken.get(spk, 0) < per_speaker:
+                taken[spk] = taken.get(spk, 0) + 1
+                kept.append(utt)
+        sources = kept
+    sources = sources[:max_utts] if max_utts else sources
     pairs = []
     for utt in sources:
         for tgt in targets:
@@ -101,13 +112,15 @@ def conversion_pairs(data: Utterances, targets: Sequence[str], max_utts: int | N
 
 def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
                  speakers: Sequence[str], out_dir: str | os.PathLike, *, head: str = "auto",
-                 max_utts: int | None = None, batch_size: int = 8, temperature: float = 1.0,
+                 max_utts: int | None = None, per_speaker: int | None = None,
+                 batch_size: int = 8, temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto",
                  progress: bool = True) -> DataDir:
     """`speechvq convert --data DATA --speakers S1,S2 --out DIR`: many conversions, batched.
 
-    Every source utterance (the first `max_utts`, sorted) is converted to every listed target
-    speaker except its own. Wavs already in ``DIR/wav/`` from an interrupted run are kept.
+    Every source utterance (the first `max_utts`, sorted; at most `per_speaker` of each source
+    speaker) is converted to every listed target speaker except its own. Wavs already in
+    ``DIR/wav/`` from an interrupted run are kept.
 
     Returns:
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
@@ -118,7 +131,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     data = Utterances(data_path, model.sample_rate)
     head = choose_head(model, head)
     out = Path(out_dir)
-    pairs = conversion_pairs(data, speakers, max_utts)
+    pairs = conversion_pairs(data, speakers, max_utts, per_speaker)
     if not pairs:
         raise DataError(f"nothing to convert: the targets ({', '.join(speakers)}) are the only "
                         f"speakers of '{data_path}'; pick other --speakers")

@@ -28,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -90,8 +90,9 @@ def lr_lambda(schedule: str, warmup: int, max_steps: int) -> Callable[[int], flo
     return factor
 
 
-def run_info() -> str:
-    """cmdline.txt's content: the command, the git commit of the code, package versions."""
+def run_info(command: Sequence[str] | None = None) -> str:
+    """cmdline.txt's content: the command (default: this process's argv), the git commit of the
+    code, package versions."""
     commit = "unknown"
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         here = Path(__file__).resolve().parent
@@ -103,7 +104,8 @@ def run_info() -> str:
     for pkg in ("torch", "numpy", "soundfile", "soxr", "librosa", "scikit-learn", "pyyaml"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions.append(f"{pkg}=={importlib.metadata.version(pkg)}")
-    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    argv = list(command) if command is not None else \
+        ([Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else [])
     return (f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{shlex.join(argv)}\n"
             f"# speechvq {__version__}, git commit {commit}, python {platform.python_version()}\n"
             f"# {' '.join(versions)}\n")
@@ -138,12 +140,14 @@ class Trainer:
 
     def __init__(self, model: nn.Module, cfg: Config, exp_dir: str | os.PathLike, *,
                  batches: torch.utils.data.Dataset, step_fn: StepFn,
-                 extra_state: dict[str, Any] | None = None, progress: bool = True):
+                 extra_state: dict[str, Any] | None = None, progress: bool = True,
+                 command: Sequence[str] | None = None):
         self.cfg, self.tc = cfg, cfg.train
         self.exp = Path(exp_dir)
         self.batches, self.step_fn = batches, step_fn
         self.extra_state = dict(extra_state or {})
         self.progress = progress
+        self.command = command
         self.rank, self.local_rank, self.world = distributed_env()
         self.device = pick_device(self.tc.device, self.local_rank)
         self.amp_dtype, use_scaler = amp_settings(self.tc.amp, self.device)
@@ -223,7 +227,6 @@ class Trainer:
                                 f"config to resume (only {', '.join(sorted(RESUMABLE_CHANGES))} "
                                 f"may change)")
         self.load_state_dict(state)
-        self._log(f"resumed from {last} at step {self.step}")
 
     # files --------------------------------------------------------------------------------
     def _prepare_exp(self) -> None:
@@ -234,7 +237,7 @@ class Trainer:
         tmp.write_text(dump_config(self.cfg))
         os.replace(tmp, self.exp / "config.yaml")
         with open(self.exp / "cmdline.txt", "a", encoding="utf-8") as f:
-            f.write(run_info())
+            f.write(run_info(self.command))
         speakers = self.extra_state.get("speakers")
         if speakers is not None:
             (self.exp / "speakers.txt").write_text("".join(f"{s}\n" for s in speakers))
@@ -248,12 +251,19 @@ class Trainer:
             f.write(line + "\n")
 
     def _truncate_metrics(self) -> None:
-        """Drop metrics lines past the resumed step (written by a run that was killed later)."""
+        """Drop metrics lines past the resumed step (written by a run that was killed later),
+        and a last line torn by a kill in mid-write."""
         path = self.exp / "metrics.jsonl"
         if not self.is_main or not path.exists():
             return
-        kept = [ln for ln in path.read_text().splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        kept = []
+        for ln in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(ln)
+            except ValueError:  # torn or empty
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= self.step:
+                kept.append(ln)
         tmp = path.with_name(".metrics.jsonl.tmp")
         tmp.write_text("".join(ln + "\n" for ln in kept))
         os.replace(tmp, path)
@@ -261,8 +271,10 @@ class Trainer:
     # loop ---------------------------------------------------------------------------------
     def fit(self) -> Path:
         """Train to `max_steps` (resuming if the exp dir has a checkpoint); returns last.pt."""
+        self._resume()  # first: a rerun refused for another config leaves the exp dir as it was
         self._prepare_exp()
-        self._resume()
+        if self.step:
+            self._log(f"resumed from {self.ckpt_dir / 'last.pt'} at step {self.step}")
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -324,16 +336,18 @@ class Trainer:
             loss, metrics = self.step_fn(self.model, batch)
         self._check_finite(loss)
         self.scaler.scale(loss).backward()
-        if self.tc.grad_clip > 0:
-            self.scaler.unscale_(self.opt)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.scaler.unscale_(self.opt)
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(),
+                                        self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf)
+        if not self.scaler.is_enabled():  # (fp16's scaler skips steps with inf/NaN gradients)
+            self._check_finite(norm, "gradient norm")
         self.scaler.step(self.opt)
         self.scaler.update()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
         return float(loss.detach()), {k: float(v) for k, v in metrics.items()}
 
-    def _check_finite(self, loss: torch.Tensor) -> None:
+    def _check_finite(self, loss: torch.Tensor, what: str = "loss") -> None:
         bad = (~torch.isfinite(loss.detach())).reshape(1).float()
         if self.world > 1:  # every rank must stop together, or the others hang in all-reduce
             dist.all_reduce(bad)
@@ -341,11 +355,15 @@ class Trainer:
             last = self.ckpt_dir / "last.pt"
             good = f"the last good checkpoint is {last}" if last.exists() else \
                 "no checkpoint was written yet"
-            raise TrainingError(f"loss became {float(loss.detach())} at step {self.step + 1}; "
+            raise TrainingError(f"{what} became {float(loss.detach())} at step {self.step + 1}; "
                                 f"{good}; lower train.lr or train.grad_clip, or check the data, "
                                 f"then rerun the same command to resume")
 
     def _write_metrics(self, means: dict[str, float], writer: Any) -> None:
+        if self.world > 1:  # every rank logs at the same steps: average over all of them
+            values = torch.tensor(list(means.values()), dtype=torch.float64, device=self.device)
+            dist.all_reduce(values)
+            means = dict(zip(means, (values / self.world).tolist()))
         if not self.is_main:
             return
         record = {"step": self.step, **{k: round(v, 6) for k, v in means.items()},
@@ -387,7 +405,7 @@ def speech_step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tenso
 
 
 def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, command: Sequence[str] | None = None) -> Path:
     """Train (or resume) a speech VQ-VAE on a dump; returns the path of ``last.pt``.
 
     Args:
@@ -421,7 +439,7 @@ def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLik
     batches = SpeechBatches(dump, sampler, hop=model.hop)
     trainer = Trainer(model, cfg, exp_dir, batches=batches, step_fn=speech_step,
                       extra_state={"speakers": list(dump.speakers), "kind": "speech"},
-                      progress=progress)
+                      progress=progress, command=command)
     try:
         return trainer.fit()
     finally:

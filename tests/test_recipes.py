@@ -1,0 +1,254 @@
+"""The recipes, run as a user runs them: `bash recipes/<corpus>/run.sh ...`, tiny and on CPU.
+
+Each run writes into a temp --workdir (never into recipes/<corpus>/) with the built-in corpus
+cached under a temp $SPEECHVQ_CACHE. The model and step count are made tiny through
+--train-args; what is checked is the plumbing (every stage's outputs, paths resolved from any
+current directory, finished work skipped on a rerun), not the quality of the codes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechvq.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = ROOT / "recipes" / "mini"
+VCTK = ROOT / "recipes" / "vctk"
+
+# A tiny model: a few thousand parameters, a step in milliseconds.
+TINY_MODEL = ("model.encoder.channels=16 model.encoder.dilations=[1] "
+              "model.quantizer.codebook_size=16 model.quantizer.dim=8 "
+              "model.decoder.speaker_dim=4 model.decoder.wavenet.layers=2 "
+              "model.decoder.wavenet.cycles=1 model.decoder.wavenet.residual_channels=4 "
+              "model.decoder.wavenet.gate_channels=8 model.decoder.wavenet.skip_channels=4 "
+              "train.batch_size=2 data.num_workers=0")
+MINI_TRAIN_ARGS = (f"{TINY_MODEL} model.decoder.mel.channels=8 model.decoder.mel.layers=1 "
+                   "data.window=4000 train.max_steps=3 train.checkpoint_every=3")
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SPEECHVQ_CACHE"] = str(tmp / "cache")
+    # `speechvq` of this interpreter first on PATH, even when pytest runs without an activated venv
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Tiny models: threads only add synchronisation (tens of times slower on a busy 2-core box).
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def run_recipe(script: Path, *args: str, cwd: Path, tmp: Path, timeout: float = 300
+               ) -> subprocess.CompletedProcess:
+    r = subprocess.run(["bash", str(script), *args], cwd=cwd, env=_env(tmp),
+                       capture_output=True, text=True, timeout=timeout)
+    r.log = r.stdout + r.stderr  # type: ignore[attr-defined]
+    return r
+
+
+def _ok(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 0, f"exit {r.returncode}\n{r.log[-4000:]}"
+    return r.log
+
+
+def _units(path: Path) -> dict[str, list[int]]:
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    return {ln[0]: [int(c) for c in ln[1:]] for ln in lines}
+
+
+# ------------------------------------------------------------------------------------ options
+
+
+@pytest.mark.parametrize("script", [MINI / "run.sh", VCTK / "run.sh"], ids=["mini", "vctk"])
+def test_recipe_help_and_bad_options(script, tmp_path):
+    r = run_recipe(script, "--help", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 0
+    for option in ("--stage", "--stop-stage", "--workdir", "--train-config", "--train-args",
+                   "--n-convert"):
+        assert option in r.stdout, option
+    r = run_recipe(script, "--no-such-option", "1", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "unknown option --no-such-option" in r.stderr
+    r = run_recipe(script, "--stage", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "needs a value" in r.stderr
+    r = run_recipe(script, "stray", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "unexpected argument 'stray'" in r.stderr
+    r = run_recipe(script, "--train-config", "nowhere.yaml", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "nowhere.yaml not found" in r.stderr
+    assert not any(tmp_path.iterdir()), "a refused run wrote something"
+
+
+def test_mini_bad_corpus_dir_and_vctk_without_corpus(tmp_path):
+    r = run_recipe(MINI / "run.sh", "--corpus-dir", "missing", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "--corpus-dir missing is not a folder" in r.stderr
+    r = run_recipe(VCTK / "run.sh", "--workdir", "w", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "stage 0 needs --vctk DIR" in r.stderr
+    r = run_recipe(VCTK / "run.sh", "--stage", "1", "--ngpu", "two", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "--ngpu takes a number" in r.stderr
+
+
+# --------------------------------------------------------------------------------------- mini
+
+
+@pytest.mark.slow
+def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
+    """Stages 0-2 from the recipe's folder, 3-5 from the repo root, then a rerun from elsewhere
+    that skips every finished stage."""
+    work = tmp_path / "work"
+    common = ["--size", "tiny", "--workdir", str(work), "--train-args", MINI_TRAIN_ARGS]
+    log = _ok(run_recipe(MINI / "run.sh", *common, "--stop-stage", "2", cwd=MINI, tmp=tmp_path))
+    assert "Stage 2: train" in log and "Stage 3" not in log
+    exp = work / "exp" / "mini"
+    assert (exp / "checkpoints" / "last.pt").is_file()
+    assert {p.name for p in (work / "data").iterdir()} >= {"train", "dev", "test", "test_unseen"}
+
+    # --n-wavenet 0: WaveNet sampling on CPU costs ~12 s per test sentence even for this tiny
+    # model (one step per sample); that path is run below on a 0.1 s clip instead.
+    log = _ok(run_recipe(MINI / "run.sh", *common, "--stage", "3", "--n-convert", "1",
+                         "--n-wavenet", "0", "--abx-triplets", "20", cwd=ROOT, tmp=tmp_path))
+    assert "Stage 0" not in log and "Successfully finished" in log
+    for split in ("test", "test_unseen"):
+        units = _units(exp / "units" / f"{split}.txt")
+        assert units and all(codes for codes in units.values())
+        assert all(utt.split("_")[0] in ("f01", "f02", "m01", "m02", "f07", "m07")
+                   for utt in units)
+        assert (exp / "eval" / f"units_{split}.json").is_file()
+        assert (exp / "eval" / f"conversion_{split}_mel.json").is_file()
+        conv = exp / "convert" / f"{split}_mel"
+        assert (conv / "utt2src").is_file() and any((conv / "wav").glob("*.wav"))
+        assert not (exp / "convert" / f"{split}_wavenet").exists()
+    report = exp / "report"
+    assert (report / "report.md").is_file() and list(report.glob("*.png"))
+    clip, out = tmp_path / "clip.wav", tmp_path / "clip_f02.wav"
+    sf.write(clip, np.zeros(1600, np.float32), 16000)
+    r = subprocess.run(["speechvq", "convert", "--model", str(exp), "--src", str(clip),
+                        "--speaker", "f02", "--head", "wavenet", "-o", str(out)],
+                       env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sf.info(out).frames == 1600
+
+    # A rerun skips what is done (and works from a third directory with a relative workdir).
+    done = [exp / "checkpoints" / "last.pt", exp / "units" / "test.txt",
+            exp / "eval" / "units_test.json"]
+    before = [p.stat().st_mtime_ns for p in done]
+    log = _ok(run_recipe(MINI / "run.sh", *common[:2], "--workdir", "work", *common[4:],
+                         "--stop-stage", "3", cwd=tmp_path, tmp=tmp_path))
+    assert "is complete" in log and "already trained to step 3" in log
+    assert "units/test.txt is newer than the model: kept" in log
+    assert "eval/units_test_unseen.json is newer than the model: kept" in log
+    assert [p.stat().st_mtime_ns for p in done] == before
+
+
+@pytest.mark.slow
+def test_mini_recipe_on_a_prepared_corpus_dir(tmp_path, tiny_data_dir):
+    """--corpus-dir (relative to where the recipe is started): dump and train; the scoring
+    stages say why they are skipped. (The report of such an exp is the same code as above.)"""
+    log = _ok(run_recipe(MINI / "run.sh", "--corpus-dir", "data/tiny", "--workdir", "work",
+                         "--train-args", MINI_TRAIN_ARGS.replace("max_steps=3", "max_steps=2"),
+                         "--stop-stage", "4", cwd=tmp_path, tmp=tmp_path))
+    assert f"Training on {tiny_data_dir}" in log and "stages 3-4 are skipped" in log
+    assert "Stage 0" not in log and "Stage 3" not in log and "Stage 4" not in log
+    work = tmp_path / "work"
+    assert not (work / "data").exists()
+    assert (work / "dump" / "train" / "dump.json").is_file()
+    exp = work / "exp" / "mini"
+    assert (exp / "checkpoints" / "last.pt").is_file()
+    assert not (exp / "eval").exists() and not (exp / "units").exists()
+
+
+# --------------------------------------------------------------------------------------- VCTK
+
+FAKE_SPEAKERS = ("p225", "p226", "p227", "p228", "p229")   # 5 -> 1 held out (p229)
+FAKE_SENTENCES = (1, 2, 3, *range(25, 32))                 # 001-003 parallel; 5 dev + 2 train
+
+
+def make_fake_vctk092(root: Path, seconds: float = 0.5) -> Path:
+    """A VCTK 0.92 tree: wav48_silence_trimmed/SPK/SPK_NNN_mic1.flac (48 kHz) + txt/SPK/*.txt."""
+    rate = 48000
+    t = np.arange(int(rate * seconds)) / rate
+    for s, spk in enumerate(FAKE_SPEAKERS):
+        rng = np.random.default_rng(s)
+        for n in FAKE_SENTENCES:
+            utt = f"{spk}_{n:03d}"
+            f0 = 100.0 + 25 * s + n  # one voice per speaker, a little melody per sentence
+            x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+            x = 0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)
+            audio = root / "wav48_silence_trimmed" / spk / f"{utt}_mic1.flac"
+            audio.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(audio, x.astype(np.float32), rate, subtype="PCM_16")
+            (root / "txt" / spk).mkdir(parents=True, exist_ok=True)
+            (root / "txt" / spk / f"{utt}.txt").write_text(f"Sentence number {n}.\n")
+    return root
+
+
+def test_vctk_conf_holds_the_paper_settings():
+    cfg = load_config(VCTK / "conf" / "train.yaml")
+    enc, vq, wn = cfg.model.encoder, cfg.model.quantizer, cfg.model.decoder.wavenet
+    assert cfg.data.sample_rate == 16000 and enc.input == "wav"
+    assert enc.strides == [2] * 6 and enc.kernel_size == 4           # 64x downsampling
+    assert (vq.codebook_size, vq.dim, vq.update) == (512, 64, "ema")
+    assert (wn.layers, wn.cycles, wn.residual_channels, wn.gate_channels,
+            wn.skip_channels) == (30, 3, 256, 512, 256)
+    assert (wn.upsample, wn.output, wn.quantization_channels) == ("transposed", "softmax", 256)
+    assert cfg.model.decoder.mel.weight == 0
+    assert cfg.train.amp == "auto" and cfg.data.num_workers == 4
+    assert cfg.data.window % 64 == 0 and cfg.train.batch_size % 8 == 0  # splits over 2/4/8 GPUs
+    debug = load_config(VCTK / "conf" / "train_debug.yaml")
+    assert debug.model.encoder.strides == enc.strides and debug.train.max_steps <= 1000
+
+
+@pytest.mark.slow
+def test_vctk_recipe_on_a_fake_tree_through_stage_3(tmp_path):
+    corpus = make_fake_vctk092(tmp_path / "VCTK-Corpus-0.92")
+    work = tmp_path / "work"
+    # The paper's conf/train.yaml, shrunk by overrides (the transposed upsampling, raw-wave
+    # encoder and softmax output stay as configured).
+    train_args = (f"{TINY_MODEL} data.window=2048 train.max_steps=2 train.checkpoint_every=2 "
+                  "train.warmup_steps=0")
+    log = _ok(run_recipe(VCTK / "run.sh", "--vctk", str(corpus), "--stop-stage", "3",
+                         "--ngpu", "0", "--nj", "2", "--workdir", str(work),
+                         "--train-args", train_args, cwd=ROOT, tmp=tmp_path))
+    data = work / "data"
+    assert {p.name for p in data.iterdir()} >= {"all", "train", "dev", "test", "test_unseen"}
+    for split in ("train", "dev", "test", "test_unseen"):
+        assert (work / "dump" / split / "dump.json").is_file(), split
+    exp = work / "exp" / "vctk"
+    assert (exp / "checkpoints" / "last.pt").is_file()
+    cfg = (exp / "config.yaml").read_text()
+    assert "upsample: transposed" in cfg and "codebook_size: 16" in cfg
+    assert "unit scoring skipped" in log and not (exp / "eval").exists()
+    units = _units(exp / "units" / "test_unseen.txt")
+    assert sorted(units) == ["p229_001", "p229_002", "p229_003"]
+    assert all(len(c) == -(-8000 // 64) for c in units.values())     # 0.5 s at 16 kHz, hop 64
+    assert sorted(_units(exp / "units" / "test.txt")) == [
+        f"{s}_{n:03d}" for s in FAKE_SPEAKERS[:4] for n in (1, 2, 3)]
+
+
+# ---------------------------------------------------------------------- convert --per-speaker
+
+
+class _FakeData:
+    def __init__(self, utts):
+        self.utts = sorted(utts)
+
+    def speaker(self, utt):
+        return utt.split("_")[0]
+
+
+def test_conversion_pairs_per_speaker_spreads_the_sources():
+    from speechvq.convert import conversion_pairs
+
+    data = _FakeData([f"{s}_{n:03d}" for s in ("p360", "p361", "p362") for n in (1, 2, 3)])
+    firsts = conversion_pairs(data, ["p225"], max_utts=2)
+    assert [src for _, src, _ in firsts] == ["p360_001", "p360_002"]
+    spread = conversion_pairs(data, ["p225", "p226"], max_utts=2, per_speaker=1)
+    assert spread == [("p225-p360_001", "p360_001", "p225"), ("p225-p361_001", "p361_001", "p225"),
+                      ("p226-p360_001", "p360_001", "p226"), ("p226-p361_001", "p361_001", "p226")]
+    assert len(conversion_pairs(data, ["p225"], None, per_speaker=2)) == 6
+    own = conversion_pairs(_FakeData(["p225_001", "p226_001"]), ["p225"], None, per_speaker=1)
+    assert own == [("p225-p226_001", "p226_001", "p225")]           # never to its own speaker
