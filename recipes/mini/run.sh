@@ -4,9 +4,12 @@
 #   bash recipes/mini/run.sh                        # stages 0-5
 #   bash recipes/mini/run.sh --stage 3 --stop-stage 3
 #   bash recipes/mini/run.sh --corpus-dir /path/to/prepared/kaldi/dir   # your own data
+#   bash recipes/mini/run.sh --workdir /scratch/mini   # data/ dump/ exp/ there, not in recipes/mini
 #
 # Stages: 0 prepare the built-in corpus, 1 dump, 2 train, 3 encode + evaluate units,
 # 4 convert test sentences to training speakers, 5 report. Each stage skips finished work.
+# Paths given as options are relative to the directory you run from, except that a relative
+# --train-config is looked up in this recipe's folder first (e.g. conf/train.yaml).
 set -euo pipefail
 log() { echo "$(date '+%F %T') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
 
@@ -15,18 +18,43 @@ stop_stage=100     # last stage to run
 nj=2               # parallel jobs for the dump
 size=default       # built-in corpus size: tiny, default or large
 corpus_dir=        # a prepared Kaldi data dir (e.g. from `speechvq prepare folder`) instead of the built-in corpus
+workdir=           # where data/ dump/ exp/ go (default: this recipe's folder)
 train_config=conf/train.yaml
 train_args=        # extra key=value overrides for training, e.g. "train.max_steps=100"
-exp=exp/mini       # experiment dir
+exp=exp/mini       # experiment dir (relative to --workdir)
 n_convert=6        # source utterances converted per source split (seen and unseen speakers)
-n_wavenet=2        # of which this many also go through the (slow on CPU) WaveNet
+n_wavenet=2        # of which this many also go through the (slow on CPU) WaveNet; 0 = none
+abx_triplets=5000  # ABX triplets sampled per condition in the unit evaluation
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --stop-stage 3"
 
-cd "$(dirname "${BASH_SOURCE[0]}")"   # work inside the recipe, from any current directory
-. ../../tools/parse_options.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+if [ $# -gt 0 ]; then
+  echo "$0: error: unexpected argument '$1'; options are --name value (run $0 --help)" >&2
+  exit 2
+fi
+
+# Resolve user paths against the directory the recipe was started from, then work in --workdir.
+recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ "${train_config}" != /* ]] && [ -f "${recipe}/${train_config}" ]; then
+  train_config=${recipe}/${train_config}   # conf/... of this recipe, whatever the current dir
+elif [ -f "${train_config}" ]; then
+  train_config=$(cd "$(dirname "${train_config}")" && pwd)/$(basename "${train_config}")
+else
+  echo "$0: error: --train-config ${train_config} not found (here or in ${recipe})" >&2
+  exit 2
+fi
+if [ -n "${corpus_dir}" ]; then
+  if [ ! -d "${corpus_dir}" ]; then
+    echo "$0: error: --corpus-dir ${corpus_dir} is not a folder; pass a prepared Kaldi data dir" >&2
+    exit 2
+  fi
+  corpus_dir=$(cd "${corpus_dir}" && pwd)
+fi
+workdir=${workdir:-${recipe}}
+mkdir -p "${workdir}"
+cd "${workdir}"
 
 if [ -n "${corpus_dir}" ]; then
-  corpus_dir=$(cd "${corpus_dir}" && pwd)
   train_data=${corpus_dir}
   eval_sets=""
   log "Training on ${corpus_dir}: unit and conversion scoring need the built-in corpus's alignments and parallel sentences; stages 3-4 are skipped"
@@ -35,14 +63,17 @@ else
   eval_sets="test test_unseen"
 fi
 
+# True when output $1 exists and is newer than the model (finished work of this model).
+newer_than_model() { [ -e "$1" ] && [ "$1" -nt "${exp}/checkpoints/last.pt" ]; }
+
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ] && [ -z "${corpus_dir}" ]; then
-  log "Stage 0: prepare the built-in corpus (size=${size}) in data/"
-  speechvq prepare builtin data --size "${size}" --nj "${nj}"
+  log "Stage 0: prepare the built-in corpus (size=${size}) in $(pwd)/data"
+  speechvq prepare builtin data --size "${size}" --nj "${nj}"   # cached: a rerun only copies
 fi
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   log "Stage 1: dump audio for training"
-  speechvq dump "${train_data}" dump/train --nj "${nj}"
+  speechvq dump "${train_data}" dump/train --nj "${nj}"   # a complete dump is skipped
   for split in ${eval_sets}; do
     speechvq dump "data/${split}" "dump/${split}" --nj "${nj}"
   done
@@ -50,29 +81,57 @@ fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   log "Stage 2: train ${exp}"
+  # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
   # shellcheck disable=SC2086
   speechvq train --config "${train_config}" --data dump/train --exp "${exp}" ${train_args}
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
   log "Stage 3: encode and evaluate units"
+  to_score=""
   for split in ${eval_sets}; do
-    speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt"
-    speechvq evaluate units --model "${exp}" --data "dump/${split}" --fit-on dump/train \
-      --name "${split}"
+    if newer_than_model "${exp}/units/${split}.txt"; then
+      log "${exp}/units/${split}.txt is newer than the model: kept"
+    else
+      speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt"
+    fi
+    if newer_than_model "${exp}/eval/units_${split}.json"; then
+      log "${exp}/eval/units_${split}.json is newer than the model: kept"
+    else
+      to_score="${to_score} dump/${split}"
+    fi
   done
+  if [ -n "${to_score}" ]; then
+    # one call: the code-to-phone map and the k-means baseline are fitted on train once;
+    # results go to ${exp}/eval/units_<split>.json
+    # shellcheck disable=SC2086
+    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
+      --abx-triplets "${abx_triplets}"
+  fi
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
   log "Stage 4: convert test sentences to training speakers who also read them"
-  targets=$(speechvq convert --model "${exp}" --list-speakers --data data/test | head -n 2 | paste -sd, -)
+  # The first two training speakers who read the test sentences. (No `| head` here: under
+  # pipefail, head closing the pipe early can fail the stage.)
+  targets=$(speechvq convert --model "${exp}" --list-speakers --data data/test)
+  targets=$(echo "${targets}" | sed -n 1,2p | paste -sd, -)
   for split in test test_unseen; do
+    # convert keeps the wavs already in --out; only missing conversions are made.
     speechvq convert --model "${exp}" --data "data/${split}" --speakers "${targets}" \
       --max-utts "${n_convert}" --head mel --out "${exp}/convert/${split}_mel"
-    speechvq convert --model "${exp}" --data "data/${split}" --speakers "${targets}" \
-      --max-utts "${n_wavenet}" --head wavenet --out "${exp}/convert/${split}_wavenet"
-    speechvq evaluate conversion --model "${exp}" --data "${exp}/convert/${split}_mel" \
-      --ref data/test --train data/train --name "${split}_mel"
+    if [ "${n_wavenet}" -gt 0 ]; then
+      speechvq convert --model "${exp}" --data "data/${split}" --speakers "${targets}" \
+        --max-utts "${n_wavenet}" --head wavenet --out "${exp}/convert/${split}_wavenet"
+    fi
+    result=${exp}/eval/conversion_${split}_mel.json
+    # (the wav/ folder changes only when convert adds conversions)
+    if newer_than_model "${result}" && [ "${result}" -nt "${exp}/convert/${split}_mel/wav" ]; then
+      log "${result} is newer than the model and the conversions: kept"
+    else
+      speechvq evaluate conversion --model "${exp}" --data "${exp}/convert/${split}_mel" \
+        --ref data/test --train data/train --name "${split}_mel"
+    fi
   done
 fi
 

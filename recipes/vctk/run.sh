@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The paper's speech VQ-VAE on VCTK 0.92 (or 0.80): units and voice conversion.
+#
+#   bash recipes/vctk/run.sh --vctk /data/VCTK-Corpus-0.92                 # stages 0-5
+#   bash recipes/vctk/run.sh --vctk /data/VCTK-Corpus-0.92 --stage 2 --stop-stage 2 --ngpu 4
+#   bash recipes/vctk/run.sh --stage 4 --n-convert 16                     # more conversions
+#
+# Stages: 0 prepare VCTK into data/ (all, train, dev, test, test_unseen), 1 dump, 2 train
+# (conf/train.yaml: the paper's settings, about one GPU-day), 3 encode units (and score them
+# when the data has phone alignments; VCTK has none), 4 convert held-out speakers' (test_unseen)
+# and training speakers' (test) parallel sentences to training speakers who read the same
+# sentences, and score the conversions, 5 report. Each stage skips finished work.
+# Paths given as options are relative to the directory you run from, except that a relative
+# --train-config is looked up in this recipe's folder first (e.g. conf/train_debug.yaml).
+set -euo pipefail
+log() { echo "$(date '+%F %T') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+
+stage=0            # first stage to run
+stop_stage=100     # last stage to run
+vctk=              # the unpacked corpus (holds wav48_silence_trimmed/ or wav48/, and txt/); stage 0
+mic=mic1           # VCTK 0.92 microphone: mic1 or mic2
+nj=4               # parallel jobs for the dump
+ngpu=1             # GPUs for training (> 1: torchrun); 0 = CPU everywhere
+workdir=           # where data/ dump/ exp/ go (default: this recipe's folder)
+train_config=conf/train.yaml
+train_args=        # extra key=value overrides for training, e.g. "train.max_steps=100000"
+exp=exp/vctk       # experiment dir (relative to --workdir)
+head=auto          # conversion decoder: auto (WaveNet on a GPU), wavenet, mel (needs a mel head)
+n_targets=2        # target speakers: the first N training speakers who read the test sentences
+n_convert=8        # source utterances converted per source split ...
+per_speaker=1      # ... at most this many from each source speaker
+abx_triplets=5000  # ABX triplets per condition, when the data has alignments
+help_message="Usage: $0 --vctk DIR [options]; options are --name value, e.g. --stage 2 --ngpu 4"
+
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+if [ $# -gt 0 ]; then
+  echo "$0: error: unexpected argument '$1'; options are --name value (run $0 --help)" >&2
+  exit 2
+fi
+
+# Resolve user paths against the directory the recipe was started from, then work in --workdir.
+recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ "${train_config}" != /* ]] && [ -f "${recipe}/${train_config}" ]; then
+  train_config=${recipe}/${train_config}   # conf/... of this recipe, whatever the current dir
+elif [ -f "${train_config}" ]; then
+  train_config=$(cd "$(dirname "${train_config}")" && pwd)/$(basename "${train_config}")
+else
+  echo "$0: error: --train-config ${train_config} not found (here or in ${recipe})" >&2
+  exit 2
+fi
+if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
+  if [ -z "${vctk}" ] || [ ! -d "${vctk}" ]; then
+    echo "$0: error: stage 0 needs --vctk DIR, the unpacked VCTK corpus (e.g." \
+         "/data/VCTK-Corpus-0.92); got '${vctk}'. Or start later with --stage 1" >&2
+    exit 2
+  fi
+  vctk=$(cd "${vctk}" && pwd)
+fi
+if ! [[ "${ngpu}" =~ ^[0-9]+$ ]]; then
+  echo "$0: error: --ngpu takes a number of GPUs (0 = CPU), got '${ngpu}'" >&2
+  exit 2
+fi
+device=auto
+if [ "${ngpu}" -eq 0 ]; then
+  device=cpu
+  train_args="train.device=cpu ${train_args}"
+fi
+workdir=${workdir:-${recipe}}
+mkdir -p "${workdir}"
+cd "${workdir}"
+
+# True when output $1 exists and is newer than the model (finished work of this model).
+newer_than_model() { [ -e "$1" ] && [ "$1" -nt "${exp}/checkpoints/last.pt" ]; }
+# The source splits present (a tree with fewer than 4 speakers holds none out: no test_unseen).
+eval_sets=""
+
+if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
+  stamp="vctk=${vctk} mic=${mic}"
+  if [ -f data/.done ] && [ "$(cat data/.done)" = "${stamp}" ]; then
+    log "Stage 0: data/ was prepared from ${stamp}; skipping"
+  else
+    log "Stage 0: prepare ${vctk} (${mic}) in $(pwd)/data"
+    speechvq prepare vctk "${vctk}" data --mic "${mic}"
+    echo "${stamp}" > data/.done
+  fi
+fi
+for split in test_unseen test; do
+  if [ -d "data/${split}" ] || [ -d "dump/${split}" ]; then eval_sets="${eval_sets} ${split}"; fi
+done
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+  log "Stage 1: dump audio at 16 kHz"
+  for split in train dev ${eval_sets}; do
+    speechvq dump "data/${split}" "dump/${split}" --nj "${nj}"   # a complete dump is skipped
+  done
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+  log "Stage 2: train ${exp} on ${ngpu} GPU(s)"
+  if [ "${ngpu}" -gt 1 ]; then
+    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
+  else
+    launcher=(speechvq)
+  fi
+  # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
+  # shellcheck disable=SC2086
+  "${launcher[@]}" train --config "${train_config}" --data dump/train --exp "${exp}" ${train_args}
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+  log "Stage 3: encode units"
+  to_score=""
+  for split in ${eval_sets}; do
+    if newer_than_model "${exp}/units/${split}.txt"; then
+      log "${exp}/units/${split}.txt is newer than the model: kept"
+    else
+      speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt" \
+        --device "${device}"
+    fi
+    if [ ! -f "data/${split}/phones.ctm" ] && [ ! -f "dump/${split}/phones.npy" ]; then
+      log "data/${split} has no phone alignments (VCTK ships none): unit scoring skipped;" \
+          "units are in ${exp}/units/${split}.txt"
+    elif newer_than_model "${exp}/eval/units_${split}.json"; then
+      log "${exp}/eval/units_${split}.json is newer than the model: kept"
+    else
+      to_score="${to_score} dump/${split}"
+    fi
+  done
+  if [ -n "${to_score}" ]; then
+    # one call: the code-to-phone map and the k-means baseline are fitted on train once
+    # shellcheck disable=SC2086
+    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
+      --abx-triplets "${abx_triplets}" --device "${device}"
+  fi
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+  log "Stage 4: convert parallel sentences to training speakers who also read them"
+  # Every VCTK speaker reads the parallel sentences 001-024, so each training speaker in test is
+  # a target with a real reading of the converted sentence (for MCD).
+  targets=$(speechvq convert --model "${exp}" --list-speakers --data dump/test)
+  targets=$(echo "${targets}" | sed -n "1,${n_targets}p" | paste -sd, -)
+  if [ "${head}" != mel ]; then
+    log "The WaveNet generates one sample per step: fast on a GPU, minutes per second of audio on CPU"
+  fi
+  for split in ${eval_sets}; do
+    out=${exp}/convert/${split}
+    # convert keeps the wavs already in ${out}; only missing conversions are made.
+    speechvq convert --model "${exp}" --data "dump/${split}" --speakers "${targets}" \
+      --max-utts "${n_convert}" --per-speaker "${per_speaker}" --head "${head}" \
+      --out "${out}" --device "${device}"
+    result=${exp}/eval/conversion_${split}.json
+    # (the wav/ folder changes only when convert adds conversions)
+    if newer_than_model "${result}" && [ "${result}" -nt "${out}/wav" ]; then
+      log "${result} is newer than the model and the conversions: kept"
+    else
+      speechvq evaluate conversion --model "${exp}" --data "${out}" --ref dump/test \
+        --train dump/train --name "${split}" --device "${device}"
+    fi
+  done
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+  log "Stage 5: report"
+  speechvq report --exp "${exp}"
+  log "Report: $(pwd)/${exp}/report/report.md"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"
