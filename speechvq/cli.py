@@ -38,8 +38,9 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, print_config: bool = True) -> None:
     """The config options every config-driven command shares."""
-    parser.add_argument("--config", metavar="YAML", default=None,
-                        help="config file; keys it omits keep their defaults")
+    parser.add_argument("--config", metavar="YAML", action="append", default=None,
+                        help="config file; keys it omits keep their defaults; give several to "
+                             "apply them in order (a later file overrides the keys it sets)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. train.lr=1e-4 model.encoder.strides=[2,2,2]")
     if print_config:
@@ -310,6 +311,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return 0
     if not args.speakers or not args.out:
         raise ConfigError("--data needs --speakers S1,S2 and --out DIR")
+    if args.max_utts is not None and args.max_utts < 1:
+        raise ConfigError(f"--max-utts must be at least 1 (got {args.max_utts}); leave it out "
+                          f"to convert every utterance")
     result = convert.convert_data(args.model, args.data, args.speakers.split(","), args.out,
                                   head=args.head, max_utts=args.max_utts,
                                   per_speaker=args.per_speaker,

@@ -24,7 +24,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Sequence, Union
 
 import yaml
 
@@ -188,6 +188,11 @@ class TrainConfig:
     checkpoint_every: int = param(1000, "steps between checkpoints", min=1)
     keep_checkpoints: int = param(5, "step-numbered checkpoints kept besides last.pt", min=1)
     log_every: int = param(50, "steps between metrics.jsonl lines", min=1)
+    init_from: str = param("", "exp dir or checkpoint whose weights start a new run (tensors "
+                           "with matching names and shapes); '' = random initialisation")
+    freeze: list[str] = param([], "modules kept fixed, any of encoder, quantizer, "
+                              "speaker_embedding, wavenet, mel_decoder ([encoder, quantizer] "
+                              "trains a decoder head on frozen codes)")
 
 
 @dataclass
@@ -391,24 +396,28 @@ def _set_override(tree: dict[str, Any], override: str) -> None:
             node[part] = value
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Config:
-    """Defaults <- YAML file at `path` (optional) <- ``key=value`` overrides, validated.
+def load_config(path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+                overrides: Iterable[str] = ()) -> Config:
+    """Defaults <- YAML file(s) at `path` <- ``key=value`` overrides, validated.
+
+    Several files are applied in order, a later one overriding the keys it sets (a recipe's base
+    config, then a file with what one stage changes).
 
     Raises:
         ConfigError: missing or unreadable file, YAML syntax error, unknown key, wrong type or
             out-of-range value; the message names the key, its section and the fix.
     """
+    paths = [] if path is None else [path] if isinstance(path, (str, os.PathLike)) else list(path)
     tree: dict[str, Any] = {}
-    source = ""
-    if path is not None:
-        source = os.fspath(path)
+    for source in map(os.fspath, paths):
         if not os.path.isfile(source):
             raise ConfigError(f"config file '{source}' does not exist; pass an existing YAML "
                               f"file to --config (see `speechvq config` for the defaults)")
         with open(source, encoding="utf-8") as f:
-            text = f.read()
-        tree = _parse_yaml(text, source)
-    cfg = config_from_dict(tree, source=source)  # file errors are reported before overrides
+            layer = _parse_yaml(f.read(), source)
+        config_from_dict(layer, source=source)  # each file's errors name that file
+        tree = _merge(tree, layer)
+    cfg = config_from_dict(tree, source=", ".join(map(os.fspath, paths)))
     overrides = list(overrides)
     if overrides:
         tree = config_to_dict(cfg)
@@ -416,6 +425,17 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
             _set_override(tree, override)
         cfg = config_from_dict(tree, source=COMMAND_LINE)
     return cfg
+
+
+def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """`layer` over `base`: sections merge key by key, values (lists too) are replaced."""
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_config_text(text: str, source: str = "<string>") -> Config:
@@ -438,6 +458,9 @@ def _parse_yaml(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(f"config file '{source}' must hold a mapping of sections (data, model, "
                           f"train, eval, seed), got {type(tree).__name__}")
     return tree
+
+
+FREEZABLE = ("encoder", "quantizer", "speaker_embedding", "wavenet", "mel_decoder")
 
 
 def check_config(cfg: Config) -> None:
@@ -475,6 +498,10 @@ def check_config(cfg: Config) -> None:
     if len(cfg.train.betas) != 2 or not all(0 <= b < 1 for b in cfg.train.betas):
         raise ConfigError(f"config key 'train.betas' must be two numbers in [0, 1), got "
                           f"{cfg.train.betas}")
+    unknown = [m for m in cfg.train.freeze if m not in FREEZABLE]
+    if unknown:
+        raise ConfigError(f"config key 'train.freeze' names unknown modules ({', '.join(unknown)}); "
+                          f"choose from {', '.join(FREEZABLE)}")
     dev = cfg.train.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"config key 'train.device' must be auto, cpu, cuda or cuda:N, got "

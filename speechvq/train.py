@@ -36,7 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from speechvq import __version__
-from speechvq.checkpoint import load_checkpoint, save_checkpoint
+from speechvq.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from speechvq.config import Config, config_from_dict, config_to_dict, dump_config
 from speechvq.errors import ConfigError, TrainingError
 
@@ -434,6 +434,15 @@ def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLik
         dist.init_process_group(backend)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = VQVAE.from_config(cfg, list(dump.speakers))
+    fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()
+    if cfg.train.init_from and fresh:  # a resumed run takes everything from its own checkpoint
+        state = load_checkpoint(resolve_checkpoint(cfg.train.init_from))
+        untouched = model.init_from_(state, cfg.train.init_from)
+        if rank == 0:
+            kept = sorted({k.split(".")[0] for k in untouched})
+            print(f"train: initialised from {cfg.train.init_from}"
+                  + (f"; new: {', '.join(kept)}" if kept else ""), file=sys.stderr)
+    model.freeze_(cfg.train.freeze)
     sampler = WindowSampler(dump.lengths, cfg.data.window, cfg.train.batch_size, cfg.seed,
                             rank=rank, world_size=world)
     batches = SpeechBatches(dump, sampler, hop=model.hop)

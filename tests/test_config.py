@@ -120,3 +120,20 @@ def test_string_fields_keep_text_as_typed():
     # YAML would read `yes` as a bool; a str field keeps the characters the user typed.
     with pytest.raises(ConfigError, match="must be auto, cpu, cuda or cuda:N, got 'yes'"):
         load_config(None, ["train.device=yes"])
+
+
+def test_several_files_apply_in_order(tmp_path):
+    base, stage = tmp_path / "base.yaml", tmp_path / "stage.yaml"
+    base.write_text("model:\n  quantizer:\n    codebook_size: 128\n    dim: 32\n"
+                    "train:\n  lr: 1e-3\n  freeze: [encoder]\n")
+    stage.write_text("model:\n  quantizer:\n    dim: 16\ntrain:\n  freeze: [encoder, quantizer]\n")
+    cfg = load_config([base, stage], ["train.lr=5e-4"])
+    assert cfg.model.quantizer.codebook_size == 128      # kept from the base
+    assert cfg.model.quantizer.dim == 16                 # the later file wins
+    assert cfg.train.freeze == ["encoder", "quantizer"]  # lists are replaced, not merged
+    assert cfg.train.lr == 5e-4
+    stage.write_text("train:\n  frezee: [encoder]\n")
+    with pytest.raises(ConfigError, match=r"'train.frezee' \(in .*stage.yaml\)"):
+        load_config([base, stage])
+    with pytest.raises(ConfigError, match="train.freeze' names unknown modules \\(decoder\\)"):
+        load_config(None, ["train.freeze=[decoder]"])

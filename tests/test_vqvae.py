@@ -225,3 +225,41 @@ def test_wavenet_crop_and_detached_codes():
         enc_grad = torch.autograd.grad(out.nll, model.encoder.out.weight, allow_unused=True)[0]
         assert (enc_grad is None or enc_grad.abs().sum() == 0) == detach
     assert seen == [960, 960]  # ceil(700 / 320) = 3 codes of 320 samples, of 10
+
+
+def test_freeze_and_init_from():
+    """A decoder head trained on frozen codes: the encoder and the EMA codebook stay put, and
+    init_from_ copies the tensors a checkpoint shares with the model."""
+    from speechvq.config import load_config
+    base = ["model.encoder.input=logmel", "model.encoder.channels=8", "model.encoder.dilations=[1]",
+            "model.quantizer.codebook_size=8", "model.quantizer.dim=4", "model.decoder.speaker_dim=2",
+            "model.decoder.mel.weight=1", "model.decoder.mel.channels=4",
+            "model.decoder.mel.layers=1"]
+    wavenet = ["model.decoder.wavenet.layers=2", "model.decoder.wavenet.cycles=1",
+               "model.decoder.wavenet.residual_channels=4", "model.decoder.wavenet.gate_channels=4",
+               "model.decoder.wavenet.skip_channels=4", "model.decoder.wavenet.upsample=repeat"]
+    torch.manual_seed(0)
+    codes_model = VQVAE.from_config(load_config(None, base + ["model.decoder.wavenet.weight=0"]),
+                                    ["a", "b"])
+    full = VQVAE.from_config(load_config(None, base + wavenet), ["a", "b"])
+    missing = full.init_from_({"model": codes_model.state_dict(), "speakers": ["a", "b"]}, "x")
+    assert missing and all(k.startswith("wavenet.") for k in missing)
+    for k, v in codes_model.state_dict().items():
+        assert torch.equal(full.state_dict()[k], v), k
+    with pytest.raises(ModelError, match="other speakers"):
+        full.init_from_({"model": codes_model.state_dict(), "speakers": ["a", "c"]}, "x")
+
+    full.freeze_(["encoder", "quantizer", "mel_decoder", "speaker_embedding"])
+    full.train()
+    assert not full.quantizer.training and not full.encoder.training and full.wavenet.training
+    before = {k: v.clone() for k, v in full.state_dict().items() if not k.startswith("wavenet.")}
+    opt = torch.optim.AdamW(full.parameters(), lr=1e-2)
+    for _ in range(2):
+        out = full(torch.randn(2, 1600) * 0.1, torch.tensor([0, 1]))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+    for k, v in before.items():
+        assert torch.equal(full.state_dict()[k], v), k  # encoder, codebook, mel head: unchanged
+    with pytest.raises(ModelError, match="cannot freeze 'decoder'"):
+        full.freeze_(["decoder"])

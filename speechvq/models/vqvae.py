@@ -91,6 +91,7 @@ class VQVAE(nn.Module):
             raise ModelError(f"speaker list has duplicates ({', '.join(dup)}); give each once")
         self.cfg = cfg
         self.speakers = speakers
+        self.frozen: set[str] = set()
         self.sample_rate = cfg.data.sample_rate
         m, dec = cfg.model, cfg.model.decoder
         self.encoder = SpeechEncoder(m.encoder, m.quantizer.dim, cfg.data)
@@ -127,6 +128,49 @@ class VQVAE(nn.Module):
     def from_config(cls, cfg: Config, speakers: Sequence[str]) -> "VQVAE":
         """Build the model of `cfg` for these speakers (see the class docstring)."""
         return cls(cfg, speakers)
+
+    # ------------------------------------------------------------------------------ freezing
+
+    def freeze_(self, names: Sequence[str]) -> None:
+        """Keep these submodules fixed: no gradients, and always in eval mode (a frozen
+        quantiser's EMA codebook does not move, a frozen encoder has no dropout).
+
+        Args:
+            names: any of encoder, quantizer, speaker_embedding, wavenet, mel_decoder.
+        """
+        for name in names:
+            module = getattr(self, name, None)
+            if not isinstance(module, nn.Module):
+                raise ModelError(f"cannot freeze '{name}': this model has no such module (a head "
+                                 f"with weight 0 is not built); check train.freeze")
+            module.requires_grad_(False)
+            self.frozen.add(name)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "VQVAE":
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self, name).eval()
+        return self
+
+    def init_from_(self, state: dict, source: str) -> list[str]:
+        """Copy every tensor of a checkpoint's model state whose name and shape match.
+
+        Returns:
+            the names of this model's tensors that were not in the checkpoint (left as they are).
+        Raises:
+            ModelError: the checkpoint was trained on other speakers, or nothing matches.
+        """
+        if list(state.get("speakers", [])) != self.speakers:
+            raise ModelError(f"train.init_from '{source}' was trained on other speakers than "
+                             f"this data's; initialise from a run on the same dump")
+        own = self.state_dict()
+        matched = {k: v for k, v in state["model"].items()
+                   if k in own and own[k].shape == v.shape}
+        if not matched:
+            raise ModelError(f"train.init_from '{source}' shares no tensor with this model")
+        self.load_state_dict(matched, strict=False)
+        return sorted(set(own) - set(matched))
 
     # ------------------------------------------------------------------------------ speakers
 
