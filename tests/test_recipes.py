@@ -102,9 +102,12 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     work = tmp_path / "work"
     common = ["--size", "tiny", "--workdir", str(work), "--train-args", MINI_TRAIN_ARGS]
     log = _ok(run_recipe(MINI / "run.sh", *common, "--stop-stage", "2", cwd=MINI, tmp=tmp_path))
-    assert "Stage 2: train" in log and "Stage 3" not in log
+    assert "Stage 2a: train the codes" in log and "Stage 2b: train the WaveNet" in log
+    assert "Stage 3" not in log
     exp = work / "exp" / "mini"
+    assert (work / "exp" / "mini_codes" / "checkpoints" / "last.pt").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()
+    assert "train: initialised from exp/mini_codes; new: wavenet" in log
     assert {p.name for p in (work / "data").iterdir()} >= {"train", "dev", "test", "test_unseen"}
 
     # --n-wavenet 0: WaveNet sampling on CPU costs ~12 s per test sentence even for this tiny

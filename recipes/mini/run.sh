@@ -19,8 +19,9 @@ nj=2               # parallel jobs for the dump
 size=default       # built-in corpus size: tiny, default or large
 corpus_dir=        # a prepared Kaldi data dir (e.g. from `speechvq prepare folder`) instead of the built-in corpus
 workdir=           # where data/ dump/ exp/ go (default: this recipe's folder)
-train_config=conf/train.yaml
-train_args=        # extra key=value overrides for training, e.g. "train.max_steps=100"
+train_config=conf/train.yaml      # stage 2a: encoder + codebook + log-mel head (the codes)
+wavenet_config=conf/wavenet.yaml  # stage 2b, on top of train_config: the WaveNet on the frozen codes
+train_args=        # extra key=value overrides for both trainings, e.g. "train.max_steps=100"
 exp=exp/mini       # experiment dir (relative to --workdir)
 n_convert=6        # source utterances converted per source split (seen and unseen speakers)
 n_wavenet=2        # of which this many also go through the (slow on CPU) WaveNet; 0 = none
@@ -35,14 +36,18 @@ fi
 
 # Resolve user paths against the directory the recipe was started from, then work in --workdir.
 recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [[ "${train_config}" != /* ]] && [ -f "${recipe}/${train_config}" ]; then
-  train_config=${recipe}/${train_config}   # conf/... of this recipe, whatever the current dir
-elif [ -f "${train_config}" ]; then
-  train_config=$(cd "$(dirname "${train_config}")" && pwd)/$(basename "${train_config}")
-else
-  echo "$0: error: --train-config ${train_config} not found (here or in ${recipe})" >&2
-  exit 2
-fi
+resolve_conf() {  # a relative conf/... is this recipe's, whatever the current dir
+  if [[ "$2" != /* ]] && [ -f "${recipe}/$2" ]; then
+    echo "${recipe}/$2"
+  elif [ -f "$2" ]; then
+    echo "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+  else
+    echo "$0: error: --$1 $2 not found (here or in ${recipe})" >&2
+    return 2
+  fi
+}
+train_config=$(resolve_conf train-config "${train_config}")
+wavenet_config=$(resolve_conf wavenet-config "${wavenet_config}")
 if [ -n "${corpus_dir}" ]; then
   if [ ! -d "${corpus_dir}" ]; then
     echo "$0: error: --corpus-dir ${corpus_dir} is not a folder; pass a prepared Kaldi data dir" >&2
@@ -80,10 +85,14 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
-  log "Stage 2: train ${exp}"
-  # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
+  # Each run resumes from its checkpoints/last.pt; a finished run says so and returns at once.
+  log "Stage 2a: train the codes through the log-mel head: ${exp}_codes"
   # shellcheck disable=SC2086
-  speechvq train --config "${train_config}" --data dump/train --exp "${exp}" ${train_args}
+  speechvq train --config "${train_config}" --data dump/train --exp "${exp}_codes" ${train_args}
+  log "Stage 2b: train the WaveNet on the frozen codes of ${exp}_codes: ${exp}"
+  # shellcheck disable=SC2086
+  speechvq train --config "${train_config}" --config "${wavenet_config}" --data dump/train \
+    --exp "${exp}" train.init_from="${exp}_codes" ${train_args}
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
