@@ -309,14 +309,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
                                    seed=args.seed, checkpoint=args.checkpoint, device=args.device)
         print(out)
         return 0
-    if not args.speakers or not args.out:
-        raise ConfigError("--data needs --speakers S1,S2 and --out DIR")
+    if not (args.speakers or args.parallel_to) or not args.out:
+        raise ConfigError("--data needs --out DIR and target speakers: --speakers S1,S2 and/or "
+                          "--parallel-to REF (speakers who read the same sentences in REF)")
     if args.max_utts is not None and args.max_utts < 1:
         raise ConfigError(f"--max-utts must be at least 1 (got {args.max_utts}); leave it out "
                           f"to convert every utterance")
-    result = convert.convert_data(args.model, args.data, args.speakers.split(","), args.out,
+    result = convert.convert_data(args.model, args.data,
+                                  args.speakers.split(",") if args.speakers else None, args.out,
                                   head=args.head, max_utts=args.max_utts,
-                                  per_speaker=args.per_speaker,
+                                  per_speaker=args.per_speaker, parallel_to=args.parallel_to,
+                                  n_targets=args.n_targets,
                                   batch_size=args.batch_size, temperature=args.temperature,
                                   seed=args.seed, checkpoint=args.checkpoint,
                                   device=args.device, progress=_progress(args))
@@ -341,6 +344,11 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="many sources: a Kaldi data dir or dump")
     p.add_argument("--speakers", help="comma-separated target speakers for --data")
     p.add_argument("--out", help="output Kaldi dir for --data (wav.scp, utt2spk, utt2src)")
+    p.add_argument("--parallel-to", metavar="REF",
+                   help="for --data: convert each source only to (--speakers, or any model "
+                        "speaker) who read the same sentence in REF, so it has a parallel target")
+    p.add_argument("--n-targets", type=int, default=None,
+                   help="for --data: at most this many targets per source (first in sorted order)")
     p.add_argument("--max-utts", type=int, default=None,
                    help="convert only the first N source utterances (sorted)")
     p.add_argument("--per-speaker", type=int, default=None, metavar="N",

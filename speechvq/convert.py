@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -86,55 +86,84 @@ def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker:
     return Path(out)
 
 
+def parallel_readers(ref: Utterances) -> dict[str, list[str]]:
+    """{transcript: sorted speakers who read it in `ref`} (utterances without text are left out)."""
+    readers: dict[str, set[str]] = {}
+    for utt in ref.utts:
+        text = ref.text(utt)
+        if text:
+            readers.setdefault(text, set()).add(ref.speaker(utt))
+    return {t: sorted(s) for t, s in readers.items()}
+
+
 def conversion_pairs(data: Utterances, targets: Sequence[str], max_utts: int | None,
-                     per_speaker: int | None = None) -> list[tuple[str, str, str]]:
-    """(output utt id, source utt, target speaker) for the first `max_utts` source utterances
-    (sorted; with `per_speaker`, only the first that many of each source speaker count) x every
-    target other than the source's own speaker; ids are ``<target>-<src>``."""
+                     per_speaker: int | None = None, *,
+                     readers: Mapping[str, Sequence[str]] | None = None,
+                     n_targets: int | None = None) -> list[tuple[str, str, str]]:
+    """(output utt id, source utt, target speaker) pairs; ids are ``<target>-<src>``.
+
+    Sources: the first `max_utts` utterances (sorted; with `per_speaker`, only the first that many
+    of each source speaker count, each with a sentence no earlier source reads). Targets of a source: every speaker of `targets` but its own;
+    with `readers` (see `parallel_readers`), only those who read the source's sentence, so every
+    conversion has a real parallel target; `n_targets` keeps the first that many.
+    """
     sources = list(data.utts)
-    if per_speaker:
+    if per_speaker:  # spread the sources over speakers, and over sentences where known
         taken: dict[str, int] = {}
+        texts: set[str] = set()
         kept = []
         for utt in sources:
-            spk = data.speaker(utt)
-            if taken.get(spk, 0) < per_speaker:
+            spk, text = data.speaker(utt), data.text(utt)
+            if taken.get(spk, 0) < per_speaker and (text is None or text not in texts):
                 taken[spk] = taken.get(spk, 0) + 1
+                texts.add(text)
                 kept.append(utt)
         sources = kept
     sources = sources[:max_utts] if max_utts else sources
     pairs = []
     for utt in sources:
-        for tgt in targets:
-            if tgt != data.speaker(utt):
-                pairs.append((f"{tgt}-{utt}", utt, tgt))
+        allowed = targets if readers is None else \
+            [t for t in readers.get(data.text(utt) or "", []) if t in targets]
+        chosen = [t for t in allowed if t != data.speaker(utt)][:n_targets]
+        pairs += [(f"{tgt}-{utt}", utt, tgt) for tgt in chosen]
     return sorted(pairs)
 
 
 def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
-                 speakers: Sequence[str], out_dir: str | os.PathLike, *, head: str = "auto",
-                 max_utts: int | None = None, per_speaker: int | None = None,
+                 speakers: Sequence[str] | None, out_dir: str | os.PathLike, *,
+                 head: str = "auto", max_utts: int | None = None, per_speaker: int | None = None,
+                 parallel_to: str | os.PathLike | None = None, n_targets: int | None = None,
                  batch_size: int = 8, temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto",
                  progress: bool = True) -> DataDir:
     """`speechvq convert --data DATA --speakers S1,S2 --out DIR`: many conversions, batched.
 
     Every source utterance (the first `max_utts`, sorted; at most `per_speaker` of each source
-    speaker) is converted to every listed target speaker except its own. Wavs already in
-    ``DIR/wav/`` from an interrupted run are kept.
+    speaker) is converted to every listed target speaker except its own (`speakers` None: every
+    speaker of the model). With `parallel_to` (a data dir or dump with text), only targets who
+    read the source's sentence there are used, the first `n_targets` of them, so each conversion
+    has a real reading to compare with. Wavs already in ``DIR/wav/`` from an interrupted run are
+    kept.
 
     Returns:
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
     """
     model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
+    speakers = list(model.speakers if speakers is None else speakers)
     for s in speakers:
         model.speaker_index(s)  # unknown targets fail before any work
     data = Utterances(data_path, model.sample_rate)
+    readers = None if parallel_to is None else \
+        parallel_readers(Utterances(parallel_to, model.sample_rate))
     head = choose_head(model, head)
     out = Path(out_dir)
-    pairs = conversion_pairs(data, speakers, max_utts, per_speaker)
+    pairs = conversion_pairs(data, speakers, max_utts, per_speaker, readers=readers,
+                             n_targets=n_targets)
     if not pairs:
-        raise DataError(f"nothing to convert: the targets ({', '.join(speakers)}) are the only "
-                        f"speakers of '{data_path}'; pick other --speakers")
+        why = (f"no target speaker reads the sources' sentences in '{parallel_to}'"
+               if readers is not None else
+               f"the targets ({', '.join(speakers)}) are the only speakers of '{data_path}'")
+        raise DataError(f"nothing to convert: {why}; pick other --speakers or sources")
     for new_utt, _, _ in pairs:
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"

@@ -204,7 +204,8 @@ class Trainer:
             else self.model
 
     def save(self) -> Path:
-        """Write ``step_XXXXXXX.pt`` and ``last.pt`` atomically; prune to `keep_checkpoints`."""
+        """Write ``step_<8-digit step>.pt`` and ``last.pt`` atomically; keep the newest
+        `keep_checkpoints` step files."""
         state = self.state_dict()
         path = save_checkpoint(state, self.ckpt_dir / f"step_{self.step:08d}.pt")
         save_checkpoint(state, self.ckpt_dir / "last.pt")

@@ -236,11 +236,15 @@ def test_vctk_recipe_on_a_fake_tree_through_stage_3(tmp_path):
 
 
 class _FakeData:
-    def __init__(self, utts):
+    def __init__(self, utts, texts=None):
         self.utts = sorted(utts)
+        self.texts = texts or {}
 
     def speaker(self, utt):
         return utt.split("_")[0]
+
+    def text(self, utt):
+        return self.texts.get(utt)
 
 
 def test_conversion_pairs_per_speaker_spreads_the_sources():
@@ -255,3 +259,20 @@ def test_conversion_pairs_per_speaker_spreads_the_sources():
     assert len(conversion_pairs(data, ["p225"], None, per_speaker=2)) == 6
     own = conversion_pairs(_FakeData(["p225_001", "p226_001"]), ["p225"], None, per_speaker=1)
     assert own == [("p225-p226_001", "p226_001", "p225")]           # never to its own speaker
+
+
+def test_conversion_pairs_with_parallel_targets():
+    """--parallel-to: each source goes only to speakers who read its sentence; --per-speaker
+    picks sources with sentences not taken yet."""
+    from speechvq.convert import conversion_pairs
+
+    texts = {"u1_001": "A", "u1_002": "B", "u2_001": "A", "u2_002": "C"}
+    data = _FakeData(list(texts), texts)
+    readers = {"A": ["s1", "s2", "s3"], "B": ["s3"], "C": []}
+    pairs = conversion_pairs(data, ["s1", "s2", "s3"], None, per_speaker=2, readers=readers,
+                             n_targets=2)
+    # u2_001 repeats u1_001's sentence A, so it is skipped; C has no reader among the targets
+    assert pairs == [("s1-u1_001", "u1_001", "s1"), ("s2-u1_001", "u1_001", "s2"),
+                     ("s3-u1_002", "u1_002", "s3")]
+    only_s2 = conversion_pairs(data, ["s2"], None, readers=readers)
+    assert only_s2 == [("s2-u1_001", "u1_001", "s2"), ("s2-u2_001", "u2_001", "s2")]

@@ -23,7 +23,8 @@ train_config=conf/train.yaml      # stage 2a: encoder + codebook + log-mel head 
 wavenet_config=conf/wavenet.yaml  # stage 2b, on top of train_config: the WaveNet on the frozen codes
 train_args=        # extra key=value overrides for both trainings, e.g. "train.max_steps=100"
 exp=exp/mini       # experiment dir (relative to --workdir)
-n_convert=6        # source utterances converted per source split (seen and unseen speakers)
+n_convert=6        # source sentences converted per source split (seen and unseen speakers)
+n_targets=2        # training speakers each source is converted to (who read the same sentence)
 n_wavenet=2        # of which this many also go through the (slow on CPU) WaveNet; 0 = none
 abx_triplets=5000  # ABX triplets sampled per condition in the unit evaluation
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --stop-stage 3"
@@ -121,17 +122,17 @@ fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
   log "Stage 4: convert test sentences to training speakers who also read them"
-  # The first two training speakers who read the test sentences. (No `| head` here: under
-  # pipefail, head closing the pipe early can fail the stage.)
-  targets=$(speechvq convert --model "${exp}" --list-speakers --data data/test)
-  targets=$(echo "${targets}" | sed -n 1,2p | paste -sd, -)
   for split in test test_unseen; do
+    # Sources spread over speakers and sentences; each goes to the first ${n_targets} training
+    # speakers who read the same sentence in data/test (a real parallel target for the scores).
     # convert keeps the wavs already in --out; only missing conversions are made.
-    speechvq convert --model "${exp}" --data "data/${split}" --speakers "${targets}" \
-      --max-utts "${n_convert}" --head mel --out "${exp}/convert/${split}_mel"
+    speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
+      --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_convert}" --head mel \
+      --out "${exp}/convert/${split}_mel"
     if [ "${n_wavenet}" -gt 0 ]; then
-      speechvq convert --model "${exp}" --data "data/${split}" --speakers "${targets}" \
-        --max-utts "${n_wavenet}" --head wavenet --out "${exp}/convert/${split}_wavenet"
+      speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
+        --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_wavenet}" --head wavenet \
+        --out "${exp}/convert/${split}_wavenet"
     fi
     result=${exp}/eval/conversion_${split}_mel.json
     # (the wav/ folder changes only when convert adds conversions)
