@@ -76,6 +76,10 @@ def _add_config_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_config)
 
 
+def _add_progress_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+
+
 def _progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "no_progress", False)
 
@@ -132,7 +136,7 @@ def _add_prepare_command(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=0, help="sentences, splits and voices")
     b.add_argument("--no-cache", action="store_true", help="synthesise afresh, no cache")
     b.add_argument("--nj", type=int, default=2, help="parallel synthesis processes")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(b)
     specs = {
         "vctk": ("VCTK 0.92 (wav48_silence_trimmed/, FLAC) or 0.80 (wav48/, WAV)",
                  [("--mic", dict(choices=("mic1", "mic2"), default="mic1",
@@ -152,7 +156,7 @@ def _add_prepare_command(sub: argparse._SubParsersAction) -> None:
         c.add_argument("out", help="output folder; one Kaldi dir per split inside")
         for flag, kwargs in options:
             c.add_argument(flag, **kwargs)
-        c.add_argument("--no-progress", action="store_true", help="no progress bar")
+        _add_progress_argument(c)
     p.set_defaults(func=cmd_prepare)
 
 
@@ -220,7 +224,7 @@ def _add_dump_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out corrupt/empty/silent files (listed in OUT/skipped.txt) "
                         "instead of stopping")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(p)
     p.set_defaults(func=cmd_dump)
 
 
@@ -251,7 +255,7 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="DUMP", help="training dump (from `speechvq dump`)")
     p.add_argument("--exp", metavar="EXP", help="experiment dir")
     add_config_arguments(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -288,7 +292,7 @@ def _add_encode_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dedup", action="store_true",
                    help="collapse runs of the same unit (not for unit evaluation)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(p)
     p.set_defaults(func=cmd_encode)
 
 
@@ -361,7 +365,7 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="conversions per batch")
     p.add_argument("--list-speakers", action="store_true",
                    help="print the model's speakers (those in --data when given) and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(p)
     p.set_defaults(func=cmd_convert)
 
 
@@ -445,7 +449,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                    help="ABX triplets sampled per condition (seeded)")
     u.add_argument("--batch-size", type=int, default=8, help="utterances per encoder batch")
     u.add_argument("--seed", type=int, default=0, help="baselines, k-means and ABX sampling")
-    u.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(u)
     u.set_defaults(func=cmd_evaluate_units)
     c = kinds.add_parser(
         "conversion", formatter_class=_Formatter, help="speaker, content and MCD of conversions",
@@ -470,7 +474,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
     c.add_argument("--batch-size", type=int, default=8, help="utterances per encoder batch")
     c.add_argument("--seed", type=int, default=0, help="classifier and held-out split seed")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(c)
     c.set_defaults(func=cmd_evaluate_conversion)
 
 

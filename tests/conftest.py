@@ -49,3 +49,15 @@ def write_tiny_data_dir(root: Path, seed: int = 0) -> Path:
 def tiny_data_dir(tmp_path: Path) -> Path:
     """A fresh tiny Kaldi data dir (see `write_tiny_data_dir`)."""
     return write_tiny_data_dir(tmp_path / "data" / "tiny")
+
+
+@pytest.fixture(scope="session")
+def eval_corpus(tmp_path_factory) -> dict[str, Path]:
+    """The evaluation corpus of `evaldata.build_corpus` (tiny trained model, conversions), built
+    once per session and shared by the unit, conversion and report tests. Read-only: a test that
+    changes it copies it first."""
+    import torch
+
+    from evaldata import build_corpus
+    torch.set_num_threads(1)
+    return build_corpus(tmp_path_factory.getbasetemp() / "evalcorpus")

@@ -151,13 +151,3 @@ def make_exp(exp: Path) -> Path:
              f'"step_time": 0.5, "lr": 0.001}}' for s in (10, 20)]
     (exp / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     return exp
-
-
-_CORPUS: dict[str, Path] = {}
-
-
-def corpus(tmp_path_factory) -> dict[str, Path]:
-    """The corpus, built once per test session (shared by every evaluation test module)."""
-    if not _CORPUS:
-        _CORPUS.update(build_corpus(tmp_path_factory.getbasetemp() / "evalcorpus"))
-    return _CORPUS

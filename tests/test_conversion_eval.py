@@ -12,9 +12,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from evaldata import SENTENCES, SPEAKERS, corpus, synth
+from evaldata import SENTENCES, SPEAKERS, synth
 from speechvq.config import DataConfig
 from speechvq.data.utterances import Utterances
 from speechvq.errors import DataError
@@ -25,9 +24,8 @@ from speechvq.evaluation.mcd import mcd
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    torch.set_num_threads(1)
-    return corpus(tmp_path_factory)
+def data(eval_corpus):
+    return eval_corpus
 
 
 @pytest.fixture(scope="module")

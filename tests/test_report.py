@@ -6,9 +6,7 @@ import json
 import shutil
 
 import pytest
-import torch
 
-from evaldata import corpus
 from speechvq import cli
 from speechvq.errors import DataError
 from speechvq.evaluation.conversion import evaluate_conversion
@@ -19,9 +17,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def reported(tmp_path_factory):
-    torch.set_num_threads(1)
-    data = corpus(tmp_path_factory)
+def reported(eval_corpus, tmp_path_factory):
+    data = eval_corpus
     exp = tmp_path_factory.mktemp("report") / "exp"
     shutil.copytree(data["exp"], exp)
     units = evaluate_units_model(exp, data["test"], fit_on=data["train"], abx_max_triplets=50,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaldata import PHONES, corpus
+from evaldata import PHONES
 from speechvq import cli
 from speechvq.data.kaldi import read_ctm
 from speechvq.data.units import dedup, write_units
@@ -24,9 +24,8 @@ HOP = 160  # the tiny model's samples per code
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    torch.set_num_threads(1)
-    return corpus(tmp_path_factory)
+def data(eval_corpus):
+    return eval_corpus
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@
 # Paths given as options are relative to the directory you run from, except that a relative
 # --train-config is looked up in this recipe's folder first (e.g. conf/train.yaml).
 set -euo pipefail
-log() { echo "$(date '+%F %T') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
 
 stage=0            # first stage to run
 stop_stage=100     # last stage to run
@@ -29,24 +28,9 @@ n_wavenet=2        # of which this many also go through the (slow on CPU) WaveNe
 abx_triplets=5000  # ABX triplets sampled per condition in the unit evaluation
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --stop-stage 3"
 
-. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
-if [ $# -gt 0 ]; then
-  echo "$0: error: unexpected argument '$1'; options are --name value (run $0 --help)" >&2
-  exit 2
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"
 
 # Resolve user paths against the directory the recipe was started from, then work in --workdir.
-recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-resolve_conf() {  # a relative conf/... is this recipe's, whatever the current dir
-  if [[ "$2" != /* ]] && [ -f "${recipe}/$2" ]; then
-    echo "${recipe}/$2"
-  elif [ -f "$2" ]; then
-    echo "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
-  else
-    echo "$0: error: --$1 $2 not found (here or in ${recipe})" >&2
-    return 2
-  fi
-}
 train_config=$(resolve_conf train-config "${train_config}")
 wavenet_config=$(resolve_conf wavenet-config "${wavenet_config}")
 if [ -n "${corpus_dir}" ]; then

@@ -13,7 +13,6 @@
 # Paths given as options are relative to the directory you run from, except that a relative
 # --train-config is looked up in this recipe's folder first (e.g. conf/train_debug.yaml).
 set -euo pipefail
-log() { echo "$(date '+%F %T') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
 
 stage=0            # first stage to run
 stop_stage=100     # last stage to run
@@ -32,22 +31,10 @@ per_speaker=1      # ... at most this many from each source speaker
 abx_triplets=5000  # ABX triplets per condition, when the data has alignments
 help_message="Usage: $0 --vctk DIR [options]; options are --name value, e.g. --stage 2 --ngpu 4"
 
-. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
-if [ $# -gt 0 ]; then
-  echo "$0: error: unexpected argument '$1'; options are --name value (run $0 --help)" >&2
-  exit 2
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"
 
 # Resolve user paths against the directory the recipe was started from, then work in --workdir.
-recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [[ "${train_config}" != /* ]] && [ -f "${recipe}/${train_config}" ]; then
-  train_config=${recipe}/${train_config}   # conf/... of this recipe, whatever the current dir
-elif [ -f "${train_config}" ]; then
-  train_config=$(cd "$(dirname "${train_config}")" && pwd)/$(basename "${train_config}")
-else
-  echo "$0: error: --train-config ${train_config} not found (here or in ${recipe})" >&2
-  exit 2
-fi
+train_config=$(resolve_conf train-config "${train_config}")
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   if [ -z "${vctk}" ] || [ ! -d "${vctk}" ]; then
     echo "$0: error: stage 0 needs --vctk DIR, the unpacked VCTK corpus (e.g." \

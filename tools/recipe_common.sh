@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# What every speechvq recipe does first: source it after setting the option defaults.
+#
+#   stage=0; stop_stage=100; train_config=conf/train.yaml
+#   help_message="Usage: $0 [options]"
+#   . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"
+#
+# It parses --name value options (tools/parse_options.sh), refuses stray positional arguments,
+# sets ${recipe} to the recipe's own folder (absolute), and defines:
+#   log MESSAGE...          a timestamped line naming the script and line, as ESPnet's recipes
+#   resolve_conf NAME PATH  PATH made absolute; a relative conf/... is looked up in ${recipe}
+#                           first, so a recipe works from any current directory (exit 2 if absent)
+
+. "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
+if [ $# -gt 0 ]; then
+  echo "$0: error: unexpected argument '$1'; options are --name value (run $0 --help)" >&2
+  exit 2
+fi
+
+recipe=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
+
+log() { echo "$(date '+%F %T') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+
+resolve_conf() {
+  if [[ "$2" != /* ]] && [ -f "${recipe}/$2" ]; then
+    echo "${recipe}/$2"
+  elif [ -f "$2" ]; then
+    echo "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+  else
+    echo "$0: error: --$1 $2 not found (here or in ${recipe})" >&2
+    return 2
+  fi
+}
