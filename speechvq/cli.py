@@ -399,13 +399,18 @@ def cmd_evaluate_units(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_conversion(args: argparse.Namespace) -> int:
-    from speechvq.evaluation.conversion import evaluate_conversion, format_conversion
-    result = evaluate_conversion(args.data, args.ref, args.model, train=args.train, src=args.src,
-                                 name=args.name, exp_dir=args.exp, checkpoint=args.checkpoint,
-                                 device=args.device, batch_size=args.batch_size, seed=args.seed,
-                                 progress=_progress(args))
-    print(format_conversion(result))
-    print(result["output"])
+    from speechvq.evaluation.conversion import evaluate_conversions, format_conversion
+    names = args.name.split(",") if args.name else None
+    if names is not None and len(names) != len(args.data):
+        raise ConfigError(f"--name has {len(names)} names for {len(args.data)} --data dirs; give "
+                          f"one per dir, comma-separated, or leave it out")
+    results = evaluate_conversions(args.data, args.ref, args.model, names=names, train=args.train,
+                                   src=args.src, exp_dir=args.exp, checkpoint=args.checkpoint,
+                                   device=args.device, batch_size=args.batch_size,
+                                   seed=args.seed, progress=_progress(args))
+    for result in results:
+        print(format_conversion(result))
+        print(result["output"])
     return 0
 
 
@@ -459,10 +464,13 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                     "alignment) and MCD against the target's real reading of the same sentence "
                     "in --ref, beside the unconverted source (baseline) and a topline.\n\n"
                     "example:\n  speechvq evaluate conversion --model exp/mini --data "
-                    "exp/mini/convert/test_mel --ref data/test --train data/train --name test_mel")
+                    "exp/mini/convert/test_mel exp/mini/convert/test_unseen_mel --ref data/test "
+                    "--train data/train")
     _add_model_arguments(c)
-    c.add_argument("--data", required=True, metavar="CONVERTED",
-                   help="output dir of `speechvq convert --data` (wav.scp, utt2spk, utt2src)")
+    c.add_argument("--data", required=True, nargs="+", metavar="CONVERTED",
+                   help="output dir(s) of `speechvq convert --data` (wav.scp, utt2spk, "
+                        "utt2src); with several, the speaker classifier and the training codes "
+                        "are computed once")
     c.add_argument("--ref", required=True, metavar="DATA",
                    help="real recordings with text: the targets' readings of the sentences")
     c.add_argument("--train", metavar="DATA",
@@ -470,7 +478,8 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                         "(default: --ref, with a held-out split)")
     c.add_argument("--src", metavar="DATA", help="where the source utterances are (default: "
                                                  "--ref, --train, then dirs beside --ref)")
-    c.add_argument("--name", help="result name (default: CONVERTED's folder name)")
+    c.add_argument("--name", help="result name, or comma-separated names, one per --data "
+                                  "(default: each CONVERTED's folder name)")
     c.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
     c.add_argument("--batch-size", type=int, default=8, help="utterances per encoder batch")
     c.add_argument("--seed", type=int, default=0, help="classifier and held-out split seed")

@@ -132,3 +132,34 @@ def test_sources_found_beside_ref_and_errors(data, tmp_path):
     assert res["data"]["sources"] == [str(data["test"])]
     assert m["n_mcd"] == 0 and m["n_no_parallel"] == 5  # train has no test sentences
     assert m["speaker_id_heldout_set"].startswith("seeded 20% split")
+
+
+def test_several_dirs_share_one_classifier_and_match_single_runs(data, result, tmp_path,
+                                                                 monkeypatch, capsys):
+    import shutil
+
+    from speechvq import cli
+    from speechvq.evaluation import conversion as C
+
+    second = tmp_path / "conv2"
+    shutil.copytree(data["conv"], second)
+    fits = []
+    real_fit = C.train_speaker_classifier
+    monkeypatch.setattr(C, "train_speaker_classifier",
+                        lambda x, y, seed=0: fits.append(len(y)) or real_fit(x, y, seed))
+    code = cli.main(["evaluate", "conversion", "--model", str(data["exp"]), "--data",
+                     str(data["conv"]), str(second), "--ref", str(data["test"]), "--train",
+                     str(data["train"]), "--exp", str(tmp_path), "--name", "one,two",
+                     "--batch-size", "1", "--no-progress"])
+    assert code == 0 and len(fits) == 1  # fitted once for both dirs
+    single = result[0]["conversion"]["hand"]
+    for name in ("one", "two"):
+        res = json.loads((tmp_path / "eval" / f"conversion_{name}.json").read_text())
+        assert res["conversion"][name] == pytest.approx(single)
+        assert f"--name {name}" in res["command"]
+    out = capsys.readouterr().out
+    assert out.count("MCD topline") == 2
+    assert cli.main(["evaluate", "conversion", "--model", str(data["exp"]), "--data",
+                     str(data["conv"]), str(second), "--ref", str(data["test"]),
+                     "--name", "only_one"]) == 2
+    assert "--name has 1 names for 2 --data dirs" in capsys.readouterr().err

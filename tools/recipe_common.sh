@@ -10,6 +10,8 @@
 #   log MESSAGE...          a timestamped line naming the script and line, as ESPnet's recipes
 #   resolve_conf NAME PATH  PATH made absolute; a relative conf/... is looked up in ${recipe}
 #                           first, so a recipe works from any current directory (exit 2 if absent)
+#   newer_than_model FILE   FILE exists and is newer than ${exp}/checkpoints/last.pt (a stage's
+#                           output that is still valid for the current model is kept)
 
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 if [ $# -gt 0 ]; then
@@ -31,3 +33,5 @@ resolve_conf() {
     return 2
   fi
 }
+
+newer_than_model() { [ -e "$1" ] && [ "$1" -nt "${exp}/checkpoints/last.pt" ]; }

@@ -54,7 +54,6 @@ else
 fi
 
 # True when output $1 exists and is newer than the model (finished work of this model).
-newer_than_model() { [ -e "$1" ] && [ "$1" -nt "${exp}/checkpoints/last.pt" ]; }
 
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ] && [ -z "${corpus_dir}" ]; then
   log "Stage 0: prepare the built-in corpus (size=${size}) in $(pwd)/data"
@@ -106,6 +105,7 @@ fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
   log "Stage 4: convert test sentences to training speakers who also read them"
+  conv_dirs=""; conv_names=""  # conversion dirs whose scores are missing or stale
   for split in test test_unseen; do
     # Sources spread over speakers and sentences; each goes to the first ${n_targets} training
     # speakers who read the same sentence in data/test (a real parallel target for the scores).
@@ -123,10 +123,16 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
     if newer_than_model "${result}" && [ "${result}" -nt "${exp}/convert/${split}_mel/wav" ]; then
       log "${result} is newer than the model and the conversions: kept"
     else
-      speechvq evaluate conversion --model "${exp}" --data "${exp}/convert/${split}_mel" \
-        --ref data/test --train data/train --name "${split}_mel"
+      conv_dirs="${conv_dirs:+${conv_dirs} }${exp}/convert/${split}_mel"
+      conv_names="${conv_names:+${conv_names},}${split}_mel"
     fi
   done
+  if [ -n "${conv_dirs}" ]; then
+    # one call for both splits: the speaker classifier and the training codes are fitted once
+    # shellcheck disable=SC2086
+    speechvq evaluate conversion --model "${exp}" --data ${conv_dirs} --ref data/test \
+      --train data/train --name "${conv_names}"
+  fi
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then

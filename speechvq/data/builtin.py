@@ -15,6 +15,11 @@
   speakers: parallel targets for voice conversion) and ``test_unseen`` = unseen x test sentences.
   No test or dev sentence occurs in ``train``. Utterance ids are ``<speaker>_<sentence>``, so
   ``m01_0042`` and ``f03_0042`` are the same sentence.
+- Second readings: in ``test`` every reader also reads each of its sentences a second time
+  (``<speaker>_r2_<sentence>``, e.g. ``m01_r2_0042``), a few percent faster or slower and a
+  little higher or lower, as a person rereading would. Two real readings by the same speaker are
+  what the MCD topline of `speechvq evaluate conversion` needs. The ``r2_`` ids sort after all of
+  the speaker's first readings, so "the first N utterances of a speaker" are distinct sentences.
 - Deterministic: each speaker is synthesised in a fresh ``spawn`` process with per-utterance seeds;
   two runs give byte-identical files on one machine (eSpeak keeps static state otherwise).
 - Cached under ``$SPEECHVQ_CACHE/builtin/<version>-<size>-seed<seed>/`` (default
@@ -43,7 +48,7 @@ from speechvq.errors import DataError
 __all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "UNSEEN", "SIZES",
            "SPLITS", "GENERATOR_VERSION"]
 
-GENERATOR_VERSION = "v1"  # bump whenever the generated audio or labels change
+GENERATOR_VERSION = "v2"  # bump whenever the generated audio or labels change
 SPLITS = ("train", "dev", "test", "test_unseen")
 
 
@@ -57,6 +62,18 @@ class Speaker:
     pitch: int  # eSpeak base pitch, 0-99 (50 = the variant's own)
     range: int  # pitch range, 0-99
     rate: int  # words per minute (kept well under 450, where eSpeak changes its time-stretching)
+
+
+SECOND_READING = "r2"  # utterance id infix of a test sentence's second reading by a speaker
+
+
+def second_reading_prosody(speaker: Speaker, utt: str, seed: int) -> tuple[int, int]:
+    """(rate, pitch) of a second reading: 4-8 % faster or slower and 2-5 pitch steps higher or
+    lower than the speaker's own (a person rereading, not another voice); seeded by utt."""
+    rng = random.Random(f"speechvq-builtin-reread-{seed}-{utt}")
+    rate = speaker.rate * (1 + rng.choice((-1, 1)) * rng.uniform(0.04, 0.08))
+    pitch = speaker.pitch + rng.choice((-1, 1)) * rng.randint(2, 5)
+    return round(rate), min(99, max(0, pitch))
 
 
 def _spk(spec: str) -> Speaker:
@@ -105,7 +122,8 @@ def plan_corpus(size: str = "default", seed: int = 0) -> list[dict]:
         size: ``tiny``, ``default`` or ``large`` (see `SIZES`).
         seed: chooses the grammar sentences, the sentence splits and the readers.
     Returns:
-        One dict per utterance, sorted by id: ``utt``, ``speaker``, ``split``, ``text``.
+        One dict per utterance, sorted by id: ``utt``, ``speaker``, ``split``, ``text`` and
+        ``reading`` (1, or 2 for a test sentence's second reading by the same speaker).
     """
     _check_args(size, seed)
     cfg = SIZES[size]
@@ -125,10 +143,14 @@ def plan_corpus(size: str = "default", seed: int = 0) -> list[dict]:
             for spk in readers:
                 load[spk] += 1
                 utts.append(dict(utt=f"{spk}_{sent:04d}", speaker=spk, split=split,
-                                 text=pool[sent]))
+                                 text=pool[sent], reading=1))
+                if split == "test":
+                    utts.append(dict(utt=f"{spk}_{SECOND_READING}_{sent:04d}", speaker=spk,
+                                     split=split, text=pool[sent], reading=2))
         if split == "test":
             utts += [dict(utt=f"{s.id}_{sent:04d}", speaker=s.id, split="test_unseen",
-                          text=pool[sent]) for s in unseen for sent in sorted(sets["test"])]
+                          text=pool[sent], reading=1)
+                     for s in unseen for sent in sorted(sets["test"])]
     return sorted(utts, key=lambda u: u["utt"])
 
 
@@ -162,9 +184,12 @@ def _generate(corpus: Path, size: str, seed: int, nj: int, progress: bool) -> No
     tasks = []
     for spk in sorted({u["speaker"] for u in plan}):
         s = speakers[spk]
+        # (utt, text, rate, pitch) in id order: first readings first, as in generator v1
+        utts = [(u["utt"], u["text"]) + ((s.rate, s.pitch) if u["reading"] == 1 else
+                                         second_reading_prosody(s, u["utt"], seed))
+                for u in plan if u["speaker"] == spk]
         tasks.append(dict(speaker=spk, voice=s.voice, rate=s.rate, pitch=s.pitch, range=s.range,
-                          seed=seed, wav_dir=str(wav_dir),
-                          utts=[(u["utt"], u["text"]) for u in plan if u["speaker"] == spk]))
+                          seed=seed, wav_dir=str(wav_dir), utts=utts))
     # One fresh process per speaker: eSpeak's wave generator keeps state across utterances.
     ctx = multiprocessing.get_context("spawn")
     ctm: dict[str, list[tuple[float, float, str]]] = {}
@@ -353,7 +378,8 @@ def _write_readme(out_dir: Path, splits: dict[str, Path], size: str, seed: int) 
 Synthesised by `speechvq prepare builtin` with eSpeak NG (GPL-3.0, loaded through ctypes from
 espeakng-loader; the audio is not GPL): 16 kHz, 16-bit PCM, {pad_ms} ms of silence at both ends.
 Every sentence was written for speechvq (64 hand-written phonetically rich sentences plus a seeded
-grammar). Utterance ids are `<speaker>_<sentence>`: the same suffix is the same sentence. This is
+grammar). Utterance ids are `<speaker>_<sentence>`: the same suffix is the same sentence;
+`<speaker>_r2_<sentence>` is the speaker's second reading of a test sentence. This is
 formant synthesis, easier than real speech; the alignments are exact with respect to the
 synthesiser's own segmentation.
 
@@ -362,8 +388,9 @@ synthesiser's own segmentation.
 {chr(10).join(rows)}
 
 `train`, `dev` and `test` are read by the seen speakers and share no sentence; each test sentence
-is read by {cfg["test_reads"]} seen speakers (parallel targets) and by every unseen speaker
-(`test_unseen`).
+is read twice by each of {cfg["test_reads"]} seen speakers (parallel targets; the second reading,
+4-8 % faster or slower and slightly higher or lower, gives the MCD topline of two real readings by
+the target) and once by every unseen speaker (`test_unseen`).
 
 | speaker | sex | eSpeak voice | pitch | range | rate (wpm) | |
 |---|---|---|---|---|---|---|

@@ -146,6 +146,11 @@ class Espeak:
         for param, value in ((1, rate), (3, pitch), (4, pitch_range)):  # RATE, PITCH, RANGE
             self.lib.espeak_SetParameter(param, int(value), 0)
 
+    def set_prosody(self, *, rate: int, pitch: int) -> None:
+        """Change the rate (wpm) and base pitch (0-99) of the current voice."""
+        for param, value in ((1, rate), (3, pitch)):  # RATE, PITCH
+            self.lib.espeak_SetParameter(param, int(value), 0)
+
     def synth(self, text: str, seed: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Speak ``text`` after reseeding; returns (int16 pcm (T,), [(onset sample, mnemonic)])."""
         self._pcm, self._events = [], []
@@ -202,7 +207,8 @@ def synthesize_speaker(task: dict) -> tuple[str, list[tuple[str, int, list[tuple
 
     Args:
         task: ``speaker`` (id), ``voice``, ``rate``, ``pitch``, ``range``, ``seed`` (int),
-            ``wav_dir`` (str) and ``utts``: [(utt id, text)] in the order to synthesise them.
+            ``wav_dir`` (str) and ``utts``: [(utt id, text, rate, pitch)] in the order to
+            synthesise them (rate and pitch may differ from the voice's for a second reading).
     Returns:
         (speaker, [(utt, n_samples at 16 kHz, segments)]) with segments as in `phone_segments`;
         the wavs are written as ``wav_dir/<utt>.wav`` (16 kHz, 16-bit PCM).
@@ -212,7 +218,11 @@ def synthesize_speaker(task: dict) -> tuple[str, list[tuple[str, int, list[tuple
                      pitch_range=task["range"])
     pad = round(PAD_S * SAMPLE_RATE)
     out = []
-    for utt, text in task["utts"]:
+    current = (task["rate"], task["pitch"])
+    for utt, text, rate, pitch in task["utts"]:
+        if (rate, pitch) != current:  # only when it changes: first readings keep v1's calls
+            engine.set_prosody(rate=rate, pitch=pitch)
+            current = (rate, pitch)
         pcm, events = engine.synth(text, utterance_seed(task["seed"], utt))
         speech = soxr.resample(pcm.astype(np.float32) / 32768.0, engine.rate, SAMPLE_RATE,
                                quality="HQ")  # (T,) as speechvq.audio.resample

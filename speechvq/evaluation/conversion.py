@@ -122,6 +122,9 @@ class _Audio:
     def __init__(self, data_cfg):
         self.cfg = data_cfg
         self._feats: dict[tuple[str, str], np.ndarray] = {}
+        # what depends only on the training data (classifier, its codes), kept across the
+        # conversion dirs of one `evaluate conversion` call
+        self.memo: dict[tuple, object] = {}
 
     def features(self, data: Utterances, utts: Sequence[str], progress: bool, desc: str):
         out = []
@@ -154,8 +157,11 @@ def _norm(text: str | None) -> str | None:
 def _speaker_id(audio, clf_data, heldout, conv, pairs, progress) -> dict:
     """Train the classifier, score it on held-out real audio, then on the conversions."""
     (train_data, train_utts), (held_data, held_utts, held_kind) = clf_data, heldout
-    x = audio.features(train_data, train_utts, progress, "speaker features (train)")
-    clf = train_speaker_classifier(x, [train_data.speaker(u) for u in train_utts])
+    key = ("classifier", str(train_data.path), tuple(train_utts))
+    if key not in audio.memo:
+        x = audio.features(train_data, train_utts, progress, "speaker features (train)")
+        audio.memo[key] = train_speaker_classifier(x, [train_data.speaker(u) for u in train_utts])
+    clf = audio.memo[key]
     classes = set(clf.classes_)
     xh = audio.features(held_data, held_utts, progress, "speaker features (held out)")
     truth = [held_data.speaker(u) for u in held_utts]
@@ -174,6 +180,28 @@ def _speaker_id(audio, clf_data, heldout, conv, pairs, progress) -> dict:
             "n_seen_sources": int(seen.sum()),
             "n_targets_unknown_to_classifier": int(sum(t not in classes for t in tgt)),
             "_pred": pred.tolist()}
+
+
+def evaluate_conversions(converted: Sequence[str | os.PathLike], ref: str | os.PathLike,
+                         model: str | os.PathLike, *, names: Sequence[str | None] | None = None,
+                         checkpoint: str | None = None, device: str = "auto",
+                         **kwargs) -> list[dict]:
+    """`evaluate_conversion` of several conversion dirs against one ``ref``: the model is loaded,
+    and the speaker classifier and the training codes are computed, once for all of them.
+
+    ``names`` (one per dir, default each dir's folder name); other arguments as
+    `evaluate_conversion`. Returns one result per dir, in order.
+    """
+    from speechvq.encode import load_vqvae, pick_device
+
+    names = list(names) if names is not None else [None] * len(converted)
+    if len(names) != len(converted):
+        raise DataError(f"{len(names)} names for {len(converted)} conversion dirs; give one name "
+                        f"per --data, or none")
+    vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
+    audio = _Audio(vq.cfg.data)
+    return [_evaluate_one(c, ref, model, vq, audio, name=n, checkpoint=checkpoint, **kwargs)
+            for c, n in zip(converted, names)]
 
 
 def evaluate_conversion(converted: str | os.PathLike, ref: str | os.PathLike,
@@ -197,11 +225,19 @@ def evaluate_conversion(converted: str | os.PathLike, ref: str | os.PathLike,
     Returns:
         The JSON written to ``EXP/eval/conversion_<name>.json`` (with ``output``, its path).
     """
-    from speechvq.encode import encode_utterances, load_vqvae, pick_device
+    return evaluate_conversions([converted], ref, model, names=[name], train=train, src=src,
+                                exp_dir=exp_dir, checkpoint=checkpoint, device=device,
+                                batch_size=batch_size, seed=seed, n_spectrograms=n_spectrograms,
+                                progress=progress)[0]
+
+
+def _evaluate_one(converted, ref, model, vq, audio, *, train=None, src=None, name=None,
+                  exp_dir=None, checkpoint=None, batch_size=8, seed=0, n_spectrograms=3,
+                  progress=True) -> dict:
+    from speechvq.encode import encode_utterances
 
     name = check_name(name or default_name(converted))
     exp = resolve_exp_dir(model, exp_dir)
-    vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
     sr = vq.sample_rate
     cdir = DataDir.load(converted)
     if not cdir.utt2src:
@@ -223,7 +259,6 @@ def evaluate_conversion(converted: str | os.PathLike, ref: str | os.PathLike,
                         f"`speechvq convert`)")
     pairs = [(c, cdir.utt2src[c], conv.speaker(c), sources[cdir.utt2src[c]].speaker(
         cdir.utt2src[c])) for c in conv.utts]  # (converted, source, target, source speaker)
-    audio = _Audio(vq.cfg.data)
 
     # 1. speaker identification ---------------------------------------------------------------
     base = train_u if train_u is not None else ref_u
@@ -259,7 +294,7 @@ def evaluate_conversion(converted: str | os.PathLike, ref: str | os.PathLike,
         agree[c], same, total = eq / max(n, 1), same + eq, total + n
     metrics["code_agreement"] = same / max(total, 1)
     metrics.update(_content_mapping(vq, pairs, sources, codes_conv, codes_src, train_u,
-                                    batch_size, progress))
+                                    batch_size, progress, audio.memo))
 
     # 3. MCD -----------------------------------------------------------------------------------
     per_utt, spectro = _mcd_block(metrics, pairs, conv, sources, ref_u, train_u, vq,
@@ -287,7 +322,7 @@ def evaluate_conversion(converted: str | os.PathLike, ref: str | os.PathLike,
 
 
 def _content_mapping(vq, pairs, sources, codes_conv, codes_src, train_u, batch_size,
-                     progress) -> dict:
+                     progress, memo) -> dict:
     """Mapping accuracy of converted and source codes against the sources' alignments."""
     from speechvq.encode import encode_utterances
 
@@ -302,7 +337,10 @@ def _content_mapping(vq, pairs, sources, codes_conv, codes_src, train_u, batch_s
     labels = {s: frame_phone_indices(sources[s].segments(s), len(codes_src[s]), rate, phones,
                                      sil=SIL, utt=s) for _, s, _, _ in pairs}
     if fit_alg:
-        fit_codes = encode_utterances(vq, train_u, batch_size=batch_size, progress=progress)
+        key = ("codes", str(train_u.path))
+        if key not in memo:
+            memo[key] = encode_utterances(vq, train_u, batch_size=batch_size, progress=progress)
+        fit_codes = memo[key]
         fit_lab = [frame_phone_indices(train_u.segments(u), len(c), rate, phones, sil=SIL,
                                        utt=u) for u, c in fit_codes.items()]
         fit_c, fit_on = list(fit_codes.values()), str(train_u.path)
