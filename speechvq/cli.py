@@ -465,14 +465,16 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                     "in --ref, beside the unconverted source (baseline) and a topline.\n\n"
                     "example:\n  speechvq evaluate conversion --model exp/mini --data "
                     "exp/mini/convert/test_mel exp/mini/convert/test_unseen_mel --ref data/test "
-                    "--train data/train")
+                    "data/test_reread --train data/train")
     _add_model_arguments(c)
     c.add_argument("--data", required=True, nargs="+", metavar="CONVERTED",
                    help="output dir(s) of `speechvq convert --data` (wav.scp, utt2spk, "
                         "utt2src); with several, the speaker classifier and the training codes "
                         "are computed once")
-    c.add_argument("--ref", required=True, metavar="DATA",
-                   help="real recordings with text: the targets' readings of the sentences")
+    c.add_argument("--ref", required=True, nargs="+", metavar="DATA",
+                   help="real recordings with text: the targets' readings of the sentences; "
+                        "further dirs add more readings (e.g. data/test data/test_reread: a "
+                        "second reading by the target gives the MCD topline)")
     c.add_argument("--train", metavar="DATA",
                    help="real training audio for the speaker classifier and the phone mapping "
                         "(default: --ref, with a held-out split)")

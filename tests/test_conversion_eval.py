@@ -163,3 +163,23 @@ def test_several_dirs_share_one_classifier_and_match_single_runs(data, result, t
                      str(data["conv"]), str(second), "--ref", str(data["test"]),
                      "--name", "only_one"]) == 2
     assert "--name has 1 names for 2 --data dirs" in capsys.readouterr().err
+
+
+def test_second_reading_in_another_ref_dir_gives_the_same_topline(data, result, tmp_path):
+    from evaldata import write_dir
+
+    # data["test"] split in two: the first readings, and spk1's second reading of sentence 4
+    first = {f"{spk}_s{s}": (spk, s) for spk in SPEAKERS for s in (4, 5)}
+    first["spk2_s6"] = ("spk2", 6)
+    test1 = write_dir(tmp_path / "test1", first)
+    reread = write_dir(tmp_path / "reread", {"spk1_s4b": ("spk1", 4)})
+    kw = dict(train=data["train"], src=test1, exp_dir=tmp_path, batch_size=1, progress=False)
+    both = evaluate_conversion(data["conv"], [test1, reread], data["exp"], name="both", **kw)
+    alone = evaluate_conversion(data["conv"], test1, data["exp"], name="alone", **kw)
+    m, single = both["conversion"]["both"], result[0]["conversion"]["hand"]
+    for key in ("mcd_db", "mcd_baseline_db", "mcd_topline_db", "mcd_topline", "n_topline"):
+        assert m[key] == pytest.approx(single[key]), key
+    assert "two readings by the target (1)" in m["mcd_topline"]
+    assert "two readings" not in alone["conversion"]["alone"]["mcd_topline"]
+    assert f"--ref {test1} {reread}" in both["command"]
+    assert both["data"]["more_refs"] == [str(reread)]

@@ -8,6 +8,8 @@ current directory, finished work skipped on a rerun), not the quality of the cod
 
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -108,7 +110,8 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     assert (work / "exp" / "mini_codes" / "checkpoints" / "last.pt").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()
     assert "train: initialised from exp/mini_codes; new: wavenet" in log
-    assert {p.name for p in (work / "data").iterdir()} >= {"train", "dev", "test", "test_unseen"}
+    assert {p.name for p in (work / "data").iterdir()} >= {"train", "dev", "test", "test_unseen",
+                                                          "test_reread"}
 
     # --n-wavenet 0: WaveNet sampling on CPU costs ~12 s per test sentence even for this tiny
     # model (one step per sample); that path is run below on a 0.1 s clip instead.
@@ -121,7 +124,10 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
         assert all(utt.split("_")[0] in ("f01", "f02", "m01", "m02", "f07", "m07")
                    for utt in units)
         assert (exp / "eval" / f"units_{split}.json").is_file()
-        assert (exp / "eval" / f"conversion_{split}_mel.json").is_file()
+        scores = json.loads((exp / "eval" / f"conversion_{split}_mel.json").read_text())
+        assert "data/test_reread" in scores["command"]  # the targets' second readings: topline
+        assert scores["conversion"][f"{split}_mel"]["mcd_topline"].startswith(
+            "two readings by the target")
         conv = exp / "convert" / f"{split}_mel"
         assert (conv / "utt2src").is_file() and any((conv / "wav").glob("*.wav"))
         assert not (exp / "convert" / f"{split}_wavenet").exists()

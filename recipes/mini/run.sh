@@ -130,8 +130,9 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
   if [ -n "${conv_dirs}" ]; then
     # one call for both splits: the speaker classifier and the training codes are fitted once
     # shellcheck disable=SC2086
-    speechvq evaluate conversion --model "${exp}" --data ${conv_dirs} --ref data/test \
-      --train data/train --name "${conv_names}"
+    # data/test_reread: the targets' second readings, for the MCD topline
+    speechvq evaluate conversion --model "${exp}" --data ${conv_dirs} \
+      --ref data/test data/test_reread --train data/train --name "${conv_names}"
   fi
 fi
 

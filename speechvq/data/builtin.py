@@ -1,6 +1,7 @@
 """The built-in corpus: multi-speaker English with exact phone alignments, synthesised offline.
 
-`prepare_builtin` makes four Kaldi data dirs (``train``, ``dev``, ``test``, ``test_unseen``) of
+`prepare_builtin` makes five Kaldi data dirs (``train``, ``dev``, ``test``, ``test_unseen``,
+``test_reread``) of
 16 kHz speech synthesised with eSpeak NG (through ctypes, from the ``builtin`` extra:
 ``pip install "speechvq[builtin]"``; see builtin_synth.py and notes/builtin_corpus.md). Each has
 ``phones.ctm`` with every sample labelled by one of 39 ARPAbet phones or ``SIL``, ``phones.txt``,
@@ -15,11 +16,11 @@
   speakers: parallel targets for voice conversion) and ``test_unseen`` = unseen x test sentences.
   No test or dev sentence occurs in ``train``. Utterance ids are ``<speaker>_<sentence>``, so
   ``m01_0042`` and ``f03_0042`` are the same sentence.
-- Second readings: in ``test`` every reader also reads each of its sentences a second time
+- ``test_reread``: every reader of ``test`` reads each of its sentences a second time
   (``<speaker>_r2_<sentence>``, e.g. ``m01_r2_0042``), a few percent faster or slower and a
   little higher or lower, as a person rereading would. Two real readings by the same speaker are
-  what the MCD topline of `speechvq evaluate conversion` needs. The ``r2_`` ids sort after all of
-  the speaker's first readings, so "the first N utterances of a speaker" are distinct sentences.
+  what the MCD topline of `speechvq evaluate conversion` needs. A split of its own, so that unit
+  scores on ``test`` are not inflated by near-duplicates (within-speaker ABX would be).
 - Deterministic: each speaker is synthesised in a fresh ``spawn`` process with per-utterance seeds;
   two runs give byte-identical files on one machine (eSpeak keeps static state otherwise).
 - Cached under ``$SPEECHVQ_CACHE/builtin/<version>-<size>-seed<seed>/`` (default
@@ -49,7 +50,7 @@ __all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "U
            "SPLITS", "GENERATOR_VERSION"]
 
 GENERATOR_VERSION = "v2"  # bump whenever the generated audio or labels change
-SPLITS = ("train", "dev", "test", "test_unseen")
+SPLITS = ("train", "dev", "test", "test_unseen", "test_reread")
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def plan_corpus(size: str = "default", seed: int = 0) -> list[dict]:
         seed: chooses the grammar sentences, the sentence splits and the readers.
     Returns:
         One dict per utterance, sorted by id: ``utt``, ``speaker``, ``split``, ``text`` and
-        ``reading`` (1, or 2 for a test sentence's second reading by the same speaker).
+        ``reading`` (1, or 2 for a test sentence's second reading, in ``test_reread``).
     """
     _check_args(size, seed)
     cfg = SIZES[size]
@@ -146,7 +147,7 @@ def plan_corpus(size: str = "default", seed: int = 0) -> list[dict]:
                                  text=pool[sent], reading=1))
                 if split == "test":
                     utts.append(dict(utt=f"{spk}_{SECOND_READING}_{sent:04d}", speaker=spk,
-                                     split=split, text=pool[sent], reading=2))
+                                     split="test_reread", text=pool[sent], reading=2))
         if split == "test":
             utts += [dict(utt=f"{s.id}_{sent:04d}", speaker=s.id, split="test_unseen",
                           text=pool[sent], reading=1)
@@ -316,7 +317,8 @@ def _write_splits(corpus: Path, out_dir: Path, move: bool) -> dict[str, Path]:
 
 def prepare_builtin(out_dir: str | os.PathLike, *, size: str = "default", seed: int = 0,
                     use_cache: bool = True, nj: int = 2, progress: bool = True) -> dict[str, Path]:
-    """Make the built-in corpus's Kaldi data dirs (train, dev, test, test_unseen) in ``out_dir``.
+    """Make the built-in corpus's Kaldi data dirs (train, dev, test, test_unseen, test_reread)
+    in ``out_dir``.
 
     Synthesis runs in ``spawn`` worker processes, so a script calling this at top level needs the
     usual ``if __name__ == "__main__":`` guard.
@@ -324,7 +326,7 @@ def prepare_builtin(out_dir: str | os.PathLike, *, size: str = "default", seed: 
     Args:
         out_dir: where the split dirs go (made if missing; existing split dirs are replaced).
         size: ``tiny`` (2 min of audio, seconds to make; for tests), ``default`` (16 speakers,
-            62 min, 40 of them train) or ``large`` (32 speakers, 4.3 h).
+            72 min, 40 of them train) or ``large`` (32 speakers, 4.3 h).
         seed: chooses the grammar sentences, the splits, the readers and eSpeak's noise.
         use_cache: reuse (or fill) ``$SPEECHVQ_CACHE/builtin/``; False synthesises afresh in
             ``out_dir`` and neither reads nor writes the cache.
@@ -388,9 +390,10 @@ synthesiser's own segmentation.
 {chr(10).join(rows)}
 
 `train`, `dev` and `test` are read by the seen speakers and share no sentence; each test sentence
-is read twice by each of {cfg["test_reads"]} seen speakers (parallel targets; the second reading,
-4-8 % faster or slower and slightly higher or lower, gives the MCD topline of two real readings by
-the target) and once by every unseen speaker (`test_unseen`).
+is read by {cfg["test_reads"]} seen speakers (parallel targets for conversion) and by every unseen
+speaker (`test_unseen`). `test_reread` holds a second reading of each `test` utterance by the same
+speaker, 4-8 % faster or slower and slightly higher or lower: with `test`, two real readings by a
+conversion's target, the MCD topline.
 
 | speaker | sex | eSpeak voice | pitch | range | rate (wpm) | |
 |---|---|---|---|---|---|---|

@@ -20,8 +20,9 @@ the number that says whether the answer means anything:
    target speaker's real reading of the same sentence in ``--ref`` (same ``text``; files without
    one are skipped and counted); beside it the source-to-target MCD of the unconverted source
    (baseline) and a topline: two real readings of the sentence by the target when the reference
-   has them, else the target's reading against another training speaker's reading (the result
-   says which).
+   has them (``--ref`` takes several dirs, e.g. the built-in corpus's ``test`` and
+   ``test_reread``), else the target's reading against another training speaker's reading (the
+   result says which).
 
 Writes ``EXP/eval/conversion_<name>.json``: ``conversion.<name>.<metric>``, ``command``, ``data``
 and ``details`` (per-utterance scores, and the source / converted / target triples the report
@@ -182,7 +183,8 @@ def _speaker_id(audio, clf_data, heldout, conv, pairs, progress) -> dict:
             "_pred": pred.tolist()}
 
 
-def evaluate_conversions(converted: Sequence[str | os.PathLike], ref: str | os.PathLike,
+def evaluate_conversions(converted: Sequence[str | os.PathLike],
+                         ref: str | os.PathLike | Sequence[str | os.PathLike],
                          model: str | os.PathLike, *, names: Sequence[str | None] | None = None,
                          checkpoint: str | None = None, device: str = "auto",
                          **kwargs) -> list[dict]:
@@ -204,7 +206,8 @@ def evaluate_conversions(converted: Sequence[str | os.PathLike], ref: str | os.P
             for c, n in zip(converted, names)]
 
 
-def evaluate_conversion(converted: str | os.PathLike, ref: str | os.PathLike,
+def evaluate_conversion(converted: str | os.PathLike,
+                        ref: str | os.PathLike | Sequence[str | os.PathLike],
                         model: str | os.PathLike, *, train: str | os.PathLike | None = None,
                         src: str | os.PathLike | None = None, name: str | None = None,
                         exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
@@ -214,7 +217,9 @@ def evaluate_conversion(converted: str | os.PathLike, ref: str | os.PathLike,
 
     Args:
         converted: the conversion data dir (``utt2src`` required).
-        ref: real recordings (dump or Kaldi dir with ``text``) holding the targets' readings.
+        ref: real recordings (dump or Kaldi dir with ``text``) holding the targets' readings,
+            or several: the first also gives the speaker classifier's held-out set, the others
+            only add readings (a second reading by the target is the MCD topline).
         model: exp dir or ``.pt`` (re-encodes the audio; its log-mel settings give the features).
         train: real training audio for the speaker classifier and the code-to-phone mapping
             (default: ``ref``, with a seeded held-out split).
@@ -236,6 +241,12 @@ def _evaluate_one(converted, ref, model, vq, audio, *, train=None, src=None, nam
                   progress=True) -> dict:
     from speechvq.encode import encode_utterances
 
+    more_refs = []  # further real readings (second takes): MCD targets and toplines only
+    if not isinstance(ref, (str, os.PathLike)):
+        if not ref:
+            raise DataError("no --ref given: pass the real recordings of the target speakers")
+        ref, *more_refs = ref
+
     name = check_name(name or default_name(converted))
     exp = resolve_exp_dir(model, exp_dir)
     sr = vq.sample_rate
@@ -245,10 +256,12 @@ def _evaluate_one(converted, ref, model, vq, audio, *, train=None, src=None, nam
                         "output dir of `speechvq convert --data ... --out DIR`")
     conv = Utterances(converted, sr)
     ref_u = Utterances(ref, sr)
+    ref_all = [ref_u] + [Utterances(r, sr) for r in more_refs]
     train_u = Utterances(train, sr) if train is not None else None
-    candidates = [Path(src)] if src is not None else [Path(ref)] + (
+    candidates = [Path(src)] if src is not None else [Path(r) for r in [ref, *more_refs]] + (
         [Path(train)] if train is not None else []) + sorted(
-        p for p in Path(ref).parent.iterdir() if p.resolve() != Path(ref).resolve()
+        p for p in Path(ref).parent.iterdir()
+        if p.resolve() not in {Path(r).resolve() for r in [ref, *more_refs]}
         and p.resolve() != Path(converted).resolve()
         and ((p / "wav.scp").exists() or (p / "dump.json").exists()))
     sources = _find_sources(set(cdir.utt2src.values()), candidates, sr)
@@ -297,8 +310,8 @@ def _evaluate_one(converted, ref, model, vq, audio, *, train=None, src=None, nam
                                     batch_size, progress, audio.memo))
 
     # 3. MCD -----------------------------------------------------------------------------------
-    per_utt, spectro = _mcd_block(metrics, pairs, conv, sources, ref_u, train_u, vq,
-                                  n_spectrograms, converted, ref, progress)
+    per_utt, spectro = _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq,
+                                  n_spectrograms, converted, progress)
     for row, pred in zip(per_utt, predicted):
         row.update(predicted_speaker=pred, code_agreement=agree[row["utt"]])
 
@@ -306,12 +319,13 @@ def _evaluate_one(converted, ref, model, vq, audio, *, train=None, src=None, nam
         "conversion": {name: metrics},
         "command": command_line(["speechvq", "evaluate", "conversion", "--model", str(model),
                                  "--checkpoint", checkpoint, "--data", str(converted),
-                                 "--ref", str(ref), "--train",
+                                 "--ref", *map(str, [ref, *more_refs]), "--train",
                                  None if train is None else str(train),
                                  "--src", None if src is None else str(src), "--name", name,
                                  "--exp", None if exp_dir is None else str(exp),
                                  "--seed", seed]),
         "data": {"converted": str(converted), "ref": str(ref),
+                 "more_refs": [str(r) for r in more_refs],
                  "train": None if train is None else str(train), "model": str(model),
                  "checkpoint": checkpoint,
                  "sources": sorted({str(d.path) for d in sources.values()})},
@@ -359,12 +373,12 @@ def _content_mapping(vq, pairs, sources, codes_conv, codes_src, train_u, batch_s
             "mapping_fit_on": fit_on}
 
 
-def _mcd_block(metrics, pairs, conv, sources, ref_u, train_u, vq, n_spectrograms, converted,
-               ref, progress):
+def _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq, n_spectrograms, converted,
+               progress):
     """MCD of every converted file with a parallel target reading, its baseline and topline."""
     sr = vq.sample_rate
     readings = defaultdict(list)  # (speaker, text) -> [(data, utt)]
-    for data in [ref_u] + ([train_u] if train_u is not None else []):
+    for data in ref_all + ([train_u] if train_u is not None else []):
         for u in data.utts:
             readings[(data.speaker(u), _norm(data.text(u)))].append((data, u))
     by_text = defaultdict(list)
@@ -385,7 +399,8 @@ def _mcd_block(metrics, pairs, conv, sources, ref_u, train_u, vq, n_spectrograms
         row = {"utt": c, "source": s, "target": tgt, "mcd_db": None, "mcd_baseline_db": None,
                "mcd_topline_db": None}
         rows.append(row)
-        refs = [(d, u) for d, u in readings.get((tgt, text), []) if d is ref_u and u != s]
+        refs = [(d, u) for d, u in readings.get((tgt, text), [])
+                if any(d is r for r in ref_all) and u != s]
         if text is None or not refs:
             skipped += 1
             continue
@@ -401,7 +416,7 @@ def _mcd_block(metrics, pairs, conv, sources, ref_u, train_u, vq, n_spectrograms
             spectro.append({"utt": c, "text": text,
                             "source": {"data": str(sources[s].path.resolve()), "utt": s},
                             "converted": {"data": str(Path(converted).resolve()), "utt": c},
-                            "target": {"data": str(Path(ref).resolve()), "utt": u_t}})
+                            "target": {"data": str(d_t.path.resolve()), "utt": u_t}})
     scored = [r for r in rows if r["mcd_db"] is not None]
     tops = [r for r in scored if r["mcd_topline_db"] is not None]
     kinds = sorted({r["topline"] for r in tops})
