@@ -326,7 +326,7 @@ def prepare_builtin(out_dir: str | os.PathLike, *, size: str = "default", seed: 
     Args:
         out_dir: where the split dirs go (made if missing; existing split dirs are replaced).
         size: ``tiny`` (2 min of audio, seconds to make; for tests), ``default`` (16 speakers,
-            72 min, 40 of them train) or ``large`` (32 speakers, 4.3 h).
+            72 min, 40 of them train) or ``large`` (32 speakers, 4.8 h).
         seed: chooses the grammar sentences, the splits, the readers and eSpeak's noise.
         use_cache: reuse (or fill) ``$SPEECHVQ_CACHE/builtin/``; False synthesises afresh in
             ``out_dir`` and neither reads nor writes the cache.
