@@ -126,7 +126,8 @@ def _add_prepare_command(sub: argparse._SubParsersAction) -> None:
     b = corpora.add_parser("builtin", formatter_class=_Formatter,
                            help="the built-in multi-speaker corpus (eSpeak NG, exact alignments)",
                            description="Synthesise the built-in English corpus (train, dev, "
-                                       "test, test_unseen) with exact phone alignments. Needs "
+                                       "test, test_unseen, test_reread) with exact phone "
+                                       "alignments. Needs "
                                        "the `builtin` extra (pip install \"speechvq[builtin]\"). "
                                        "Cached under $SPEECHVQ_CACHE (default "
                                        "~/.cache/speechvq).")
@@ -477,7 +478,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                         "second reading by the target gives the MCD topline)")
     c.add_argument("--train", metavar="DATA",
                    help="real training audio for the speaker classifier and the phone mapping "
-                        "(default: --ref, with a held-out split)")
+                        "(default: the first --ref, with a held-out split)")
     c.add_argument("--src", metavar="DATA", help="where the source utterances are (default: "
                                                  "--ref, --train, then dirs beside --ref)")
     c.add_argument("--name", help="result name, or comma-separated names, one per --data "

@@ -134,35 +134,58 @@ def test_sources_found_beside_ref_and_errors(data, tmp_path):
     assert m["speaker_id_heldout_set"].startswith("seeded 20% split")
 
 
+def _subset(src, dst, drop):
+    """A copy of conversion dir ``src`` without the utterances in ``drop``."""
+    from speechvq.data.kaldi import DataDir
+
+    d = DataDir.load(src)
+    keep = [u for u in d.utt2spk if u not in drop]
+    DataDir(path=dst, wav_scp={u: d.wav_scp[u] for u in keep},
+            utt2spk={u: d.utt2spk[u] for u in keep}, utt2src={u: d.utt2src[u] for u in keep},
+            text={u: d.text[u] for u in keep}).save(dst)
+    return dst
+
+
 def test_several_dirs_share_one_classifier_and_match_single_runs(data, result, tmp_path,
                                                                  monkeypatch, capsys):
-    import shutil
-
     from speechvq import cli
     from speechvq.evaluation import conversion as C
 
-    second = tmp_path / "conv2"
-    shutil.copytree(data["conv"], second)
+    # the second dir differs from the first, so swapped or leaking results would show
+    second = _subset(data["conv"], tmp_path / "conv2", {"spk2-spk1_s4", "spk3-spk2_s5"})
+    alone = evaluate_conversion(second, data["test"], data["exp"], train=data["train"],
+                                exp_dir=tmp_path / "alone", name="two", batch_size=1,
+                                progress=False)
     fits = []
     real_fit = C.train_speaker_classifier
     monkeypatch.setattr(C, "train_speaker_classifier",
                         lambda x, y, seed=0: fits.append(len(y)) or real_fit(x, y, seed))
     code = cli.main(["evaluate", "conversion", "--model", str(data["exp"]), "--data",
                      str(data["conv"]), str(second), "--ref", str(data["test"]), "--train",
-                     str(data["train"]), "--exp", str(tmp_path), "--name", "one,two",
+                     str(data["train"]), "--exp", str(tmp_path), "--name", "one, two",
                      "--batch-size", "1", "--no-progress"])
     assert code == 0 and len(fits) == 1  # fitted once for both dirs
-    single = result[0]["conversion"]["hand"]
+    expected = {"one": result[0]["conversion"]["hand"], "two": alone["conversion"]["two"]}
+    assert expected["one"]["n_converted"] == 5 and expected["two"]["n_converted"] == 3
     for name in ("one", "two"):
         res = json.loads((tmp_path / "eval" / f"conversion_{name}.json").read_text())
-        assert res["conversion"][name] == pytest.approx(single)
-        assert f"--name {name}" in res["command"]
+        assert res["conversion"][name] == pytest.approx(expected[name])
+        assert f"--name {name}" in res["command"] and "--batch-size 1" in res["command"]
     out = capsys.readouterr().out
     assert out.count("MCD topline") == 2
-    assert cli.main(["evaluate", "conversion", "--model", str(data["exp"]), "--data",
-                     str(data["conv"]), str(second), "--ref", str(data["test"]),
-                     "--name", "only_one"]) == 2
-    assert "--name has 1 names for 2 --data dirs" in capsys.readouterr().err
+
+    def refused(*args):
+        assert cli.main(["evaluate", "conversion", "--model", str(data["exp"]), "--ref",
+                         str(data["test"]), "--exp", str(tmp_path / "refused"), *args]) == 2
+        assert not (tmp_path / "refused").exists()  # nothing scored or written
+        return capsys.readouterr().err
+
+    assert "--name has 1 names for 2 --data dirs" in refused(
+        "--data", str(data["conv"]), str(second), "--name", "only_one")
+    assert "both be written as conversion_conv.json" in refused(
+        "--data", str(data["conv"]), str(tmp_path / "x" / "conv"))
+    assert "must be letters" in refused("--data", str(data["conv"]), str(second),
+                                        "--name", "ok,b/ad")
 
 
 def test_second_reading_in_another_ref_dir_gives_the_same_topline(data, result, tmp_path):
@@ -183,3 +206,8 @@ def test_second_reading_in_another_ref_dir_gives_the_same_topline(data, result, 
     assert "two readings" not in alone["conversion"]["alone"]["mcd_topline"]
     assert f"--ref {test1} {reread}" in both["command"]
     assert both["data"]["more_refs"] == [str(reread)]
+    # a ref dir given twice (however spelled) adds no reading: no fake 0 dB topline
+    twice = evaluate_conversion(data["conv"], [data["test"], str(data["test"]) + "/"],
+                                data["exp"], name="twice", **kw)
+    for key in ("mcd_topline_db", "mcd_topline"):
+        assert twice["conversion"]["twice"][key] == pytest.approx(single[key]), key

@@ -102,14 +102,16 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     """Stages 0-2 from the recipe's folder, 3-5 from the repo root, then a rerun from elsewhere
     that skips every finished stage."""
     work = tmp_path / "work"
-    common = ["--size", "tiny", "--workdir", str(work), "--train-args", MINI_TRAIN_ARGS]
+    # an exp path with a space: every stage must quote it
+    common = ["--size", "tiny", "--workdir", str(work), "--train-args", MINI_TRAIN_ARGS,
+              "--exp", "exp/mini run"]
     log = _ok(run_recipe(MINI / "run.sh", *common, "--stop-stage", "2", cwd=MINI, tmp=tmp_path))
     assert "Stage 2a: train the codes" in log and "Stage 2b: train the WaveNet" in log
     assert "Stage 3" not in log
-    exp = work / "exp" / "mini"
-    assert (work / "exp" / "mini_codes" / "checkpoints" / "last.pt").is_file()
+    exp = work / "exp" / "mini run"
+    assert (work / "exp" / "mini run_codes" / "checkpoints" / "last.pt").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()
-    assert "train: initialised from exp/mini_codes; new: wavenet" in log
+    assert "train: initialised from exp/mini run_codes; new: wavenet" in log
     assert {p.name for p in (work / "data").iterdir()} >= {"train", "dev", "test", "test_unseen",
                                                           "test_reread"}
 
@@ -143,13 +145,21 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
 
     # A rerun skips what is done (and works from a third directory with a relative workdir).
     done = [exp / "checkpoints" / "last.pt", exp / "units" / "test.txt",
-            exp / "eval" / "units_test.json"]
+            exp / "eval" / "units_test.json", exp / "eval" / "conversion_test_mel.json"]
     before = [p.stat().st_mtime_ns for p in done]
-    log = _ok(run_recipe(MINI / "run.sh", *common[:2], "--workdir", "work", *common[4:],
-                         "--stop-stage", "3", cwd=tmp_path, tmp=tmp_path))
+    again = [*common[:2], "--workdir", "work", *common[4:], "--n-convert", "1", "--n-wavenet", "0"]
+    log = _ok(run_recipe(MINI / "run.sh", *again, "--stop-stage", "4", cwd=tmp_path,
+                         tmp=tmp_path))
     assert "is complete" in log and "already trained to step 3" in log
     assert "units/test.txt is newer than the model: kept" in log
     assert "eval/units_test_unseen.json is newer than the model: kept" in log
+    assert "conversion_test_mel.json is newer than the model and the conversions: kept" in log
+    assert [p.stat().st_mtime_ns for p in done] == before
+    # one missing result: only that one is scored again
+    (exp / "eval" / "conversion_test_unseen_mel.json").unlink()
+    _ok(run_recipe(MINI / "run.sh", *again, "--stage", "4", "--stop-stage", "4", cwd=tmp_path,
+                   tmp=tmp_path))
+    assert (exp / "eval" / "conversion_test_unseen_mel.json").is_file()
     assert [p.stat().st_mtime_ns for p in done] == before
 
 

@@ -53,8 +53,6 @@ else
   eval_sets="test test_unseen"
 fi
 
-# True when output $1 exists and is newer than the model (finished work of this model).
-
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ] && [ -z "${corpus_dir}" ]; then
   log "Stage 0: prepare the built-in corpus (size=${size}) in $(pwd)/data"
   speechvq prepare builtin data --size "${size}" --nj "${nj}"   # cached: a rerun only copies
@@ -105,7 +103,12 @@ fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
   log "Stage 4: convert test sentences to training speakers who also read them"
-  conv_dirs=""; conv_names=""  # conversion dirs whose scores are missing or stale
+  if [ ! -d data/test_reread ]; then
+    echo "$0: error: data/test_reread (the targets' second readings, for the MCD topline) is" \
+         "missing: data/ was prepared by an older speechvq; rerun stage 0 (--stage 0)" >&2
+    exit 2
+  fi
+  conv_dirs=(); conv_names=""  # conversion dirs whose scores are missing or stale
   for split in test test_unseen; do
     # Sources spread over speakers and sentences; each goes to the first ${n_targets} training
     # speakers who read the same sentence in data/test (a real parallel target for the scores).
@@ -119,19 +122,20 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
         --out "${exp}/convert/${split}_wavenet"
     fi
     result=${exp}/eval/conversion_${split}_mel.json
-    # (the wav/ folder changes only when convert adds conversions)
-    if newer_than_model "${result}" && [ "${result}" -nt "${exp}/convert/${split}_mel/wav" ]; then
+    # kept if newer than the model and the conversions (wav/ changes only when convert adds
+    # some) and scored against the second readings (older recipes did not pass test_reread)
+    if newer_than_model "${result}" && [ "${result}" -nt "${exp}/convert/${split}_mel/wav" ] \
+        && grep -q test_reread "${result}"; then
       log "${result} is newer than the model and the conversions: kept"
     else
-      conv_dirs="${conv_dirs:+${conv_dirs} }${exp}/convert/${split}_mel"
+      conv_dirs+=("${exp}/convert/${split}_mel")
       conv_names="${conv_names:+${conv_names},}${split}_mel"
     fi
   done
-  if [ -n "${conv_dirs}" ]; then
-    # one call for both splits: the speaker classifier and the training codes are fitted once
-    # shellcheck disable=SC2086
+  if [ ${#conv_dirs[@]} -gt 0 ]; then
+    # one call for both splits: the speaker classifier and the training codes are fitted once;
     # data/test_reread: the targets' second readings, for the MCD topline
-    speechvq evaluate conversion --model "${exp}" --data ${conv_dirs} \
+    speechvq evaluate conversion --model "${exp}" --data "${conv_dirs[@]}" \
       --ref data/test data/test_reread --train data/train --name "${conv_names}"
   fi
 fi

@@ -56,7 +56,6 @@ workdir=${workdir:-${recipe}}
 mkdir -p "${workdir}"
 cd "${workdir}"
 
-# True when output $1 exists and is newer than the model (finished work of this model).
 # The source splits present (a tree with fewer than 4 speakers holds none out: no test_unseen).
 eval_sets=""
 
@@ -129,7 +128,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
   if [ "${head}" != mel ]; then
     log "The WaveNet generates one sample per step: fast on a GPU, minutes per second of audio on CPU"
   fi
-  conv_dirs=""; conv_names=""  # conversion dirs whose scores are missing or stale
+  conv_dirs=(); conv_names=""  # conversion dirs whose scores are missing or stale
   for split in ${eval_sets}; do
     out=${exp}/convert/${split}
     # convert keeps the wavs already in ${out}; only missing conversions are made.
@@ -141,14 +140,13 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     if newer_than_model "${result}" && [ "${result}" -nt "${out}/wav" ]; then
       log "${result} is newer than the model and the conversions: kept"
     else
-      conv_dirs="${conv_dirs:+${conv_dirs} }${out}"
+      conv_dirs+=("${out}")
       conv_names="${conv_names:+${conv_names},}${split}"
     fi
   done
-  if [ -n "${conv_dirs}" ]; then
+  if [ ${#conv_dirs[@]} -gt 0 ]; then
     # one call for all splits: the speaker classifier and the training codes are fitted once
-    # shellcheck disable=SC2086
-    speechvq evaluate conversion --model "${exp}" --data ${conv_dirs} --ref dump/test \
+    speechvq evaluate conversion --model "${exp}" --data "${conv_dirs[@]}" --ref dump/test \
       --train dump/train --name "${conv_names}" --device "${device}"
   fi
 fi

@@ -71,6 +71,9 @@ SECOND_READING = "r2"  # utterance id infix of a test sentence's second reading 
 def second_reading_prosody(speaker: Speaker, utt: str, seed: int) -> tuple[int, int]:
     """(rate, pitch) of a second reading: 4-8 % faster or slower and 2-5 pitch steps higher or
     lower than the speaker's own (a person rereading, not another voice); seeded by utt."""
+    # The audio also depends on the eSpeak state left by the speaker's earlier utterances in the
+    # same process (see builtin_synth); deterministic because the plan's order is fixed and
+    # versioned (GENERATOR_VERSION), and second readings come after every first reading.
     rng = random.Random(f"speechvq-builtin-reread-{seed}-{utt}")
     rate = speaker.rate * (1 + rng.choice((-1, 1)) * rng.uniform(0.04, 0.08))
     pitch = speaker.pitch + rng.choice((-1, 1)) * rng.randint(2, 5)

@@ -196,14 +196,37 @@ def evaluate_conversions(converted: Sequence[str | os.PathLike],
     """
     from speechvq.encode import load_vqvae, pick_device
 
+    converted = [converted] if isinstance(converted, (str, os.PathLike)) else list(converted)
+    refs = _unique_dirs([ref] if isinstance(ref, (str, os.PathLike)) else list(ref))
+    if not converted or not refs:
+        raise DataError("give at least one conversion dir (--data) and one reference dir (--ref)")
     names = list(names) if names is not None else [None] * len(converted)
     if len(names) != len(converted):
         raise DataError(f"{len(names)} names for {len(converted)} conversion dirs; give one name "
                         f"per --data, or none")
+    # every name checked before anything is scored, so a bad one costs nothing
+    names = [check_name(n.strip() if n else default_name(c)) for c, n in zip(converted, names)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"two conversion dirs would both be written as conversion_{twice[0]}.json;"
+                        f" give each its own name with --name a,b")
     vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
     audio = _Audio(vq.cfg.data)
-    return [_evaluate_one(c, ref, model, vq, audio, name=n, checkpoint=checkpoint, **kwargs)
+    return [_evaluate_one(c, refs, model, vq, audio, name=n, checkpoint=checkpoint,
+                          device=device, **kwargs)
             for c, n in zip(converted, names)]
+
+
+def _unique_dirs(paths: list) -> list:
+    """``paths`` without repeats (by resolved path): a dir given twice would pair each reading
+    with itself and fake a 0 dB topline."""
+    seen, out = set(), []
+    for p in paths:
+        key = Path(p).resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def evaluate_conversion(converted: str | os.PathLike,
@@ -222,7 +245,7 @@ def evaluate_conversion(converted: str | os.PathLike,
             only add readings (a second reading by the target is the MCD topline).
         model: exp dir or ``.pt`` (re-encodes the audio; its log-mel settings give the features).
         train: real training audio for the speaker classifier and the code-to-phone mapping
-            (default: ``ref``, with a seeded held-out split).
+            (default: the first ``ref``, with a seeded held-out split).
         src: where the source utterances are (default: looked up in ``ref``, ``train``, then the
             data dirs beside ``ref``).
         name: result name (default: CONVERTED's folder name); exp_dir: default the model's.
@@ -236,16 +259,12 @@ def evaluate_conversion(converted: str | os.PathLike,
                                 progress=progress)[0]
 
 
-def _evaluate_one(converted, ref, model, vq, audio, *, train=None, src=None, name=None,
-                  exp_dir=None, checkpoint=None, batch_size=8, seed=0, n_spectrograms=3,
-                  progress=True) -> dict:
+def _evaluate_one(converted, refs, model, vq, audio, *, train=None, src=None, name=None,
+                  exp_dir=None, checkpoint=None, device="auto", batch_size=8, seed=0,
+                  n_spectrograms=3, progress=True) -> dict:
     from speechvq.encode import encode_utterances
 
-    more_refs = []  # further real readings (second takes): MCD targets and toplines only
-    if not isinstance(ref, (str, os.PathLike)):
-        if not ref:
-            raise DataError("no --ref given: pass the real recordings of the target speakers")
-        ref, *more_refs = ref
+    ref, *more_refs = refs  # further real readings (second takes): MCD targets, toplines only
 
     name = check_name(name or default_name(converted))
     exp = resolve_exp_dir(model, exp_dir)
@@ -323,6 +342,7 @@ def _evaluate_one(converted, ref, model, vq, audio, *, train=None, src=None, nam
                                  None if train is None else str(train),
                                  "--src", None if src is None else str(src), "--name", name,
                                  "--exp", None if exp_dir is None else str(exp),
+                                 "--batch-size", batch_size, "--device", device,
                                  "--seed", seed]),
         "data": {"converted": str(converted), "ref": str(ref),
                  "more_refs": [str(r) for r in more_refs],
@@ -433,8 +453,10 @@ def _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq, n_spectrogra
 def _topline(refs, same_text, tgt, src_spk, train_speakers, target, wav, sr):
     """(MCD, kind): two real readings by the target, else the target vs another training
     speaker's reading of the sentence (not the source speaker when another exists)."""
-    if len(refs) >= 2:
-        return mcd(target, wav(*refs[1]), sr), "two readings by the target"
+    # a second reading is another utterance id: the same id in two dirs is the same recording
+    second = next(((d, u) for d, u in refs[1:] if u != refs[0][1]), None)
+    if second is not None:
+        return mcd(target, wav(*second), sr), "two readings by the target"
     others = [(spk, d, u) for spk, d, u in same_text if spk != tgt and spk in train_speakers]
     others.sort(key=lambda x: (x[0] == src_spk, x[0], x[2]))
     if not others:
