@@ -105,6 +105,9 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
         subtype: libsndfile subtype, e.g. "PCM_16", "FLOAT".
     """
     path = Path(path)
+    if path.suffix[1:].upper() not in sf.available_formats():
+        raise AudioError(f"cannot write audio file '{path}': the file name needs an audio "
+                         f"extension such as .wav or .flac")
     if _is_tensor(x):
         x = x.detach().float().cpu().numpy()
     x = np.asarray(x, dtype=np.float32)
@@ -116,8 +119,9 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
         sf.write(tmp, np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype)
         os.replace(tmp, path)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        raise AudioError(f"cannot write audio file '{path}' ({e}); use a .wav or .flac name and "
-                         f"a subtype that format supports") from None
+        why = str(e).replace(str(tmp), str(path))  # name the file the user asked for
+        raise AudioError(f"cannot write audio file '{path}' ({why}); use a .wav or .flac name "
+                         f"and a subtype that format supports") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -76,6 +76,17 @@ def _add_config_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_config)
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts that must be at least 1 (batch sizes, jobs, utterances, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_progress_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
@@ -136,7 +147,7 @@ def _add_prepare_command(sub: argparse._SubParsersAction) -> None:
                    help="tiny: seconds (tests); default: the mini recipe; large: a few hours")
     b.add_argument("--seed", type=int, default=0, help="sentences, splits and voices")
     b.add_argument("--no-cache", action="store_true", help="synthesise afresh, no cache")
-    b.add_argument("--nj", type=int, default=2, help="parallel synthesis processes")
+    b.add_argument("--nj", type=positive_int, default=2, help="parallel synthesis processes")
     _add_progress_argument(b)
     specs = {
         "vctk": ("VCTK 0.92 (wav48_silence_trimmed/, FLAC) or 0.80 (wav48/, WAV)",
@@ -218,8 +229,8 @@ def _add_dump_command(sub: argparse._SubParsersAction) -> None:
                     "  speechvq dump data/builtin/train dump/builtin/train --nj 2")
     p.add_argument("data", help="Kaldi data dir")
     p.add_argument("out", help="dump folder to create")
-    p.add_argument("--nj", type=int, default=1, help="parallel decoding processes")
-    p.add_argument("--sample-rate", type=int, default=16000, help="model sample rate in Hz")
+    p.add_argument("--nj", type=positive_int, default=1, help="parallel decoding processes")
+    p.add_argument("--sample-rate", type=positive_int, default=16000, help="model sample rate in Hz")
     p.add_argument("--normalize", action="store_true",
                    help="peak-normalise each utterance (default: only scale down where |x| > 1)")
     p.add_argument("--skip-bad", action="store_true",
@@ -235,7 +246,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_config(cfg))
         return 0
     if args.data is None or args.exp is None:
-        raise ConfigError("speechvq train needs --data DUMP and --exp EXP (or --print-config)")
+        raise ConfigError("--data DUMP and --exp EXP are both needed (or --print-config)")
     from speechvq.train import train_speech
     last = train_speech(cfg, args.data, args.exp, progress=_progress(args),
                         command=["speechvq", *args.argv])
@@ -273,7 +284,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
     codes = encode_to_file(args.model, args.data, args.out, fmt=args.format, dedup=args.dedup,
                            batch_size=args.batch_size, checkpoint=args.checkpoint,
                            device=args.device, progress=_progress(args))
-    print(f"{args.out}: {len(codes)} utterances, {sum(len(c) for c in codes.values())} frames")
+    n_frames = sum(len(c) for c in codes.values())
+    if args.dedup:
+        from speechvq.data.units import dedup
+        n_units = sum(len(dedup(c)) for c in codes.values())
+        print(f"{args.out}: {len(codes)} utterances, {n_units} units ({n_frames} frames before "
+              f"deduplication)")
+    else:
+        print(f"{args.out}: {len(codes)} utterances, {n_frames} frames")
     return 0
 
 
@@ -292,7 +310,7 @@ def _add_encode_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("kaldi", "km", "gslm"), default="kaldi")
     p.add_argument("--dedup", action="store_true",
                    help="collapse runs of the same unit (not for unit evaluation)")
-    p.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="utterances per batch")
     _add_progress_argument(p)
     p.set_defaults(func=cmd_encode)
 
@@ -340,7 +358,7 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
                     "  mel      the log-mel head + Griffin-Lim (fast on CPU)\n"
                     "  auto     WaveNet on CUDA when present, else the mel head\n\nexamples:\n"
                     "  speechvq convert --model exp/vctk --src a.wav --speaker p225 -o out.wav\n"
-                    "  speechvq convert --model exp/mini --data data/test --speakers m3a,f1b "
+                    "  speechvq convert --model exp/mini --data data/test --speakers f01,m02 "
                     "--out exp/mini/convert/test")
     _add_model_arguments(p)
     p.add_argument("--src", help="one source audio file (any rate; resampled)")
@@ -352,18 +370,18 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel-to", metavar="REF",
                    help="for --data: convert each source only to (--speakers, or any model "
                         "speaker) who read the same sentence in REF, so it has a parallel target")
-    p.add_argument("--n-targets", type=int, default=None,
+    p.add_argument("--n-targets", type=positive_int, default=None,
                    help="for --data: at most this many targets per source (first in sorted order)")
-    p.add_argument("--max-utts", type=int, default=None,
+    p.add_argument("--max-utts", type=positive_int, default=None,
                    help="convert only the first N source utterances (sorted)")
-    p.add_argument("--per-speaker", type=int, default=None, metavar="N",
+    p.add_argument("--per-speaker", type=positive_int, default=None, metavar="N",
                    help="take at most the first N utterances of each source speaker (before "
                         "--max-utts), so the sources span speakers")
     p.add_argument("--head", choices=("auto", "wavenet", "mel"), default="auto",
                    help="decoder that renders the codes (see above)")
     p.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature")
     p.add_argument("--seed", type=int, default=0, help="WaveNet sampling seed")
-    p.add_argument("--batch-size", type=int, default=8, help="conversions per batch")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="conversions per batch")
     p.add_argument("--list-speakers", action="store_true",
                    help="print the model's speakers (those in --data when given) and exit")
     _add_progress_argument(p)
@@ -447,13 +465,13 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                    help="for --units: a Kaldi dir / dump with phones.ctm, or a phones.ctm file")
     u.add_argument("--fit-units", metavar="FILE", help="for --units: units to fit the mapping")
     u.add_argument("--fit-alignments", metavar="DATA_OR_CTM", help="alignments of --fit-units")
-    u.add_argument("--codebook-size", type=int, default=None,
+    u.add_argument("--codebook-size", type=positive_int, default=None,
                    help="for --units: K (default: largest unit + 1)")
     u.add_argument("--name", help="result name (default: the data's folder name)")
     u.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
-    u.add_argument("--abx-triplets", type=int, default=5000,
+    u.add_argument("--abx-triplets", type=positive_int, default=5000,
                    help="ABX triplets sampled per condition (seeded)")
-    u.add_argument("--batch-size", type=int, default=8, help="utterances per encoder batch")
+    u.add_argument("--batch-size", type=positive_int, default=8, help="utterances per encoder batch")
     u.add_argument("--seed", type=int, default=0, help="baselines, k-means and ABX sampling")
     _add_progress_argument(u)
     u.set_defaults(func=cmd_evaluate_units)
@@ -484,7 +502,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--name", help="result name, or comma-separated names, one per --data "
                                   "(default: each CONVERTED's folder name)")
     c.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
-    c.add_argument("--batch-size", type=int, default=8, help="utterances per encoder batch")
+    c.add_argument("--batch-size", type=positive_int, default=8, help="utterances per encoder batch")
     c.add_argument("--seed", type=int, default=0, help="classifier and held-out split seed")
     _add_progress_argument(c)
     c.set_defaults(func=cmd_evaluate_conversion)

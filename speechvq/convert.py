@@ -12,11 +12,13 @@ et al. 2017, section 4.3). Two decoders can render the codes:
 
 Many conversions in one call are written as a Kaldi data dir (``wav.scp``, ``utt2spk`` = target
 speaker, ``utt2src`` = source utterance, ``text`` copied from the source) so they can be scored
-like any other data; finished wavs are kept when a run is restarted.
+like any other data; finished wavs are kept when a run is restarted with the same model and
+settings (``DIR/conversion.json`` records them; any change converts afresh).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -26,7 +28,9 @@ import torch
 from tqdm import tqdm
 
 from speechvq.audio import load_audio, save_audio
+from speechvq.checkpoint import resolve_checkpoint
 from speechvq.data.kaldi import DataDir, check_id
+from speechvq.fileio import atomic_write_text
 from speechvq.data.utterances import Utterances
 from speechvq.encode import pick_device
 from speechvq.errors import DataError, ModelError
@@ -103,9 +107,10 @@ def conversion_pairs(data: Utterances, targets: Sequence[str], max_utts: int | N
     """(output utt id, source utt, target speaker) pairs; ids are ``<target>-<src>``.
 
     Sources: the first `max_utts` utterances (sorted; with `per_speaker`, only the first that many
-    of each source speaker count, each with a sentence no earlier source reads). Targets of a source: every speaker of `targets` but its own;
-    with `readers` (see `parallel_readers`), only those who read the source's sentence, so every
-    conversion has a real parallel target; `n_targets` keeps the first that many.
+    of each source speaker count, each with a sentence no earlier source reads). Targets of a
+    source: every speaker of `targets` but its own; with `readers` (see `parallel_readers`), only
+    those who read the source's sentence, so every conversion has a real parallel target;
+    `n_targets` keeps the first that many.
     """
     sources = list(data.utts)
     if per_speaker:  # spread the sources over speakers, and over sentences where known
@@ -142,8 +147,9 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     speaker) is converted to every listed target speaker except its own (`speakers` None: every
     speaker of the model). With `parallel_to` (a data dir or dump with text), only targets who
     read the source's sentence there are used, the first `n_targets` of them, so each conversion
-    has a real reading to compare with. Wavs already in ``DIR/wav/`` from an interrupted run are
-    kept.
+    has a real reading to compare with. Wavs already in ``DIR/wav/`` from an interrupted run with
+    the same checkpoint, head, temperature and seed (``DIR/conversion.json``) are kept; otherwise
+    they are converted afresh. Wavs of earlier runs that this one does not list are removed.
 
     Returns:
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
@@ -154,7 +160,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
         model.speaker_index(s)  # unknown targets fail before any work
     data = Utterances(data_path, model.sample_rate)
     readers = None if parallel_to is None else \
-        parallel_readers(Utterances(parallel_to, model.sample_rate))
+        parallel_readers(Utterances(parallel_to, model.sample_rate, "--parallel-to"))
     head = choose_head(model, head)
     out = Path(out_dir)
     pairs = conversion_pairs(data, speakers, max_utts, per_speaker, readers=readers,
@@ -167,7 +173,23 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     for new_utt, _, _ in pairs:
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
+    made_by = _made_by(model_path, checkpoint, head, temperature, seed)
+    stamp = out / "conversion.json"
+    if wav_dir.is_dir() and any(wav_dir.glob("*.wav")):
+        before = json.loads(stamp.read_text()) if stamp.is_file() else None
+        if before != made_by:
+            print(f"convert: the wavs in {wav_dir} were made by another model, checkpoint or "
+                  f"settings; converting afresh")
+            for old in wav_dir.glob("*.wav"):
+                old.unlink()
     wav_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, json.dumps(made_by, indent=1, sort_keys=True) + "\n")
+    wanted = {f"{new}.wav" for new, _, _ in pairs}
+    stale = [p for p in wav_dir.glob("*.wav") if p.name not in wanted]
+    for old in stale:  # from an earlier call with other sources or targets
+        old.unlink()
+    if stale:
+        print(f"convert: removed {len(stale)} wavs of an earlier call from {wav_dir}")
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
     if len(todo) < len(pairs):
         print(f"convert: {len(pairs) - len(todo)} of {len(pairs)} conversions already in "
@@ -193,6 +215,16 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
                      text=texts if all(t is not None for t in texts.values()) else None)
     result.save(out)
     return result
+
+
+def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int) -> dict:
+    """What the wavs of a conversion dir depend on, to tell a restart from a new run. The
+    checkpoint is identified by path, size and modification time (retraining rewrites it)."""
+    ckpt = resolve_checkpoint(model_path, checkpoint).resolve()
+    st = ckpt.stat()
+    return {"checkpoint": str(ckpt), "checkpoint_bytes": st.st_size,
+            "checkpoint_mtime_ns": st.st_mtime_ns, "head": head,
+            "temperature": float(temperature), "seed": int(seed)}
 
 
 def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None, *,

@@ -224,7 +224,7 @@ class Trainer:
                    if k not in RESUMABLE_CHANGES]
         if changed:
             raise TrainingError(f"exp dir '{self.exp}' holds a run with another config ("
-                                f"{', '.join(changed)} differ); use a new --exp, or the same "
+                                f"changed: {', '.join(changed)}); use a new --exp, or the same "
                                 f"config to resume (only {', '.join(sorted(RESUMABLE_CHANGES))} "
                                 f"may change)")
         self.load_state_dict(state)

@@ -191,6 +191,16 @@ def test_fix_data_dir_repairs(tiny_data_dir):
     assert fix_data_dir(root)["dropped_utterances"] == 0  # idempotent
 
 
+def test_fix_drops_utterances_whose_audio_is_missing(tiny_data_dir):
+    root = tiny_data_dir
+    (root / "wav" / "spkB_001.wav").unlink()
+    with pytest.raises(DataError, match="spkB_001"):
+        validate_data_dir(root)
+    counts = fix_data_dir(root)
+    assert counts["missing_audio"] == 1 and counts["dropped_utterances"] == 1
+    assert "spkB_001" not in validate_data_dir(root).utterances()
+
+
 def test_fix_refuses_bad_ids(tiny_data_dir):
     put(tiny_data_dir / "utt2spk", ["spkA/000 spkA"])
     with pytest.raises(DataError, match=where("utt2spk", 1) + ".*rename"):

@@ -225,7 +225,7 @@ def test_rerun_with_another_config_is_refused_and_leaves_the_exp_dir(tiny_dump, 
                                                 "train.lr=0.1"])) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.fullmatch(r"speechvq train: error: exp dir '.*' holds a run with another config "
-                        r"\(train\.lr differ\); use a new --exp, .*", line), line
+                        r"\(changed: train\.lr\); use a new --exp, .*", line), line
     # config.yaml still describes the checkpoint; the refused command is not logged as a run
     assert {name: (exp / name).read_text() for name in before} == before
     assert last_state(exp)["step"] == 1

@@ -89,7 +89,7 @@ def test_keep_checkpoints_and_nothing_to_do(tmp_path):
 
 def test_resume_with_another_config_is_refused(tmp_path):
     make(tmp_path, ["train.max_steps=2"]).fit()
-    with pytest.raises(TrainingError, match=r"another config \(train.lr differ\)"):
+    with pytest.raises(TrainingError, match=r"another config \(changed: train.lr\)"):
         make(tmp_path, ["train.max_steps=4", "train.lr=0.1"]).fit()
 
 

@@ -116,6 +116,8 @@ def test_units_file_formats_roundtrip(tmp_path):
         back = U.read_units(tmp_path / name)
         assert sorted(back) == ["spkA_002", "spkB_001"]
     np.testing.assert_array_equal(U.read_units(tmp_path / "u.txt")["spkA_002"], [0, 5, 5, 5])
+    with pytest.raises(DataError, match=r"u\.km: a fairseq \.km file .* no ids"):
+        U.read_units(tmp_path / "u.km")
     (tmp_path / "bad.txt").write_text("utt1 1 2\nutt2 1 x\n")
     with pytest.raises(DataError, match=r"bad.txt:2"):
         U.read_units(tmp_path / "bad.txt")

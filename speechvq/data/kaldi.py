@@ -335,15 +335,16 @@ def fix_data_dir(path: str | os.PathLike) -> dict[str, int]:
     """Repair a data dir as Kaldi's ``utils/fix_data_dir.sh``: sort every table, drop blank,
     malformed and repeated lines (keeping the first), keep only utterances present in utt2spk,
     wav.scp (or segments with a known recording), text and utt2src, drop unused recordings and
-    CTM lines of dropped utterances, derive spk2utt, write phones.txt from the CTM when missing
-    (appending unknown phones otherwise). Originals are copied to ``DIR/.backup/`` first.
+    CTM lines of dropped utterances, drop recordings whose audio file does not exist (and their
+    utterances), derive spk2utt, write phones.txt from the CTM when missing (appending unknown
+    phones otherwise). Originals are copied to ``DIR/.backup/`` first.
 
-    Not repaired (validate reports them): invalid ids (rename them), pipes, missing audio,
-    segment times, utterance ids without their speaker prefix.
+    Not repaired (validate reports them): invalid ids (rename them), pipes, segment times,
+    utterance ids without their speaker prefix.
 
     Returns:
-        counts: utterances, speakers, dropped_utterances, dropped_recordings, duplicates,
-        malformed, blank, repaired, unsorted, dropped_ctm_lines, phones_added.
+        counts: utterances, speakers, dropped_utterances, dropped_recordings, missing_audio,
+        duplicates, malformed, blank, repaired, unsorted, dropped_ctm_lines, phones_added.
     """
     path = Path(path)
     for name in ("wav.scp", "utt2spk"):
@@ -361,6 +362,10 @@ def fix_data_dir(path: str | os.PathLike) -> dict[str, int]:
             if name == "utt2spk":
                 for n, spk in entries.values():
                     check_id(spk, "speaker id", f"{path / name}:{n}")
+    present = {rec: v for rec, v in tables["wav.scp"].items()
+                if _is_pipe(v) or resolve_audio_path(v, path).is_file()}  # pipes: validate refuses
+    counts["missing_audio"] = len(tables["wav.scp"]) - len(present)
+    tables["wav.scp"] = present
     u2s = tables["utt2spk"]
     seen = set(u2s)
     keep = set(u2s)
@@ -422,6 +427,7 @@ def fix_data_dir(path: str | os.PathLike) -> dict[str, int]:
         write_phones_txt(path / "phones.txt", phones)
     counts.update(utterances=len(tables["utt2spk"]), speakers=len(spk2utt),
                   dropped_utterances=len(seen - keep))
-    keys = ("utterances", "speakers", "dropped_utterances", "dropped_recordings", "duplicates",
-            "malformed", "blank", "repaired", "unsorted", "dropped_ctm_lines", "phones_added")
+    keys = ("utterances", "speakers", "dropped_utterances", "dropped_recordings", "missing_audio",
+            "duplicates", "malformed", "blank", "repaired", "unsorted", "dropped_ctm_lines",
+            "phones_added")
     return {k: int(counts[k]) for k in keys}

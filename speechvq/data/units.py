@@ -42,6 +42,10 @@ def read_units(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"units file {path} does not exist; write it with `speechvq encode`")
+    if path.suffix == ".km":
+        raise DataError(f"{path}: a fairseq .km file has one line of units per utterance and no "
+                        f"ids; write the units with ids (`speechvq encode --format kaldi` or "
+                        f"gslm) to score them")
     units: dict[str, np.ndarray] = {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -167,7 +171,7 @@ def check_frame_level(units: Mapping[str, np.ndarray] | Sequence[np.ndarray], *,
     expected = float(np.sum(np.asarray(durations_s, dtype=np.float64))) * frame_rate_hz
     n_utts = len(durations_s)
     if abs(n_units - expected) > 0.05 * expected + 2 * n_utts:
-        raise DataError(f"{source} hold {n_units} units but the audio lasts "
+        raise DataError(f"{source} holds {n_units} units but the audio lasts "
                         f"{expected / frame_rate_hz:.2f} s, i.e. {expected:.0f} frames at "
                         f"{frame_rate_hz:g} Hz: the units are deduplicated (encode without "
                         "--dedup) or the frame rate is wrong (fix --frame-rate)")

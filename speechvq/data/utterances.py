@@ -31,11 +31,11 @@ class Utterances:
         phones: phone inventory (SIL first) when the data has alignments, else None.
     """
 
-    def __init__(self, path: str | os.PathLike, sample_rate: int):
+    def __init__(self, path: str | os.PathLike, sample_rate: int, option: str = "--data"):
         self.path = Path(path)
         self.sample_rate = sample_rate
         if not self.path.is_dir():
-            raise DataError(f"--data '{self.path}' is not a folder; give a Kaldi data dir "
+            raise DataError(f"{option} '{self.path}' is not a folder; give a Kaldi data dir "
                             f"(wav.scp, utt2spk, ...) or a dump made by `speechvq dump`")
         self._dump: SpeechDump | None = None
         self._dir: DataDir | None = None

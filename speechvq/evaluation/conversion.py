@@ -145,7 +145,7 @@ def _find_sources(src_utts: set[str], candidates: list[Path], sample_rate: int
         missing = src_utts - set(found)
         if not missing:
             break
-        data = Utterances(path, sample_rate)
+        data = Utterances(path, sample_rate, "--src")
         for u in missing & set(data.utts):
             found[u] = data
     return found
@@ -274,9 +274,9 @@ def _evaluate_one(converted, refs, model, vq, audio, *, train=None, src=None, na
         raise DataError(f"'{converted}' has no utt2src, so its sources are unknown; give the "
                         "output dir of `speechvq convert --data ... --out DIR`")
     conv = Utterances(converted, sr)
-    ref_u = Utterances(ref, sr)
-    ref_all = [ref_u] + [Utterances(r, sr) for r in more_refs]
-    train_u = Utterances(train, sr) if train is not None else None
+    ref_u = Utterances(ref, sr, "--ref")
+    ref_all = [ref_u] + [Utterances(r, sr, "--ref") for r in more_refs]
+    train_u = Utterances(train, sr, "--train") if train is not None else None
     candidates = [Path(src)] if src is not None else [Path(r) for r in [ref, *more_refs]] + (
         [Path(train)] if train is not None else []) + sorted(
         p for p in Path(ref).parent.iterdir()

@@ -437,5 +437,5 @@ def format_units_table(result: dict) -> str:
         if vq.get("abx_n_triplets_within") is not None:
             lines.append(f"ABX: {vq['abx_n_triplets_within']} within / "
                          f"{vq['abx_n_triplets_across']} across triplets (error %, lower is "
-                         f"better; ABXq = on code embeddings)")
+                         f"better; w = within, a = across speaker; ABXq = on code embeddings)")
     return "\n".join(lines)
