@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 
 from speechvq.config import load_config
+from speechvq.data.kaldi import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "recipes" / "mini"
@@ -165,19 +166,23 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
 
 @pytest.mark.slow
 def test_mini_recipe_on_a_prepared_corpus_dir(tmp_path, tiny_data_dir):
-    """--corpus-dir (relative to where the recipe is started): dump and train; the scoring
-    stages say why they are skipped. (The report of such an exp is the same code as above.)"""
+    """--corpus-dir (relative to where the recipe is started): dump, train and encode the
+    training data; the scoring stages say why they are skipped. (The report of such an exp is
+    the same code as above.)"""
     log = _ok(run_recipe(MINI / "run.sh", "--corpus-dir", "data/tiny", "--workdir", "work",
                          "--train-args", MINI_TRAIN_ARGS.replace("max_steps=3", "max_steps=2"),
                          "--stop-stage", "4", cwd=tmp_path, tmp=tmp_path))
-    assert f"Training on {tiny_data_dir}" in log and "stages 3-4 are skipped" in log
-    assert "Stage 0" not in log and "Stage 3" not in log and "Stage 4" not in log
+    assert f"Training on {tiny_data_dir}" in log and "stage 4 is skipped" in log
+    assert "Stage 0" not in log and "Stage 4" not in log
+    assert "Stage 3: encode the training data" in log
     work = tmp_path / "work"
     assert not (work / "data").exists()
     assert (work / "dump" / "train" / "dump.json").is_file()
     exp = work / "exp" / "mini"
     assert (exp / "checkpoints" / "last.pt").is_file()
-    assert not (exp / "eval").exists() and not (exp / "units").exists()
+    assert not (exp / "eval").exists()
+    units = _units(exp / "units" / "train.txt")
+    assert sorted(units) == sorted(read_table(tiny_data_dir / "utt2spk"))
 
 
 # --------------------------------------------------------------------------------------- VCTK

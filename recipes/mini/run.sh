@@ -47,7 +47,7 @@ cd "${workdir}"
 if [ -n "${corpus_dir}" ]; then
   train_data=${corpus_dir}
   eval_sets=""
-  log "Training on ${corpus_dir}: unit and conversion scoring need the built-in corpus's alignments and parallel sentences; stages 3-4 are skipped"
+  log "Training on ${corpus_dir}: unit and conversion scoring need the built-in corpus's alignments and parallel sentences; stage 3 only encodes the training data, stage 4 is skipped"
 else
   train_data=data/train
   eval_sets="test test_unseen"
@@ -75,6 +75,15 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   # shellcheck disable=SC2086
   speechvq train --config "${train_config}" --config "${wavenet_config}" --data dump/train \
     --exp "${exp}" train.init_from="${exp}_codes" ${train_args}
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${corpus_dir}" ]; then
+  log "Stage 3: encode the training data (no alignments to score units against)"
+  if newer_than_model "${exp}/units/train.txt"; then
+    log "${exp}/units/train.txt is newer than the model: kept"
+  else
+    speechvq encode --model "${exp}" --data dump/train --out "${exp}/units/train.txt"
+  fi
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
