@@ -23,6 +23,7 @@ import functools
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,8 +72,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
                          f"audio format libsndfile reads (WAV, FLAC, NIST SPHERE, OGG, MP3): "
                          f"re-extract or convert it") from None
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise AudioError(f"audio file '{path}' is empty (no samples); remove it from the data "
-                         f"(or run the dump with --skip-bad)")
+        raise AudioError(f"audio file '{path}' is empty (no samples); give a recording with "
+                         f"sound in it")
     x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]  # (T,)
     if not np.isfinite(x).all():
         raise AudioError(f"audio file '{path}' holds NaN or infinite samples; re-export it")
@@ -315,7 +316,9 @@ def griffin_lim(logmel: np.ndarray, *, sample_rate: int, n_fft: int, win_length:
     # librosa centres frame j on sample j * hop; ours sit half a hop later.
     shift = int(math.floor(hop_length / 2 + 0.5))
     n_out = frames * hop_length
-    y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop_length, win_length=win_length,
-                           n_fft=n_fft, window="hann", center=True, pad_mode="constant",
-                           length=n_out - shift, random_state=0)  # (n_out - shift,)
+    with warnings.catch_warnings():  # a clip shorter than one FFT window is fine here
+        warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large")
+        y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop_length, win_length=win_length,
+                               n_fft=n_fft, window="hann", center=True, pad_mode="constant",
+                               length=n_out - shift, random_state=0)  # (n_out - shift,)
     return np.concatenate([np.zeros(shift, dtype=np.float32), y.astype(np.float32)])

@@ -52,6 +52,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights only load failed" in first.lower() or "invalid load key" in first.lower():
+            first = "not a plain-data PyTorch file"  # torch's own text runs to a page
         raise ModelError(f"checkpoint '{path}' cannot be loaded safely ({first}); it is "
                          f"corrupt or was not written by speechvq: retrain or pick another "
                          f"checkpoint") from None

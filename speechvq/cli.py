@@ -383,7 +383,8 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="WaveNet sampling seed")
     p.add_argument("--batch-size", type=positive_int, default=8, help="conversions per batch")
     p.add_argument("--list-speakers", action="store_true",
-                   help="print the model's speakers (those in --data when given) and exit")
+                   help="print the model's speakers and exit; with --data, only those who read "
+                        "something there (an error when none does)")
     _add_progress_argument(p)
     p.set_defaults(func=cmd_convert)
 
