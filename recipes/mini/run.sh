@@ -125,24 +125,28 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
     speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
       --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_convert}" --head mel \
       --out "${exp}/convert/${split}_mel"
+    heads=mel
     if [ "${n_wavenet}" -gt 0 ]; then
+      heads="mel wavenet"
       speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
         --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_wavenet}" --head wavenet \
         --out "${exp}/convert/${split}_wavenet"
     fi
-    result=${exp}/eval/conversion_${split}_mel.json
-    # kept if newer than the model and the conversions (wav/ changes only when convert adds
-    # some) and scored against the second readings (older recipes did not pass test_reread)
-    if newer_than_model "${result}" && [ "${result}" -nt "${exp}/convert/${split}_mel/wav" ] \
-        && grep -q test_reread "${result}"; then
-      log "${result} is newer than the model and the conversions: kept"
-    else
-      conv_dirs+=("${exp}/convert/${split}_mel")
-      conv_names="${conv_names:+${conv_names},}${split}_mel"
-    fi
+    for head in ${heads}; do
+      result=${exp}/eval/conversion_${split}_${head}.json
+      # kept if newer than the model and the conversions (wav/ changes only when convert adds
+      # some) and scored against the second readings (older recipes did not pass test_reread)
+      if newer_than_model "${result}" && [ "${result}" -nt "${exp}/convert/${split}_${head}/wav" ] \
+          && grep -q test_reread "${result}"; then
+        log "${result} is newer than the model and the conversions: kept"
+      else
+        conv_dirs+=("${exp}/convert/${split}_${head}")
+        conv_names="${conv_names:+${conv_names},}${split}_${head}"
+      fi
+    done
   done
   if [ ${#conv_dirs[@]} -gt 0 ]; then
-    # one call for both splits: the speaker classifier and the training codes are fitted once;
+    # one call for every dir: the speaker classifier and the training codes are fitted once;
     # data/test_reread: the targets' second readings, for the MCD topline
     speechvq evaluate conversion --model "${exp}" --data "${conv_dirs[@]}" \
       --ref data/test data/test_reread --train data/train --name "${conv_names}"
