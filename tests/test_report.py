@@ -87,3 +87,31 @@ def test_cli_report_and_empty_exp(reported, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(exp / "report" / "report.md")
     with pytest.raises(DataError, match="nothing to report"):
         make_report(tmp_path)
+
+
+def test_units_without_alignments_get_label_free_statistics(eval_corpus, tmp_path):
+    import math
+
+    import numpy as np
+
+    from speechvq.data.units import write_units
+
+    exp = tmp_path / "exp"
+    shutil.copytree(eval_corpus["exp"], exp)  # config: K = 16, 100 codes per second
+    # two utterances (5 s and 0.5 s): codes 0-3 in runs of 5 frames, then all 16 codes
+    units = {"u1": np.tile(np.repeat(np.arange(4), 5), 25), "u2": np.arange(50) % 16}
+    write_units(exp / "units" / "vctk.txt", units)
+    write_units(exp / "units" / "dedup.txt", units, dedup=True)  # timing lost: left out
+    md = make_report(exp).read_text()
+    block = json.loads((exp / "report" / "report.json").read_text())["units_unscored"]
+    assert list(block) == ["vctk"]
+    b = block["vctk"]
+    flat = np.concatenate(list(units.values()))
+    p = np.bincount(flat, minlength=16) / flat.size
+    entropy = -sum(x * math.log2(x) for x in p if x > 0)
+    assert b["frame_rate_hz"] == 100.0 and b["n_frames"] == 550 and b["codes_used"] == 16
+    assert b["perplexity"] == pytest.approx(2 ** entropy)
+    assert b["bitrate_bps"] == pytest.approx(550 / 5.5 * entropy)  # symbols per second x H
+    assert b["hours"] == pytest.approx(5.5 / 3600)
+    assert "## Units without alignments: vctk" in md and "| 16 of 16 |" in md
+    assert (exp / "report" / "code_usage_vctk.png").read_bytes().startswith(PNG)

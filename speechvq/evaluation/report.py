@@ -9,6 +9,9 @@ evaluate`, `speechvq.evaluation.unit_eval` and `speechvq.evaluation.conversion`)
   ``training.<metric>`` (final loss terms, bits per sample, perplexity, codes used, steps, wall
   time), each number copied unchanged from its source; ``sources.<block>`` gives the command
   and data that produced each block (``units.test``, ``conversion.test_mel``, ``training``).
+  Units files in ``EXP/units/`` that have no evaluation (data without phone alignments, such as
+  VCTK or a `--corpus-dir` run) get the label-free statistics under ``units_unscored.<split>``:
+  codes used, perplexity and bitrate (ZeroSpeech 2019), computed here from the file.
 - ``report.md``: the same as tables, the VQ-VAE beside its baselines, saying where a baseline
   wins, with the figures embedded.
 - PNG figures (matplotlib, Agg backend): training curves, sorted code usage, the code-by-phone
@@ -84,8 +87,9 @@ def _training_command(exp: Path) -> tuple[str | None, str | None]:
 
 def gather(exp: Path) -> dict:
     """report.json's content (see the module docstring)."""
-    report: dict = {"units": {}, "conversion": {}, "training": {}, "sources": {}}
-    details: dict = {"units": {}, "conversion": {}}
+    report: dict = {"units": {}, "conversion": {}, "training": {}, "units_unscored": {},
+                    "sources": {}}
+    details: dict = {"units": {}, "conversion": {}, "units_unscored": {}}
     for kind in ("units", "conversion"):
         for path in sorted((exp / "eval").glob(f"{kind}_*.json")):
             result = read_result(path)
@@ -97,6 +101,12 @@ def gather(exp: Path) -> dict:
                     "command": result.get("command"), "data": result.get("data"),
                     "file": str(path), "created": result.get("created")}
                 details[kind][split] = result.get("details", {})
+    for split, (block, counts, path) in unscored_units(exp, set(report["units"])).items():
+        report["units_unscored"][split] = block
+        details["units_unscored"][split] = {"code_counts": counts}
+        report["sources"][f"units_unscored.{split}"] = {
+            "command": f"speechvq report --exp {shlex.quote(str(exp))}", "data": None,
+            "file": str(path)}
     records = read_metrics(exp / "metrics.jsonl")
     report["training"] = training_summary(records)
     if records:
@@ -104,6 +114,56 @@ def gather(exp: Path) -> dict:
         report["sources"]["training"] = {"command": command, "data": data,
                                          "file": str(exp / "metrics.jsonl")}
     return {"report": report, "details": details, "records": records}
+
+
+def unscored_units(exp: Path, scored: set[str]) -> dict[str, tuple[dict, list[int], Path]]:
+    """Label-free statistics of ``EXP/units/<split>.txt`` files without an evaluation.
+
+    Returns:
+        split -> (block, code counts (K,), file). The block holds ``frame_rate_hz``,
+        ``codebook_size``, ``n_utterances``, ``n_frames``, ``hours``, ``codes_used``,
+        ``perplexity``, ``bitrate_bps`` (frame-level units) and ``bitrate_bps_dedup``. Files that
+        look deduplicated (their timing is lost) are left out.
+    """
+    import numpy as np
+
+    from speechvq.config import code_hop, load_config
+    from speechvq.data.units import dedup, looks_deduplicated, read_units
+    from speechvq.evaluation.units import bitrate_bps, codes_used, perplexity
+
+    files = [p for p in sorted((exp / "units").glob("*.txt")) if p.stem not in scored]
+    if not files or not (exp / "config.yaml").is_file():
+        return {}
+    cfg = load_config(exp / "config.yaml")
+    rate = cfg.data.sample_rate / code_hop(cfg)
+    k = cfg.model.quantizer.codebook_size
+    out = {}
+    for path in files:
+        units = read_units(path)
+        if not units or looks_deduplicated(units):
+            continue
+        seqs = list(units.values())
+        flat = np.concatenate(seqs)
+        durations = [len(u) / rate for u in seqs]
+        block = {"frame_rate_hz": rate, "codebook_size": k, "n_utterances": len(seqs),
+                 "n_frames": int(flat.size), "hours": float(sum(durations) / 3600),
+                 "codes_used": codes_used(flat), "perplexity": perplexity(flat),
+                 "bitrate_bps": bitrate_bps(seqs, durations),
+                 "bitrate_bps_dedup": bitrate_bps([dedup(u) for u in seqs], durations)}
+        out[path.stem] = (block, np.bincount(flat, minlength=k).tolist(), path)
+    return out
+
+
+def _unscored_md(split: str, block: dict, src: dict, figures: list[str]) -> list[str]:
+    lines = [f"## Units without alignments: {split}", "",
+             f"No phone alignments for {split}, so only label-free statistics of "
+             f"`{src['file']}` ({block['n_utterances']} utterances, {block['hours']:.2f} h, "
+             f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}):", "",
+             "| codes used | perplexity | bits/s | bits/s (deduplicated) |",
+             "|---:|---:|---:|---:|",
+             f"| {block['codes_used']} of {block['codebook_size']} | {block['perplexity']:.1f} | "
+             f"{block['bitrate_bps']:.0f} | {block['bitrate_bps_dedup']:.0f} |", ""]
+    return lines + [f"![{f}]({f})" for f in figures] + [""]
 
 
 def _main_system(block: dict) -> str | None:
@@ -243,7 +303,8 @@ def make_report(exp_dir: str | os.PathLike) -> Path:
         raise DataError(f"--exp '{exp}' is not a folder; give the exp dir of `speechvq train`")
     g = gather(exp)
     report, details = g["report"], g["details"]
-    if not (report["units"] or report["conversion"] or report["training"]):
+    if not (report["units"] or report["conversion"] or report["training"]
+            or report["units_unscored"]):
         raise DataError(f"nothing to report in '{exp}': no eval/*.json and no metrics.jsonl; "
                         "run `speechvq train` and `speechvq evaluate` first")
     out = exp / "report"
@@ -260,6 +321,11 @@ def make_report(exp_dir: str | os.PathLike) -> Path:
                             fig.cooccurrence_map(d, split, out / f"cooccurrence_{split}.png"))
                 if p]
         md += _units_md(split, block, report["sources"].get(f"units.{split}"), pngs)
+    for split, block in report["units_unscored"].items():
+        png = fig.code_usage(details["units_unscored"][split], split,
+                             out / f"code_usage_{split}.png")
+        md += _unscored_md(split, block, report["sources"][f"units_unscored.{split}"],
+                           [png] if png else [])
     for split, m in report["conversion"].items():
         d = details["conversion"].get(split, {})
         png, missing = fig.spectrograms(d, split, data_cfg, out / f"spectrograms_{split}.png")

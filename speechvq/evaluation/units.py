@@ -122,7 +122,7 @@ def purity_pnmi(codes, labels, n_codes: int, n_phones: int) -> dict:
 def _entropy(codes: np.ndarray, base: float) -> float:
     _, counts = np.unique(codes, return_counts=True)
     p = counts / counts.sum()
-    return float(-np.sum(p * np.log(p)) / math.log(base))
+    return float(-np.sum(p * np.log(p)) / math.log(base)) + 0.0  # + 0.0: one code gives 0, not -0
 
 
 def perplexity(codes, n_codes: int | None = None) -> float:
