@@ -96,6 +96,19 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.asarray(soxr.resample(x, sr_in, sr_out, quality="HQ"), dtype=np.float32)
 
 
+def check_audio_name(path: str | os.PathLike, subtype: str = "PCM_16") -> None:
+    """Raise AudioError unless libsndfile can write ``path``'s format (from its extension) with
+    ``subtype``; cheap, so callers check an output name before any long computation."""
+    path = Path(path)
+    fmt = path.suffix[1:].upper()
+    if not fmt:
+        raise AudioError(f"cannot write audio file '{path}': the name needs an audio extension "
+                         f"such as .wav or .flac")
+    if fmt not in sf.available_formats() or not sf.check_format(fmt, subtype):
+        raise AudioError(f"cannot write audio file '{path}': libsndfile does not write "
+                         f"{path.suffix} as {subtype}; use .wav or .flac")
+
+
 def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM_16") -> None:
     """Write audio atomically (temp file in the same folder, then `os.replace`).
 
@@ -106,9 +119,7 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
         subtype: libsndfile subtype, e.g. "PCM_16", "FLOAT".
     """
     path = Path(path)
-    if path.suffix[1:].upper() not in sf.available_formats():
-        raise AudioError(f"cannot write audio file '{path}': the file name needs an audio "
-                         f"extension such as .wav or .flac")
+    check_audio_name(path, subtype)
     if _is_tensor(x):
         x = x.detach().float().cpu().numpy()
     x = np.asarray(x, dtype=np.float32)

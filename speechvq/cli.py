@@ -186,7 +186,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
     from speechvq.data.kaldi import fix_data_dir, validate_data_dir
     counts = fix_data_dir(args.data)
     print(f"{args.data}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-    validate_data_dir(args.data)  # what fix cannot repair (missing audio, ...) is reported
+    validate_data_dir(args.data)  # what fix cannot repair (pipes, segment times, ...)
     return 0
 
 
@@ -205,7 +205,8 @@ def _add_validate_commands(sub: argparse._SubParsersAction) -> None:
                             "(as fix_data_dir.sh)",
                        description="Sort every file in LC_ALL=C order, drop utterances missing "
                                    "from any file or whose audio is missing, regenerate "
-                                   "spk2utt. The original files are kept in DATA/.backup/.")
+                                   "spk2utt. The original files are kept in DATA/.backup/ (.backup.1/, ... "
+                                   "on later runs).")
     f.add_argument("data", help="Kaldi data dir")
     f.set_defaults(func=cmd_fix)
 
@@ -327,6 +328,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if single:
         if not args.speaker or not args.output:
             raise ConfigError("--src needs --speaker S and -o out.wav")
+        from speechvq.audio import check_audio_name
+        check_audio_name(args.output)  # before the model loads and a long conversion runs
         out = convert.convert_file(args.model, args.src, args.speaker, args.output,
                                    head=args.head, temperature=args.temperature,
                                    seed=args.seed, checkpoint=args.checkpoint, device=args.device)
@@ -510,6 +513,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    _warnings_as_lines("report")
     from speechvq.evaluation.report import make_report
     print(make_report(args.exp))
     return 0

@@ -174,22 +174,8 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
     made_by = _made_by(model_path, checkpoint, head, temperature, seed)
-    stamp = out / "conversion.json"
-    if wav_dir.is_dir() and any(wav_dir.glob("*.wav")):
-        before = json.loads(stamp.read_text()) if stamp.is_file() else None
-        if before != made_by:
-            print(f"convert: the wavs in {wav_dir} were made by another model, checkpoint or "
-                  f"settings; converting afresh")
-            for old in wav_dir.glob("*.wav"):
-                old.unlink()
-    wav_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, json.dumps(made_by, indent=1, sort_keys=True) + "\n")
-    wanted = {f"{new}.wav" for new, _, _ in pairs}
-    stale = [p for p in wav_dir.glob("*.wav") if p.name not in wanted]
-    for old in stale:  # from an earlier call with other sources or targets
-        old.unlink()
-    if stale:
-        print(f"convert: removed {len(stale)} wavs of an earlier call from {wav_dir}")
+    _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs},
+                     [data_path] + ([parallel_to] if parallel_to is not None else []))
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
     if len(todo) < len(pairs):
         print(f"convert: {len(pairs) - len(todo)} of {len(pairs)} conversions already in "
@@ -219,12 +205,59 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
 
 def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int) -> dict:
     """What the wavs of a conversion dir depend on, to tell a restart from a new run. The
-    checkpoint is identified by path, size and modification time (retraining rewrites it)."""
+    checkpoint is identified by path, size and modification time (retraining rewrites it); the
+    sampling temperature and seed matter only to the WaveNet."""
     ckpt = resolve_checkpoint(model_path, checkpoint).resolve()
     st = ckpt.stat()
-    return {"checkpoint": str(ckpt), "checkpoint_bytes": st.st_size,
-            "checkpoint_mtime_ns": st.st_mtime_ns, "head": head,
-            "temperature": float(temperature), "seed": int(seed)}
+    made_by = {"checkpoint": str(ckpt), "checkpoint_bytes": st.st_size,
+               "checkpoint_mtime_ns": st.st_mtime_ns, "head": head}
+    if head == "wavenet":
+        made_by.update(temperature=float(temperature), seed=int(seed))
+    return made_by
+
+
+CONVERSION_TABLES = ("wav.scp", "utt2spk", "spk2utt", "utt2src", "text")
+
+
+def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -> None:
+    """Make ``out`` ready for this call's conversions, deleting only what convert made there.
+
+    ``out`` is ours when it holds ``conversion.json`` (or, from before that file existed,
+    ``utt2src``). In a dir of ours, wavs of another model or settings are deleted, and so are
+    wavs this call does not list; finished wavs of the same model and settings are kept. A dir
+    that is not ours but holds audio (a prepared data dir, say) is refused, never emptied.
+    """
+    out_r = out.resolve()
+    for path in inputs:
+        if Path(path).resolve() == out_r:
+            raise DataError(f"--out {out} is also an input ({path}); give a new folder for "
+                            f"the conversions")
+    wav_dir, stamp = out / "wav", out / "conversion.json"
+    ours = stamp.is_file() or (out / "utt2src").is_file()
+    wavs = [p for p in wav_dir.glob("*.wav") if not p.name.startswith(".")] \
+        if wav_dir.is_dir() else []
+    if not ours and (wavs or (out / "wav.scp").is_file()):
+        raise DataError(f"--out {out} holds audio or a data dir that `speechvq convert` did not "
+                        f"write; give a new folder (nothing was deleted)")
+    try:
+        before = json.loads(stamp.read_text()) if stamp.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        before = None  # a damaged stamp: start afresh
+    if wavs and before != made_by:
+        print(f"convert: the wavs in {wav_dir} were made by another model, checkpoint or "
+              f"settings; converting afresh")
+        for name in CONVERSION_TABLES:  # no table may point at wavs of two models
+            (out / name).unlink(missing_ok=True)
+        for old in wavs:
+            old.unlink()
+        wavs = []
+    stale = [p for p in wavs if p.name not in wanted]
+    for old in stale:  # from an earlier call with other sources or targets
+        old.unlink()
+    if stale:
+        print(f"convert: removed {len(stale)} wavs of an earlier call from {wav_dir}")
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, json.dumps(made_by, indent=1, sort_keys=True) + "\n")
 
 
 def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None, *,

@@ -41,8 +41,10 @@ def pick_device(name: str = "auto") -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) "
                               f"are visible (cuda:0 ... cuda:{torch.cuda.device_count() - 1})")
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {name!r}: speechvq runs on cpu or cuda")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: this machine has no Apple MPS device; use cpu")
+    elif device.type not in ("cpu", "mps"):
+        raise ConfigError(f"--device {name!r}: speechvq runs on cpu, cuda (or mps)")
     return device
 
 

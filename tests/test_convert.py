@@ -37,3 +37,18 @@ def test_parallel_to_error_names_the_option(eval_corpus, tmp_path):
     with pytest.raises(DataError, match="--parallel-to '.*nowhere' is not a folder"):
         convert_data(eval_corpus["exp"], eval_corpus["test"], ["spk2"], tmp_path / "c",
                      parallel_to=tmp_path / "nowhere", progress=False)
+
+
+def test_out_dirs_convert_did_not_write_are_refused_untouched(eval_corpus, tmp_path):
+    import shutil
+
+    exp, test = eval_corpus["exp"], eval_corpus["test"]
+    data = tmp_path / "data"
+    shutil.copytree(eval_corpus["train"], data)  # a prepared data dir, wavs in data/wav
+    before = sorted(p.name for p in (data / "wav").iterdir())
+    with pytest.raises(DataError, match="did not write; give a new folder .nothing was deleted"):
+        convert_data(exp, test, ["spk2"], data, head="wavenet", max_utts=1, progress=False)
+    with pytest.raises(DataError, match="is also an input"):
+        convert_data(exp, data, ["spk2"], data, head="wavenet", max_utts=1, progress=False)
+    assert sorted(p.name for p in (data / "wav").iterdir()) == before
+    assert not (data / "conversion.json").exists()

@@ -199,6 +199,21 @@ def test_fix_drops_utterances_whose_audio_is_missing(tiny_data_dir):
     counts = fix_data_dir(root)
     assert counts["missing_audio"] == 1 and counts["dropped_utterances"] == 1
     assert "spkB_001" not in validate_data_dir(root).utterances()
+    assert (root / ".backup").is_dir() and not (root / ".backup.1").exists()
+    fix_data_dir(root)  # a second fix keeps the first backup (the originals) as it was
+    assert "spkB_001" in (root / ".backup" / "wav.scp").read_text()
+    assert "spkB_001" not in (root / ".backup.1" / "wav.scp").read_text()
+
+
+def test_fix_refuses_to_empty_a_data_dir(tiny_data_dir, tmp_path, monkeypatch):
+    root = tiny_data_dir
+    put(root / "wav.scp", [f"{u} wav/{u}.wav" for u in sorted(read_table(root / "utt2spk"))])
+    original = (root / "wav.scp").read_bytes()
+    monkeypatch.chdir(tmp_path)  # wav/... exists neither here nor in the data dir
+    (root / "wav").rename(root / "elsewhere")
+    with pytest.raises(DataError, match="none of its 4 audio files exists.*nothing was changed"):
+        fix_data_dir(root)
+    assert (root / "wav.scp").read_bytes() == original and not (root / ".backup").exists()
 
 
 def test_fix_refuses_bad_ids(tiny_data_dir):

@@ -102,7 +102,12 @@ def test_units_without_alignments_get_label_free_statistics(eval_corpus, tmp_pat
     units = {"u1": np.tile(np.repeat(np.arange(4), 5), 25), "u2": np.arange(50) % 16}
     write_units(exp / "units" / "vctk.txt", units)
     write_units(exp / "units" / "dedup.txt", units, dedup=True)  # timing lost: left out
-    md = make_report(exp).read_text()
+    (exp / "units" / "notes.txt").write_text("not units\n")  # left out, with a warning
+    write_units(exp / "units" / "other.txt", {"u": np.arange(40) % 20})  # K = 20 > 16
+    with pytest.warns(UserWarning) as caught:
+        md = make_report(exp).read_text()
+    said = " ".join(str(w.message) for w in caught)
+    assert "notes.txt left out" in said and "other.txt left out" in said
     block = json.loads((exp / "report" / "report.json").read_text())["units_unscored"]
     assert list(block) == ["vctk"]
     b = block["vctk"]

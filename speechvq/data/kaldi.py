@@ -337,7 +337,10 @@ def fix_data_dir(path: str | os.PathLike) -> dict[str, int]:
     wav.scp (or segments with a known recording), text and utt2src, drop unused recordings and
     CTM lines of dropped utterances, drop recordings whose audio file does not exist (and their
     utterances), derive spk2utt, write phones.txt from the CTM when missing (appending unknown
-    phones otherwise). Originals are copied to ``DIR/.backup/`` first.
+    phones otherwise). Originals are copied to ``DIR/.backup/`` first (``.backup.1/``, ... on
+    later runs, so no backup is overwritten). Refused, with nothing changed, when no audio file
+    of wav.scp exists (relative paths resolved from the wrong directory) or no utterance would
+    remain.
 
     Not repaired (validate reports them): invalid ids (rename them), pipes, segment times,
     utterance ids without their speaker prefix.
@@ -364,6 +367,12 @@ def fix_data_dir(path: str | os.PathLike) -> dict[str, int]:
                     check_id(spk, "speaker id", f"{path / name}:{n}")
     present = {rec: v for rec, v in tables["wav.scp"].items()
                 if _is_pipe(v) or resolve_audio_path(v, path).is_file()}  # pipes: validate refuses
+    if tables["wav.scp"] and not present:
+        rec, value = next(iter(tables["wav.scp"].items()))
+        raise DataError(f"{path / 'wav.scp'}: none of its {len(tables['wav.scp'])} audio files "
+                        f"exists (e.g. '{value}' of {rec}); relative paths are resolved against "
+                        f"the current directory, then the data dir: run fix from the directory "
+                        f"they are relative to, or correct the paths (nothing was changed)")
     counts["missing_audio"] = len(tables["wav.scp"]) - len(present)
     tables["wav.scp"] = present
     u2s = tables["utt2spk"]
@@ -411,8 +420,14 @@ def fix_data_dir(path: str | os.PathLike) -> dict[str, int]:
         found = sorted({p for segs in ctm.values() for _, _, p in segs} - set(phones))
         counts["phones_added"] = len(found)
         phones = phones + found
-    backup = path / ".backup"
-    backup.mkdir(exist_ok=True)
+    if not tables["utt2spk"]:
+        raise DataError(f"{path}: fixing would leave no utterance (every one lacks audio, a "
+                        f"speaker, a transcript or a segment); nothing was changed")
+    backup = path / ".backup"  # the originals; a later fix keeps them and backs up to .backup.N
+    n = 1
+    while backup.exists():
+        backup, n = path / f".backup.{n}", n + 1
+    backup.mkdir()
     for name in ("wav.scp", "utt2spk", "spk2utt", *_OPTIONAL, "phones.ctm", "phones.txt"):
         if (path / name).is_file():
             shutil.copy2(path / name, backup / name)

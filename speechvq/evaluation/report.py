@@ -101,7 +101,11 @@ def gather(exp: Path) -> dict:
                     "command": result.get("command"), "data": result.get("data"),
                     "file": str(path), "created": result.get("created")}
                 details[kind][split] = result.get("details", {})
-    for split, (block, counts, path) in unscored_units(exp, set(report["units"])).items():
+    scored_files = {str(Path(src["data"]["units"]).resolve())
+                    for key, src in report["sources"].items() if key.startswith("units.")
+                    and isinstance(src.get("data"), dict) and src["data"].get("units")}
+    for split, (block, counts, path) in unscored_units(exp, set(report["units"]),
+                                                       scored_files).items():
         report["units_unscored"][split] = block
         details["units_unscored"][split] = {"code_counts": counts}
         report["sources"][f"units_unscored.{split}"] = {
@@ -116,22 +120,28 @@ def gather(exp: Path) -> dict:
     return {"report": report, "details": details, "records": records}
 
 
-def unscored_units(exp: Path, scored: set[str]) -> dict[str, tuple[dict, list[int], Path]]:
-    """Label-free statistics of ``EXP/units/<split>.txt`` files without an evaluation.
+def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozenset()
+                   ) -> dict[str, tuple[dict, list[int], Path]]:
+    """Label-free statistics of ``EXP/units/<split>.txt`` files without an evaluation (neither a
+    scored split of that name nor the units file of an `evaluate units --units` result).
 
     Returns:
         split -> (block, code counts (K,), file). The block holds ``frame_rate_hz``,
         ``codebook_size``, ``n_utterances``, ``n_frames``, ``hours``, ``codes_used``,
         ``perplexity``, ``bitrate_bps`` (frame-level units) and ``bitrate_bps_dedup``. Files that
-        look deduplicated (their timing is lost) are left out.
+        look deduplicated (their timing is lost), hold units outside [0, K) (another model's) or
+        are not units files are left out, with a warning.
     """
+    import warnings
+
     import numpy as np
 
     from speechvq.config import code_hop, load_config
     from speechvq.data.units import dedup, looks_deduplicated, read_units
     from speechvq.evaluation.units import bitrate_bps, codes_used, perplexity
 
-    files = [p for p in sorted((exp / "units").glob("*.txt")) if p.stem not in scored]
+    files = [p for p in sorted((exp / "units").glob("*.txt"))
+             if p.stem not in scored and str(p.resolve()) not in scored_files]
     if not files or not (exp / "config.yaml").is_file():
         return {}
     cfg = load_config(exp / "config.yaml")
@@ -139,11 +149,19 @@ def unscored_units(exp: Path, scored: set[str]) -> dict[str, tuple[dict, list[in
     k = cfg.model.quantizer.codebook_size
     out = {}
     for path in files:
-        units = read_units(path)
+        try:
+            units = read_units(path)
+        except DataError as e:
+            warnings.warn(f"{path} left out of the report: {e}")
+            continue
         if not units or looks_deduplicated(units):
             continue
         seqs = list(units.values())
         flat = np.concatenate(seqs)
+        if flat.size == 0 or flat.max() >= k:
+            warnings.warn(f"{path} left out of the report: its units are not codes of this "
+                          f"model (K = {k})")
+            continue
         durations = [len(u) / rate for u in seqs]
         block = {"frame_rate_hz": rate, "codebook_size": k, "n_utterances": len(seqs),
                  "n_frames": int(flat.size), "hours": float(sum(durations) / 3600),
