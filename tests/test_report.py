@@ -120,3 +120,18 @@ def test_units_without_alignments_get_label_free_statistics(eval_corpus, tmp_pat
     assert b["hours"] == pytest.approx(5.5 / 3600)
     assert "## Units without alignments: vctk" in md and "| 16 of 16 |" in md
     assert (exp / "report" / "code_usage_vctk.png").read_bytes().startswith(PNG)
+
+
+def test_units_file_scored_under_another_name_is_not_listed_as_unscored(eval_corpus, tmp_path):
+    from speechvq.encode import encode_to_file
+    from speechvq.evaluation.unit_eval import evaluate_units_file
+
+    exp = tmp_path / "exp"
+    shutil.copytree(eval_corpus["exp"], exp)
+    units = exp / "units" / "test.txt"
+    encode_to_file(exp, eval_corpus["test"], units, batch_size=1, progress=False)
+    evaluate_units_file(units, 100.0, eval_corpus["test"], name="seen", exp_dir=exp,
+                        progress=False)  # eval/units_seen.json, from units/test.txt
+    make_report(exp)
+    report = json.loads((exp / "report" / "report.json").read_text())
+    assert "seen" in report["units"] and report["units_unscored"] == {}
