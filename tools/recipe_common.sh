@@ -12,6 +12,9 @@
 #                           first, so a recipe works from any current directory (exit 2 if absent)
 #   newer_than_model FILE   FILE exists and is newer than ${exp}/checkpoints/last.pt (a stage's
 #                           output that is still valid for the current model is kept)
+#   encode_units SPLIT [OPTION...]
+#                           ${exp}/units/SPLIT.txt from dump/SPLIT with `speechvq encode`
+#                           (OPTIONs added), unless it is newer than the model
 
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 if [ $# -gt 0 ]; then
@@ -35,3 +38,13 @@ resolve_conf() {
 }
 
 newer_than_model() { [ -e "$1" ] && [ "$1" -nt "${exp}/checkpoints/last.pt" ]; }
+
+encode_units() {
+  local split=$1
+  shift
+  if newer_than_model "${exp}/units/${split}.txt"; then
+    log "${exp}/units/${split}.txt is newer than the model: kept"
+  else
+    speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt" "$@"
+  fi
+}

@@ -79,22 +79,14 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${corpus_dir}" ]; then
   log "Stage 3: encode the training data (no alignments to score units against)"
-  if newer_than_model "${exp}/units/train.txt"; then
-    log "${exp}/units/train.txt is newer than the model: kept"
-  else
-    speechvq encode --model "${exp}" --data dump/train --out "${exp}/units/train.txt"
-  fi
+  encode_units train
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
   log "Stage 3: encode and evaluate units"
   to_score=""
   for split in ${eval_sets}; do
-    if newer_than_model "${exp}/units/${split}.txt"; then
-      log "${exp}/units/${split}.txt is newer than the model: kept"
-    else
-      speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt"
-    fi
+    encode_units "${split}"
     if newer_than_model "${exp}/eval/units_${split}.json"; then
       log "${exp}/eval/units_${split}.json is newer than the model: kept"
     else

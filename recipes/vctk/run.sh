@@ -96,12 +96,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   log "Stage 3: encode units"
   to_score=""
   for split in ${eval_sets}; do
-    if newer_than_model "${exp}/units/${split}.txt"; then
-      log "${exp}/units/${split}.txt is newer than the model: kept"
-    else
-      speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt" \
-        --device "${device}"
-    fi
+    encode_units "${split}" --device "${device}"
     if [ ! -f "data/${split}/phones.ctm" ] && [ ! -f "dump/${split}/phones.npy" ]; then
       log "data/${split} has no phone alignments (VCTK ships none): unit scoring skipped;" \
           "units are in ${exp}/units/${split}.txt"
