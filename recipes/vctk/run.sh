@@ -99,7 +99,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     encode_units "${split}" --device "${device}"
     if [ ! -f "data/${split}/phones.ctm" ] && [ ! -f "dump/${split}/phones.npy" ]; then
       log "data/${split} has no phone alignments (VCTK ships none): unit scoring skipped;" \
-          "units are in ${exp}/units/${split}.txt"
+          "units are in ${exp}/units/${split}.txt (the report gives their label-free statistics)"
     elif newer_than_model "${exp}/eval/units_${split}.json"; then
       log "${exp}/eval/units_${split}.json is newer than the model: kept"
     else
