@@ -14,6 +14,7 @@ from speechvq.data.corpora import (PREPARERS, TIMIT_CORE_TEST, TIMIT_DEV, prepar
                                    prepare_librispeech, prepare_timit, prepare_vctk)
 from speechvq.data.kaldi import read_ctm, read_phones_txt, timit_phn_to_segments, validate_data_dir
 from speechvq.errors import DataError
+from textgrids import textgrid
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
@@ -116,63 +117,10 @@ def test_vctk_080_and_bad_layouts(tmp_path):
 
 # -------------------------------------------------------------------------------- LibriSpeech
 
-TEXTGRID = """File type = "ooTextFile"
-Object class = "TextGrid"
-
-xmin = 0
-xmax = 1.0
-tiers? <exists>
-size = 2
-item []:
-    item [1]:
-        class = "IntervalTier"
-        name = "words"
-        xmin = 0
-        xmax = 1.0
-        intervals: size = 3
-        intervals [1]:
-            xmin = 0
-            xmax = 0.1
-            text = ""
-        intervals [2]:
-            xmin = 0.1
-            xmax = 0.8
-            text = "hello"
-        intervals [3]:
-            xmin = 0.8
-            xmax = 1.0
-            text = ""
-    item [2]:
-        class = "IntervalTier"
-        name = "phones"
-        xmin = 0
-        xmax = 1.0
-        intervals: size = 6
-        intervals [1]:
-            xmin = 0
-            xmax = 0.1
-            text = ""
-        intervals [2]:
-            xmin = 0.1
-            xmax = 0.2
-            text = "HH"
-        intervals [3]:
-            xmin = 0.2
-            xmax = 0.35
-            text = "AH0"
-        intervals [4]:
-            xmin = 0.35
-            xmax = 0.5
-            text = "L"
-        intervals [5]:
-            xmin = 0.5
-            xmax = 0.8
-            text = "OW1"
-        intervals [6]:
-            xmin = 0.8
-            xmax = 1.0
-            text = "sil"
-"""
+TEXTGRID = textgrid([
+    ("IntervalTier", "words", [(0, 0.1, ""), (0.1, 0.8, "hello"), (0.8, 1.0, "")]),
+    ("IntervalTier", "phones", [(0, 0.1, ""), (0.1, 0.2, "HH"), (0.2, 0.35, "AH0"),
+                                (0.35, 0.5, "L"), (0.5, 0.8, "OW1"), (0.8, 1.0, "sil")])])
 
 
 @pytest.fixture(scope="module")

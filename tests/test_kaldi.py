@@ -12,6 +12,7 @@ from speechvq.data.kaldi import (SIL, TIMIT_FOLD, DataDir, check_id, fix_data_di
                                  timit_phn_to_segments, validate_data_dir, write_ctm,
                                  write_phones_txt, write_table)
 from speechvq.errors import DataError
+from textgrids import textgrid
 
 
 def lines(path: Path) -> list[str]:
@@ -282,43 +283,19 @@ TIERS = [("IntervalTier", "words", [(0.0, 0.3, ""), (0.3, 1.2, "hello")]),
                                      (1.1, 1.2, "spn")])]
 
 
-def textgrid(long: bool) -> str:
-    out = ['File type = "ooTextFile"', 'Object class = "TextGrid"', ""]
-    out += ["xmin = 0 ", "xmax = 1.2 ", "tiers? <exists> ", f"size = {len(TIERS)} ", "item []: "] \
-        if long else ["0", "1.2", "<exists>", str(len(TIERS))]
-    for i, (cls, name, items) in enumerate(TIERS, start=1):
-        if long:
-            kind = "intervals" if cls == "IntervalTier" else "points"
-            out += [f"    item [{i}]:", f'        class = "{cls}" ', f'        name = "{name}" ',
-                    "        xmin = 0 ", "        xmax = 1.2 ",
-                    f"        {kind}: size = {len(items)} "]
-            for k, it in enumerate(items, start=1):
-                out.append(f"        {kind} [{k}]:")
-                if cls == "IntervalTier":
-                    out += [f"            xmin = {it[0]} ", f"            xmax = {it[1]} ",
-                            f'            text = "{it[2]}" ']
-                else:
-                    out += [f"            number = {it[0]} ", f'            mark = "{it[1]}" ']
-        else:
-            out += [f'"{cls}"', f'"{name}"', "0", "1.2", str(len(items))]
-            for it in items:
-                out += [str(v) if not isinstance(v, str) else f'"{v}"' for v in it]
-    return "\n".join(out) + "\n"
-
-
 @pytest.mark.parametrize("long", [True, False])
 def test_textgrid_long_and_short(tmp_path, long):
     path = tmp_path / "a.TextGrid"
-    path.write_text(textgrid(long))
+    path.write_text(textgrid(TIERS, long))
     segs = read_textgrid_phones(path)
     got = [(round(s, 6), round(s + d, 6), p) for s, d, p in segs]
     assert got == [(0.0, 0.3, SIL), (0.3, 0.5, "HH"), (0.5, 0.7, "AH"), (0.7, 0.9, "L"),
                    (0.9, 1.1, "OW"), (1.1, 1.2, SIL)]
-    path.write_text(textgrid(long).replace('"phones"', '"p225 - phones"'), encoding="utf-16")
+    path.write_text(textgrid(TIERS, long).replace('"phones"', '"p225 - phones"'), encoding="utf-16")
     assert read_textgrid_phones(path) == segs  # MFA multi-speaker tier names, Praat UTF-16
     with pytest.raises(DataError, match="no interval tier named 'syllables'"):
         read_textgrid_phones(path, tier="syllables")
-    path.write_text(textgrid(long)[:-60])
+    path.write_text(textgrid(TIERS, long)[:-60])
     with pytest.raises(DataError, match="a.TextGrid.*not a valid Praat TextGrid"):
         read_textgrid_phones(path)
 
