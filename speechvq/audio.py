@@ -216,7 +216,7 @@ def _window(win_length: int, device: torch.device, dtype: torch.dtype) -> torch.
 
 
 @functools.lru_cache(maxsize=32)
-def _dct_matrix(n_mfcc: int, n_mels: int, device: torch.device,
+def dct_matrix(n_mfcc: int, n_mels: int, device: torch.device,
                 dtype: torch.dtype) -> torch.Tensor:
     """Orthonormal DCT-II rows: (n_mfcc, n_mels), as scipy.fft.dct(norm='ortho')."""
     import torch  # imported lazily: dump and synthesis workers never need it
@@ -292,7 +292,7 @@ def mfcc(wav: torch.Tensor, *, n_mfcc: int = 13, sample_rate: int, n_fft: int, w
         raise ConfigError(f"n_mfcc ({n_mfcc}) must be between 1 and n_mels ({n_mels})")
     lm = log_mel(wav, sample_rate=sample_rate, n_fft=n_fft, win_length=win_length,
                  hop_length=hop_length, n_mels=n_mels, fmin=fmin, fmax=fmax)  # (..., M, F)
-    dct = _dct_matrix(n_mfcc, n_mels, lm.device, lm.dtype)  # (n_mfcc, M)
+    dct = dct_matrix(n_mfcc, n_mels, lm.device, lm.dtype)  # (n_mfcc, M)
     return torch.matmul(dct, lm)  # (..., n_mfcc, F)
 
 

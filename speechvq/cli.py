@@ -272,8 +272,8 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="M", required=True,
+def _add_model_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--model", metavar="M", required=required,
                    help="exp dir (uses checkpoints/last.pt) or a .pt checkpoint")
     p.add_argument("--checkpoint", metavar="NAME", default=None,
                    help="another checkpoint of the exp dir, e.g. step_00001000.pt")
@@ -338,9 +338,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not (args.speakers or args.parallel_to) or not args.out:
         raise ConfigError("--data needs --out DIR and target speakers: --speakers S1,S2 and/or "
                           "--parallel-to REF (speakers who read the same sentences in REF)")
-    if args.max_utts is not None and args.max_utts < 1:
-        raise ConfigError(f"--max-utts must be at least 1 (got {args.max_utts}); leave it out "
-                          f"to convert every utterance")
     result = convert.convert_data(args.model, args.data,
                                   args.speakers.split(",") if args.speakers else None, args.out,
                                   head=args.head, max_utts=args.max_utts,
@@ -454,10 +451,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                     "  speechvq evaluate units --model exp/mini --data dump/test dump/test_unseen --fit-on "
                     "dump/train\n  speechvq evaluate units --units hubert.txt "
                     "--frame-rate 50 --alignments data/test --exp exp/hubert")
-    u.add_argument("--model", metavar="M", help="exp dir (uses checkpoints/last.pt) or .pt")
-    u.add_argument("--checkpoint", metavar="NAME", default=None,
-                   help="another checkpoint of the exp dir, e.g. step_00001000.pt")
-    u.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:N")
+    _add_model_arguments(u, required=False)
     u.add_argument("--data", nargs="+", metavar="DATA",
                    help="scored data (dumps or Kaldi dirs) with phone alignments; with several, "
                         "everything fitted on --fit-on is computed once")

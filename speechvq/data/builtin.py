@@ -44,6 +44,7 @@ from speechvq.data import builtin_synth as synth
 from speechvq.data.builtin_text import HANDWRITTEN, make_sentences
 from speechvq.data.kaldi import (check_id, read_ctm, read_table, write_ctm, write_phones_txt,
                                  write_table)
+from speechvq.fileio import atomic_write_text
 from speechvq.errors import DataError
 
 __all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "UNSEEN", "SIZES",
@@ -406,7 +407,4 @@ Phones (`phones.txt`, `phones.ctm`): `SIL` plus 39 ARPAbet phones. `phones_fold.
 onto TIMIT's 39 classes (Lee and Hon 1989): {fold}; the others map to themselves. TIMIT's DX
 (flap) never occurs: eSpeak's flap is labelled T.
 """
-    out = out_dir / "README.md"
-    tmp = out_dir / f".README.md.tmp-{os.getpid()}"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out_dir / "README.md", text)

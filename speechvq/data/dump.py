@@ -47,8 +47,9 @@ from tqdm import tqdm
 
 from speechvq.audio import is_silent, load_audio
 from speechvq.data.dumpfile import (DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump,
-                                    write_json_atomic, write_text_atomic)
+                                    write_json_atomic)
 from speechvq.data.kaldi import DataDir, write_table
+from speechvq.fileio import atomic_write_text
 from speechvq.errors import ConfigError, DataError, SpeechVQError
 
 __all__ = ["dump_data_dir", "SpeechDump", "SILENCE_DB", "PART_FILES"]
@@ -147,7 +148,7 @@ def _write_part(parts_dir: Path, k: int, results: list[list[tuple]], files: list
     with open(npy.with_suffix(".npy.partial"), "wb") as f:
         np.save(f, audio, allow_pickle=False)
     os.replace(npy.with_suffix(".npy.partial"), npy)
-    write_text_atomic(parts_dir / f"part_{k:05d}.tsv", "".join(x + "\n" for x in lines))
+    atomic_write_text(parts_dir / f"part_{k:05d}.tsv", "".join(x + "\n" for x in lines))
 
 
 def _read_part(parts_dir: Path, k: int, utts: list[str]) -> list[list[str]] | None:
@@ -365,18 +366,18 @@ def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[lis
         with open(tmp / "phones.npy.partial", "wb") as f:
             np.save(f, rows, allow_pickle=False)
         os.replace(tmp / "phones.npy.partial", tmp / "phones.npy")
-        write_text_atomic(tmp / "phones.txt", "".join(f"{p} {i}\n" for i, p in enumerate(phones)))
+        atomic_write_text(tmp / "phones.txt", "".join(f"{p} {i}\n" for i, p in enumerate(phones)))
     spk = [data.utt2spk[u] for u in utts]
-    write_text_atomic(tmp / "index.tsv", INDEX_HEADER + "".join(
+    atomic_write_text(tmp / "index.tsv", INDEX_HEADER + "".join(
         f"{u}\t{s}\t{offsets[i]}\t{lengths[i]}\t{spans[i][0]}\t{spans[i][1]}\n"
         for i, (u, s) in enumerate(zip(utts, spk))))
     speakers = sorted(set(spk))
-    write_text_atomic(tmp / "speakers.txt", "".join(s + "\n" for s in speakers))
+    atomic_write_text(tmp / "speakers.txt", "".join(s + "\n" for s in speakers))
     write_table(tmp / "utt2spk", [(u, s) for u, s in zip(utts, spk)])
     if data.text is not None:
         write_table(tmp / "text", [(u, data.text[u]) for u in utts if u in data.text])
     if skipped:
-        write_text_atomic(tmp / "skipped.txt", "".join(f"{u} {f} {r}\n" for u, f, r in skipped))
+        atomic_write_text(tmp / "skipped.txt", "".join(f"{u} {f} {r}\n" for u, f, r in skipped))
         _say(f"skipped {len(skipped)} bad utterance(s), listed in skipped.txt", progress)
     meta = dict(want, n_utts=len(utts), n_samples=total, n_speakers=len(speakers),
                 has_alignments=phones is not None, n_skipped=len(skipped), pcm_scale=PCM_SCALE)

@@ -11,11 +11,11 @@ raises `DataError` saying what is wrong and how to remake the dump.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from speechvq.fileio import atomic_write_text
 from speechvq.errors import DataError
 
 __all__ = ["SpeechDump", "DUMP_VERSION", "PCM_SCALE", "INDEX_HEADER"]
@@ -26,16 +26,9 @@ INDEX_HEADER = "utt\tspeaker\toffset\tlength\tseg_offset\tseg_count\n"
 _REMAKE = "remove it and run `speechvq dump DATA OUT` again"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text to a temp name in the same folder, then `os.replace` it."""
-    tmp = Path(path).with_name(Path(path).name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_json_atomic(path: Path, obj: dict) -> None:
     """Write `obj` as sorted, indented JSON, atomically."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 class SpeechDump:

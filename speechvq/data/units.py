@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechvq.fileio import atomic_write_text
 from speechvq.errors import DataError
 
 FORMATS = ("kaldi", "km", "gslm")
@@ -103,11 +104,7 @@ def write_units(path: str | os.PathLike, units: Mapping[str, np.ndarray], format
         text = " ".join(map(str, (_dedup(codes) if dedup else codes).tolist()))
         lines.append({"kaldi": f"{utt} {text}".rstrip(), "km": text,
                       "gslm": f"{utt}|{text}"}[format])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 _dedup = dedup  # `write_units` has a parameter of the same name

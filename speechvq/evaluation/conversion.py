@@ -66,15 +66,12 @@ def speaker_features(wav: np.ndarray, data_cfg) -> np.ndarray:
     Returns:
         (2 * (n_mels + 13),) float64: [mean log-mel, mean MFCC, std log-mel, std MFCC].
     """
-    from speechvq.audio import log_mel_cfg
+    from speechvq.audio import dct_matrix, log_mel_cfg
 
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))  # (T,)
     lm = log_mel_cfg(x, data_cfg).double()  # (M, F)
     m = lm.shape[0]
-    k = torch.arange(m, dtype=torch.float64)
-    dct = torch.cos(torch.pi / m * (k[None, :] + 0.5) * k[:N_MFCC, None])  # (13, M) DCT-II
-    dct *= torch.sqrt(torch.tensor(2.0 / m))
-    dct[0] /= torch.sqrt(torch.tensor(2.0))  # orthonormal, as speechvq.audio.mfcc
+    dct = dct_matrix(N_MFCC, m, lm.device, torch.float64)  # (13, M), as speechvq.audio.mfcc
     feats = torch.cat([lm, dct @ lm]).numpy()  # (M + 13, F)
     level = feats[:m].mean(0)  # (F,)
     speech = feats[:, level >= level.max() - SPEECH_RANGE]  # (M + 13, F')
@@ -295,8 +292,9 @@ def _evaluate_one(converted, refs, model, vq, audio, *, train=None, src=None, na
     # 1. speaker identification ---------------------------------------------------------------
     base = train_u if train_u is not None else ref_u
     base_spk = [base.speaker(u) for u in base.utts]
-    held_ref = [u for u in ref_u.utts if ref_u.speaker(u) in set(base_spk)
-                and u not in set(base.utts)] if train_u is not None else []
+    known, fitted = set(base_spk), set(base.utts)
+    held_ref = [u for u in ref_u.utts if ref_u.speaker(u) in known
+                and u not in fitted] if train_u is not None else []
     if held_ref:
         clf_data, heldout = (base, list(base.utts)), (ref_u, held_ref, f"ref ({ref})")
     else:

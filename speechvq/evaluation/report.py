@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 from speechvq.errors import DataError
-from speechvq.evaluation.results import read_result, write_text_atomic
+from speechvq.evaluation.results import read_result
+from speechvq.fileio import atomic_write_text
 from speechvq.evaluation.unit_eval import COLUMNS, format_value
 
 HIGHER = ("mapping_accuracy", "mapping_accuracy_nosil", "phone_purity", "cluster_purity", "pnmi")
@@ -351,6 +352,6 @@ def make_report(exp_dir: str | os.PathLike) -> Path:
                              [png] if png else [])
         if missing:
             md += [f"Spectrograms left out: {missing}.", ""]
-    write_text_atomic(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    write_text_atomic(out / "report.md", "\n".join(md).rstrip() + "\n")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "report.md", "\n".join(md).rstrip() + "\n")
     return out / "report.md"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from speechvq.fileio import atomic_write_text
 from speechvq.errors import ConfigError, DataError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -74,25 +75,12 @@ def command_line(parts: Iterable[Any]) -> str:
     return shlex.join([w for w in words if w != ""])
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 text to a temp name beside `path` (parents made), then rename it. Unlike
-    ``mkstemp`` the file gets the usual umask permissions, so a report stays readable."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_result(exp_dir: str | os.PathLike, kind: str, name: str, result: dict) -> Path:
     """Write ``EXP/eval/<kind>_<name>.json`` atomically; adds ``created`` and ``output`` (the
     file's path) to `result` in place, so the caller's dict equals the file. Returns: the path."""
     path = Path(exp_dir) / "eval" / f"{kind}_{check_name(name)}.json"
     result.update(created=time.strftime("%Y-%m-%d %H:%M:%S"), output=str(path))
-    write_text_atomic(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
     return path
 
 

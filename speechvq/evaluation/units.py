@@ -279,5 +279,6 @@ def units_report(systems: Mapping[str, tuple], labels_eval, *, labels_fit=None,
                             "neither")
         report[name] = score_units(codes_eval, labels_eval, codes_fit=codes_fit,
                                    labels_fit=labels_fit, n_codes=codebook_size, phones=phones,
-                                   frame_rate_hz=frame_rate_hz, durations_s=durations_s, sil=sil)
-    return report
+                                   frame_rate_hz=frame_rate_hz, durations_s=durations_s, sil=sil,
+                                   check_dedup=False)  # model codes and baselines are frame-level;
+    return report  # a units file is checked once when read (`unit_eval.labelled`)
