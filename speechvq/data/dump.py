@@ -214,20 +214,6 @@ def _phone_rows(data: DataDir, utts: list[str], lengths: list[int], phones: list
     return np.asarray(rows, dtype=np.int32).reshape(-1, 3), spans
 
 
-def _phone_inventory(data: DataDir, data_dir: Path) -> list[str] | None:
-    """phones.txt's phones (every CTM phone must be there), or None without alignments."""
-    if not data.ctm:
-        return None
-    phones = data.phones or []  # validation already requires phones.txt beside phones.ctm
-    known = set(phones)
-    for utt, segs in data.ctm.items():
-        for _, _, p in segs:
-            if p not in known:
-                raise DataError(f"{data_dir / 'phones.ctm'}: phone '{p}' (utterance {utt}) is "
-                                f"not in {data_dir / 'phones.txt'}; add it there or fix the CTM")
-    return list(phones)
-
-
 def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: bool = False,
                   nj: int = 1, skip_bad: bool = False, progress: bool = True) -> Path:
     """Decode a Kaldi data dir once into a dump (layout in the module docstring).
@@ -262,7 +248,8 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
         _check_existing(out, want, progress)
         return out
     data = DataDir.load(data_dir)  # validates; DataError naming the file and line otherwise
-    phones = _phone_inventory(data, data_dir)
+    # validation made sure phones.txt exists beside phones.ctm and holds every CTM phone
+    phones = list(data.phones) if data.ctm else None
     utts = sorted(data.utterances())
 
     files: dict[str, list[tuple]] = {}  # audio path -> [(utt, start_s, end_s)], first-use order

@@ -40,7 +40,7 @@ class SpeechDump:
         utts: utterance ids in index order (sorted); `lengths` (n_utts,) int64 samples,
             `offsets` (n_utts,) int64 into the audio array, `speaker_ids` (n_utts,) int64.
         speakers: sorted speaker ids (``speakers.txt``); a speaker's id is its position.
-        utt2spk: utt -> speaker; `text`: utt -> transcript, or None.
+        text: utt -> transcript, or None (`speaker(utt)` gives an utterance's speaker).
         phones: phone names in index order (``phones.txt``), or None without alignments.
         has_alignments: True when ``phones.npy`` exists.
         meta: the parsed ``dump.json``.
@@ -94,7 +94,6 @@ class SpeechDump:
         self.has_alignments = bool(meta["has_alignments"])
         self.speakers = self._read_lines("speakers.txt")
         self._read_index()
-        self.utt2spk = dict(zip(self.utts, (self.speakers[i] for i in self.speaker_ids)))
         self.text = None
         if (p / "text").is_file():
             self.text = {}

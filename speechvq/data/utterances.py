@@ -39,6 +39,7 @@ class Utterances:
                             f"(wav.scp, utt2spk, ...) or a dump made by `speechvq dump`")
         self._dump: SpeechDump | None = None
         self._dir: DataDir | None = None
+        self._last: tuple | None = None  # (path, (samples, rate)) of the last recording decoded
         if (self.path / "dump.json").exists():
             self._dump = SpeechDump.open(self.path)
             if self._dump.sample_rate != sample_rate:
@@ -68,7 +69,9 @@ class Utterances:
 
     def speakers(self) -> list[str]:
         """Sorted speakers of the data."""
-        return sorted({self.speaker(u) for u in self.utts})
+        if self._dump is not None:
+            return sorted({self._dump.speakers[i] for i in self._dump.speaker_ids})
+        return self._dir.speakers()
 
     def text(self, utt: str) -> str | None:
         """The transcript of `utt`, when the data has one."""
@@ -80,10 +83,17 @@ class Utterances:
         if self._dump is not None:
             return self._dump.waveform(utt)
         path, start, end = self._dir.audio_source(utt)
-        x, sr = load_audio(path, self.sample_rate)
+        x, sr = self._recording(path)
         if start is not None:
             x = x[int(round(start * sr)):int(round(end * sr))]
         return x
+
+    def _recording(self, path) -> tuple[np.ndarray, int]:
+        """`load_audio` at `sample_rate`, the last recording kept: with a segments file the
+        utterances of one recording come in a row, so each recording is decoded once."""
+        if self._last is None or self._last[0] != path:
+            self._last = (path, load_audio(path, self.sample_rate))
+        return self._last[1]
 
     def segments(self, utt: str) -> list[Segment] | None:
         """Phone alignment [(start_s, dur_s, phone)], or None when the data has none."""
