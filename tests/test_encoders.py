@@ -159,7 +159,7 @@ def test_codes_do_not_depend_on_batch_mates(inp):
     enc = SpeechEncoder(cfg.model.encoder, 8, cfg.data).eval()
     g = torch.Generator().manual_seed(0)
     short, long = torch.randn(1, 5000, generator=g), torch.randn(1, 9000, generator=g)
-    batch = torch.zeros(2, 9000)
+    batch = torch.randn(2, 9000, generator=g)  # junk past the short one's length
     batch[0, :5000], batch[1] = short[0], long[0]
     with torch.no_grad():
         alone = enc(short, torch.tensor([5000]))  # (1, 8, Tc)

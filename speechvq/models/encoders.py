@@ -139,6 +139,8 @@ class SpeechEncoder(nn.Module):
             z_e: (B, out_dim, ceil(T / hop)).
         """
         step = 1 if self.input == "wav" else self.mel_params["hop_length"]  # samples per frame
+        if lengths is not None:  # the STFT window near the end would reach past the utterance
+            wav = _mask(wav[:, None], lengths, 1)[:, 0]  # (B, T)
         h = _mask(self.features(wav, lengths), lengths, step)  # (B, C_in, T_pad / step)
         for layer in self.front:  # (padded strided conv, ReLU) pairs
             h = layer(h)
