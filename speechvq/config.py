@@ -415,7 +415,9 @@ def load_config(path: str | os.PathLike | Sequence[str | os.PathLike] | None = N
                               f"file to --config (see `speechvq config` for the defaults)")
         with open(source, encoding="utf-8") as f:
             layer = _parse_yaml(f.read(), source)
-        config_from_dict(layer, source=source)  # each file's errors name that file
+        # each file's unknown keys and wrong types name that file; cross-key checks wait for
+        # the merged config (a file may hold half of a valid pair, e.g. input and hop)
+        _build(Config, layer, "", f" (in {source})")
         tree = _merge(tree, layer)
     cfg = config_from_dict(tree, source=", ".join(map(os.fspath, paths)))
     overrides = list(overrides)

@@ -103,10 +103,20 @@ def test_plan_constraints(size):
     utts = builtin.plan_corpus(size, seed=0)
     _check_plan(utts)
     assert utts == builtin.plan_corpus(size, seed=0)
-    if size != "tiny":
-        speakers = {u["speaker"] for u in utts}
-        assert len(speakers) >= 12 and {s[0] for s in speakers} == {"m", "f"}
-        assert len({u["text"] for u in utts}) >= 200
+    cfg = builtin.SIZES[size]
+    speakers = {u["speaker"] for u in utts}
+    assert len(speakers) == cfg["seen"] + cfg["unseen"]
+    assert len({u["text"] for u in utts}) == cfg["train"] + cfg["dev"] + cfg["test"]
+    per_split = {k: sum(u["split"] == k for u in utts) for k in builtin.SPLITS}
+    reads = {k: cfg[k] * cfg[f"{k}_reads"] for k in ("train", "dev", "test")}
+    assert per_split == {**reads, "test_reread": reads["test"],
+                         "test_unseen": cfg["test"] * cfg["unseen"]}
+    if size != "tiny":  # README's figures; the floors
+        assert sum(s[0] == "m" for s in speakers) == sum(s[0] == "f" for s in speakers)
+        assert len(speakers) >= 12 and len({u["text"] for u in utts}) >= 200
+    if size == "default":
+        assert per_split == {"train": 720, "dev": 90, "test": 180, "test_reread": 180,
+                             "test_unseen": 120}
 
 
 def test_bad_arguments(tmp_path, monkeypatch):

@@ -137,3 +137,13 @@ def test_several_files_apply_in_order(tmp_path):
         load_config([base, stage])
     with pytest.raises(ConfigError, match="train.freeze' names unknown modules \\(decoder\\)"):
         load_config(None, ["train.freeze=[decoder]"])
+
+
+def test_cross_key_checks_apply_to_the_merged_files_not_each_file(tmp_path):
+    base, stage = tmp_path / "base.yaml", tmp_path / "stage.yaml"
+    base.write_text("model:\n  encoder:\n    input: logmel\n")
+    stage.write_text("model:\n  decoder:\n    mel:\n      weight: 1.0\n")
+    cfg = load_config([base, stage])  # stage.yaml alone fails the mel-hop check
+    assert cfg.model.encoder.input == "logmel" and cfg.model.decoder.mel.weight == 1.0
+    with pytest.raises(ConfigError):
+        load_config(stage)

@@ -118,6 +118,10 @@ def test_units_without_alignments_get_label_free_statistics(eval_corpus, tmp_pat
     assert b["perplexity"] == pytest.approx(2 ** entropy)
     assert b["bitrate_bps"] == pytest.approx(550 / 5.5 * entropy)  # symbols per second x H
     assert b["hours"] == pytest.approx(5.5 / 3600)
+    runs = np.concatenate([u[np.r_[True, u[1:] != u[:-1]]] for u in units.values()])  # (150,)
+    q = np.bincount(runs) / runs.size
+    assert runs.size == 150 and b["bitrate_bps_dedup"] == pytest.approx(
+        150 / 5.5 * -sum(x * math.log2(x) for x in q if x > 0))
     assert "## Units without alignments: vctk" in md and "| 16 of 16 |" in md
     assert (exp / "report" / "code_usage_vctk.png").read_bytes().startswith(PNG)
 

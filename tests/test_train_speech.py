@@ -102,8 +102,14 @@ def last_state(exp: Path) -> dict:
 
 
 def assert_same_state(a: dict, b: dict) -> None:
-    """Bit-identical model tensors (weights and buffers) and optimiser state."""
+    """Bit-identical model tensors (weights and buffers), optimiser, scheduler, sampler and RNG
+    state: everything an exact resume restores."""
     assert a["step"] == b["step"]
+    assert a["scheduler"] == b["scheduler"] and a["sampler"] == b["sampler"]
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    assert a["rng"].keys() == b["rng"].keys()
+    for key in a["rng"]:
+        assert torch.equal(a["rng"][key], b["rng"][key]), key
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
