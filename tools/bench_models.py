@@ -7,8 +7,9 @@ Prints, for the paper-size model (`speechvq config` defaults, 109 speakers as VC
 recipe's model (recipes/mini/conf/train.yaml + conf/wavenet.yaml, 12 speakers): parameters per
 module, the time of one training step (forward, backward, AdamW), and WaveNet incremental
 generation speed in samples per second at batch 1 and 16, with the naive baseline measured in the
-same run: recomputing the whole receptive field for every new sample (what the per-layer buffers
-avoid), as the ratio the buffers buy.
+same run: a parallel forward over the receptive field (capped at the samples generated,
+``--gen-samples``) for every new sample (what the per-layer buffers avoid), as the ratio the
+buffers buy; where the cap bites, the ratio understates the gain.
 """
 
 from __future__ import annotations
