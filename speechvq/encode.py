@@ -20,32 +20,9 @@ from tqdm import tqdm
 from speechvq.data.units import write_units
 from speechvq.data.utterances import Utterances
 from speechvq.models.vqvae import VQVAE, load_vqvae
-from speechvq.errors import ConfigError
+from speechvq.device import pick_device
 
 __all__ = ["load_vqvae", "encode_utterances", "encode_to_file", "pick_device"]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' = CUDA when available, else CPU; or an explicit torch device name."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") \
-            from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: this PyTorch build sees no CUDA GPU; use "
-                              f"--device cpu (or auto)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) "
-                              f"are visible (cuda:0 ... cuda:{torch.cuda.device_count() - 1})")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {name}: this machine has no Apple MPS device; use cpu")
-    elif device.type not in ("cpu", "mps"):
-        raise ConfigError(f"--device {name!r}: speechvq runs on cpu, cuda (or mps)")
-    return device
 
 
 @torch.no_grad()

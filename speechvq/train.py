@@ -37,8 +37,10 @@ from tqdm import tqdm
 
 from speechvq import __version__
 from speechvq.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from speechvq.config import Config, config_from_dict, config_to_dict, dump_config
+from speechvq.config import Config, config_to_dict, dump_config
+from speechvq.device import pick_device
 from speechvq.errors import ConfigError, TrainingError
+from speechvq.fileio import atomic_write_text
 
 StepFn = Callable[[nn.Module, Mapping[str, Any]], "tuple[torch.Tensor, dict[str, Any]]"]
 
@@ -54,17 +56,6 @@ def distributed_env() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) as torchrun sets them; (0, 0, 1) otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """The device `train.device` names; 'auto' is CUDA (this process's local rank) when present."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() \
-            else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but CUDA is not available here; use "
-                          f"train.device=cpu or auto")
-    return torch.device(name)
 
 
 def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -149,7 +140,7 @@ class Trainer:
         self.progress = progress
         self.command = command
         self.rank, self.local_rank, self.world = distributed_env()
-        self.device = pick_device(self.tc.device, self.local_rank)
+        self.device = pick_device(self.tc.device, self.local_rank, option="train.device")
         self.amp_dtype, use_scaler = amp_settings(self.tc.amp, self.device)
         self.model = model.to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.tc.lr,
@@ -234,9 +225,7 @@ class Trainer:
         if not self.is_main:
             return
         (self.exp / "log").mkdir(parents=True, exist_ok=True)
-        tmp = self.exp / ".config.yaml.tmp"
-        tmp.write_text(dump_config(self.cfg))
-        os.replace(tmp, self.exp / "config.yaml")
+        atomic_write_text(self.exp / "config.yaml", dump_config(self.cfg))
         with open(self.exp / "cmdline.txt", "a", encoding="utf-8") as f:
             f.write(run_info(self.command))
         speakers = self.extra_state.get("speakers")
@@ -265,9 +254,7 @@ class Trainer:
                 continue
             if isinstance(record, dict) and record.get("step", 0) <= self.step:
                 kept.append(ln)
-        tmp = path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(ln + "\n" for ln in kept))
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
     # loop ---------------------------------------------------------------------------------
     def fit(self) -> Path:
@@ -391,11 +378,6 @@ class Trainer:
 # ---------------------------------------------------------------------------------- speech glue
 
 
-def saved_config(state: Mapping[str, Any]) -> Config:
-    """The resolved config stored in a checkpoint."""
-    return config_from_dict(state["config"], source="checkpoint")
-
-
 def speech_step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict]:
     """`step_fn` of the speech VQ-VAE: its loss and the metrics metrics.jsonl records."""
     out = model(batch["wav"], batch["speaker"], batch["length"])
@@ -429,7 +411,7 @@ def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLik
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                           f"{world} processes of torchrun; change one of them")
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if pick_device(cfg.train.device, local_rank).type == "cuda" else "gloo"
+        backend = "nccl" if pick_device(cfg.train.device, local_rank, "train.device").type == "cuda" else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend)

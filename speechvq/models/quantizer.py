@@ -173,9 +173,10 @@ class VectorQuantizer(nn.Module):
         with torch.autocast(device_type=z.device.type, enabled=False):
             z_last = z.movedim(self.channel_dim, -1)  # (B, ..., D)
             flat = z_last.reshape(-1, self.dim).float()  # (N, D)
-            if self.training and not bool(self.initialised):
-                if self.kmeans_init:
-                    self._kmeans_init_(flat.detach())
+            # (reading `initialised` syncs with the GPU: only done when k-means may be due)
+            if self.training and self.kmeans_init and not bool(self.initialised):
+                self._kmeans_init_(flat.detach())
+            if self.training:
                 self.initialised.fill_(True)
             codes = self.nearest(flat)  # (N,)
             q = F.embedding(codes, self.codebook.float())  # (N, D), carries the codebook grad

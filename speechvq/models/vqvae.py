@@ -289,18 +289,17 @@ class VQVAE(nn.Module):
 
     def _quantize(self, z_e: torch.Tensor, mask: torch.Tensor | None):
         """Quantise only the valid frames (so padding moves neither the codebook nor the loss
-        nor the statistics); padding frames get zero vectors."""
+        nor the statistics); padding frames get zero vectors. Returns (quantized, loss, stats)."""
         if mask is None:
-            return self.quantizer(z_e, return_stats=True)
+            quantized, _, loss, stats = self.quantizer(z_e, return_stats=True)
+            return quantized, loss, stats
         B, D, Tc = z_e.shape
         z_valid = z_e.transpose(1, 2)[mask]  # (N, D)
-        q_valid, c_valid, loss, stats = self.quantizer(z_valid.t().unsqueeze(0),
-                                                       return_stats=True)  # (1, D, N)
+        q_valid, _, loss, stats = self.quantizer(z_valid.t().unsqueeze(0),
+                                                 return_stats=True)  # (1, D, N)
         quantized = z_e.new_zeros(B, Tc, D, dtype=q_valid.dtype)  # (B, Tc, D)
         quantized[mask] = q_valid[0].t()
-        codes = torch.full((B, Tc), -1, dtype=torch.long, device=z_e.device)  # (B, Tc)
-        codes[mask] = c_valid[0]
-        return quantized.transpose(1, 2), codes, loss, stats
+        return quantized.transpose(1, 2), loss, stats
 
     def _wavenet_crop(self, wav: torch.Tensor, quantized: torch.Tensor,
                       mask: torch.Tensor | None):
@@ -344,7 +343,7 @@ class VQVAE(nn.Module):
         if sample_mask is not None:
             wav = wav * sample_mask
         z_e = self.encoder(wav, lengths)  # (B, D, Tc)
-        quantized, _, vq_loss, stats = self._quantize(z_e, code_mask)  # (B, D, Tc)
+        quantized, vq_loss, stats = self._quantize(z_e, code_mask)  # (B, D, Tc)
         quantized = time_jitter(quantized, self.jitter, training=self.training)  # (B, D, Tc)
         spk = self.speaker_embedding(speaker.to(wav.device))  # (B, S)
         zero = torch.zeros((), device=wav.device)
@@ -391,5 +390,4 @@ def load_vqvae(model: str | os.PathLike, checkpoint: str | None = None,
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"checkpoint '{path}' does not match the model its config describes "
                          f"({first}); it was written by another speechvq version") from None
-    vqvae.trained_steps = int(state.get("step", 0))
     return vqvae.to(device).eval()
