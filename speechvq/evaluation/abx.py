@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from speechvq.errors import DataError
-from speechvq.evaluation.dtw import dtw_normalized
+from speechvq.evaluation.dtw import angular_distance, dtw_normalized
 
 
 class Item(NamedTuple):
@@ -147,21 +147,20 @@ def item_distances(features: Mapping[str, np.ndarray], items: list[Item], pairs:
     for s in range(0, len(order), chunk):  # pairs sorted by size, so padding stays small
         sel = order[s:s + chunk]
         p, q = pairs[sel, 0], pairs[sel, 1]
-        a = _unit_padded(features, [items[i] for i in p], lens[p].max())  # (b, N, D)
-        b = _unit_padded(features, [items[i] for i in q], lens[q].max())  # (b, M, D)
-        cos = np.clip(np.matmul(a, b.transpose(0, 2, 1)), -1.0, 1.0)  # (b, N, M)
-        out[sel] = dtw_normalized(np.arccos(cos.astype(np.float64)) / np.pi, lens[p], lens[q])
+        a = _padded(features, [items[i] for i in p], lens[p].max())  # (b, N, D)
+        b = _padded(features, [items[i] for i in q], lens[q].max())  # (b, M, D)
+        d = angular_distance(a, b, dtype=np.float32)  # (b, N, M); padding frames: 0.5
+        out[sel] = dtw_normalized(d, lens[p], lens[q])
     return out
 
 
-def _unit_padded(features: Mapping[str, np.ndarray], items: list[Item], length: int) -> np.ndarray:
-    """Items' frames scaled to unit norm (all-zero frames stay zero), zero-padded: (b, L, D) f32."""
+def _padded(features: Mapping[str, np.ndarray], items: list[Item], length: int) -> np.ndarray:
+    """Items' frames, zero-padded to `length`: (b, L, D) float32."""
     dim = np.shape(features[items[0].utt])[1]
     out = np.zeros((len(items), length, dim), dtype=np.float32)  # (b, L, D)
     for k, it in enumerate(items):
         out[k, :it.end - it.start] = np.asarray(features[it.utt])[it.start:it.end]
-    norm = np.linalg.norm(out, axis=-1, keepdims=True)  # (b, L, 1)
-    return out / np.maximum(norm, 1e-12)
+    return out
 
 
 def abx(features: Mapping[str, np.ndarray], labels: Mapping[str, Sequence],

@@ -106,7 +106,7 @@ def dtw_reference(cost: np.ndarray) -> float:
     return float(D[N - 1, M - 1] / path_len)
 
 
-def angular_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def angular_distance(a: np.ndarray, b: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Angular (arc-cosine) frame distance of the ZeroSpeech ABX, in [0, 1].
 
     ``d(x, y) = arccos(x . y / (|x| |y|)) / pi``; all-zero frames count as orthogonal to
@@ -114,16 +114,18 @@ def angular_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Args:
         a: (..., N, D) frames; b: (..., M, D) frames (same leading dims).
+        dtype: precision of the normalisation and the dot products (ABX uses float32 for
+            speed); the arc-cosine is taken in float64.
     Returns:
         (..., N, M) float64 distances.
     """
-    a = _unit(a)  # (..., N, D)
-    b = _unit(b)  # (..., M, D)
+    a = _unit(a, dtype)  # (..., N, D)
+    b = _unit(b, dtype)  # (..., M, D)
     cos = np.clip(np.matmul(a, np.swapaxes(b, -1, -2)), -1.0, 1.0)  # (..., N, M)
-    return np.arccos(cos) / np.pi
+    return np.arccos(cos.astype(np.float64)) / np.pi
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+def _unit(x: np.ndarray, dtype=np.float64) -> np.ndarray:
+    x = np.asarray(x, dtype=dtype)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norm, 1e-12)
