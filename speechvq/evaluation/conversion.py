@@ -115,11 +115,15 @@ def heldout_split(utts: Sequence[str], speakers: Sequence[str], fraction: float 
 
 
 class _Audio:
-    """Waveforms and speaker features of (data dir, utt), each computed once."""
+    """Speaker features, waveforms and real-vs-real MCDs of (data dir, utt), each computed once
+    per `evaluate conversion` call (the baselines and toplines of several conversion dirs share
+    their sources and targets)."""
 
     def __init__(self, data_cfg):
         self.cfg = data_cfg
         self._feats: dict[tuple[str, str], np.ndarray] = {}
+        self._wavs: dict[tuple[str, str], np.ndarray] = {}
+        self._mcds: dict[tuple, float] = {}
         # what depends only on the training data (classifier, its codes), kept across the
         # conversion dirs of one `evaluate conversion` call
         self.memo: dict[tuple, object] = {}
@@ -132,6 +136,19 @@ class _Audio:
                 self._feats[key] = speaker_features(data.waveform(u), self.cfg)
             out.append(self._feats[key])
         return np.stack(out)  # (N, F)
+
+    def wav(self, data: Utterances, utt: str) -> np.ndarray:
+        key = (str(data.path), utt)
+        if key not in self._wavs:
+            self._wavs[key] = data.waveform(utt)
+        return self._wavs[key]
+
+    def mcd(self, a: tuple[Utterances, str], b: tuple[Utterances, str], sr: int) -> float:
+        """MCD between two real recordings (data, utt), memoised."""
+        key = ((str(a[0].path), a[1]), (str(b[0].path), b[1]))
+        if key not in self._mcds:
+            self._mcds[key] = mcd(self.wav(*a), self.wav(*b), sr)
+        return self._mcds[key]
 
 
 def _find_sources(src_utts: set[str], candidates: list[Path], sample_rate: int
@@ -327,7 +344,7 @@ def _evaluate_one(converted, refs, model, vq, audio, *, train=None, src=None, na
                                     batch_size, progress, audio.memo))
 
     # 3. MCD -----------------------------------------------------------------------------------
-    per_utt, spectro = _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq,
+    per_utt, spectro = _mcd_block(audio, metrics, pairs, conv, sources, ref_all, train_u, vq,
                                   n_spectrograms, converted, progress)
     for row, pred in zip(per_utt, predicted):
         row.update(predicted_speaker=pred, code_agreement=agree[row["utt"]])
@@ -391,8 +408,8 @@ def _content_mapping(vq, pairs, sources, codes_conv, codes_src, train_u, batch_s
             "mapping_fit_on": fit_on}
 
 
-def _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq, n_spectrograms, converted,
-               progress):
+def _mcd_block(audio, metrics, pairs, conv, sources, ref_all, train_u, vq, n_spectrograms,
+               converted, progress):
     """MCD of every converted file with a parallel target reading, its baseline and topline."""
     sr = vq.sample_rate
     readings = defaultdict(list)  # (speaker, text) -> [(data, utt)]
@@ -402,14 +419,6 @@ def _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq, n_spectrogra
     by_text = defaultdict(list)
     for (spk, text), items in readings.items():
         by_text[text] += [(spk, d, u) for d, u in items]
-    wav_cache: dict[tuple[str, str], np.ndarray] = {}
-
-    def wav(data, utt):
-        key = (str(data.path), utt)
-        if key not in wav_cache:
-            wav_cache[key] = data.waveform(utt)
-        return wav_cache[key]
-
     toplines: dict[tuple[str, str], tuple[float | None, str | None]] = {}
     rows, spectro, skipped = [], [], 0
     for c, s, tgt, src_spk in tqdm(pairs, desc="mcd", unit="utt", disable=not progress):
@@ -423,12 +432,11 @@ def _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq, n_spectrogra
             skipped += 1
             continue
         d_t, u_t = refs[0]
-        target = wav(d_t, u_t)
-        row["mcd_db"] = mcd(target, wav(conv, c), sr)
-        row["mcd_baseline_db"] = mcd(target, wav(sources[s], s), sr)
+        row["mcd_db"] = mcd(audio.wav(d_t, u_t), audio.wav(conv, c), sr)
+        row["mcd_baseline_db"] = audio.mcd((d_t, u_t), (sources[s], s), sr)
         if (tgt, text) not in toplines:
-            toplines[(tgt, text)] = _topline(refs, by_text[text], tgt, src_spk, vq.speakers,
-                                             target, wav, sr)
+            toplines[(tgt, text)] = _topline(audio, refs, by_text[text], tgt, src_spk,
+                                             vq.speakers, sr)
         row["mcd_topline_db"], row["topline"] = toplines[(tgt, text)]
         if len(spectro) < n_spectrograms:
             spectro.append({"utt": c, "text": text,
@@ -448,19 +456,19 @@ def _mcd_block(metrics, pairs, conv, sources, ref_all, train_u, vq, n_spectrogra
     return rows, spectro
 
 
-def _topline(refs, same_text, tgt, src_spk, train_speakers, target, wav, sr):
+def _topline(audio, refs, same_text, tgt, src_spk, train_speakers, sr):
     """(MCD, kind): two real readings by the target, else the target vs another training
     speaker's reading of the sentence (not the source speaker when another exists)."""
     # a second reading is another utterance id: the same id in two dirs is the same recording
     second = next(((d, u) for d, u in refs[1:] if u != refs[0][1]), None)
     if second is not None:
-        return mcd(target, wav(*second), sr), "two readings by the target"
+        return audio.mcd(refs[0], second, sr), "two readings by the target"
     others = [(spk, d, u) for spk, d, u in same_text if spk != tgt and spk in train_speakers]
     others.sort(key=lambda x: (x[0] == src_spk, x[0], x[2]))
     if not others:
         return None, None
     _, d, u = others[0]
-    return mcd(target, wav(d, u), sr), "target vs another training speaker"
+    return audio.mcd(refs[0], (d, u), sr), "target vs another training speaker"
 
 
 def format_conversion(result: dict) -> str:
