@@ -27,8 +27,8 @@ from ctypes import POINTER, c_char, c_char_p, c_int, c_long, c_short, c_uint, c_
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
+
+from speechvq.audio import resample, save_audio
 
 __all__ = ["PHONES", "PHONE_MAP", "TIMIT_FOLD39", "SAMPLE_RATE", "PAD_S", "Espeak", "map_phone",
            "phone_segments", "synthesize_speaker", "utterance_seed"]
@@ -224,11 +224,9 @@ def synthesize_speaker(task: dict) -> tuple[str, list[tuple[str, int, list[tuple
             engine.set_prosody(rate=rate, pitch=pitch)
             current = (rate, pitch)
         pcm, events = engine.synth(text, utterance_seed(task["seed"], utt))
-        speech = soxr.resample(pcm.astype(np.float32) / 32768.0, engine.rate, SAMPLE_RATE,
-                               quality="HQ")  # (T,) as speechvq.audio.resample
+        speech = resample(pcm.astype(np.float32) / 32768.0, engine.rate, SAMPLE_RATE)  # (T,)
         wav = np.concatenate([np.zeros(pad, np.float32), speech, np.zeros(pad, np.float32)])
-        path = Path(task["wav_dir"]) / f"{utt}.wav"
-        sf.write(str(path), np.clip(wav, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+        save_audio(Path(task["wav_dir"]) / f"{utt}.wav", wav, SAMPLE_RATE)
         out.append((utt, len(wav), phone_segments(events, len(pcm), engine.rate, len(speech), pad)))
     return task["speaker"], out
 
