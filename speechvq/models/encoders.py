@@ -103,12 +103,15 @@ class SpeechEncoder(nn.Module):
                                       for d in cfg.dilations))
         self.out = nn.Conv1d(cfg.channels, out_dim, 1)
 
-    def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None,
+                 mel: torch.Tensor | None = None) -> torch.Tensor:
         """The input of the first convolution: the padded waveform or its log-mel frames.
 
         Args:
             wav: (B, T) float waveform.
             lengths: (B,) valid samples per item (None: all T); used by ``utterance_norm``.
+            mel: ``logmel`` input only: the log-mel of the padded `wav` when the caller has
+                computed it already (the VQ-VAE's mel-head target), so it is not computed twice.
 
         Returns:
             (B, 1, T_pad) for ``wav`` input or (B, n_mels, T_pad / hop_length) for ``logmel``,
@@ -120,12 +123,14 @@ class SpeechEncoder(nn.Module):
         if self.input == "wav":
             return wav.unsqueeze(1)  # (B, 1, T_pad)
         with torch.autocast(wav.device.type, enabled=False):
-            mel = audio.log_mel(wav.float(), **self.mel_params)  # (B, n_mels, F)
+            if mel is None:
+                mel = audio.log_mel(wav.float(), **self.mel_params)  # (B, n_mels, F)
             if self.utterance_norm:
                 mel = utterance_normalize(mel, lengths, self.mel_params["hop_length"])
         return mel
 
-    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None,
+                mel: torch.Tensor | None = None) -> torch.Tensor:
         """Encode a batch of waveforms.
 
         Args:
@@ -134,6 +139,7 @@ class SpeechEncoder(nn.Module):
                 valid ones are zeroed, as a lone utterance's convolution padding is, so codes do
                 not depend on the other utterances of a batch; per-utterance normalisation uses
                 only valid frames.
+            mel: see `features` (ignored for ``wav`` input).
 
         Returns:
             z_e: (B, out_dim, ceil(T / hop)).
@@ -141,7 +147,7 @@ class SpeechEncoder(nn.Module):
         step = 1 if self.input == "wav" else self.mel_params["hop_length"]  # samples per frame
         if lengths is not None:  # the STFT window near the end would reach past the utterance
             wav = _mask(wav[:, None], lengths, 1)[:, 0]  # (B, T)
-        h = _mask(self.features(wav, lengths), lengths, step)  # (B, C_in, T_pad / step)
+        h = _mask(self.features(wav, lengths, mel), lengths, step)  # (B, C_in, T_pad / step)
         for layer in self.front:  # (padded strided conv, ReLU) pairs
             h = layer(h)
             if isinstance(layer, nn.ReLU):

@@ -342,7 +342,11 @@ class VQVAE(nn.Module):
         wav = F.pad(wav.float(), (0, t_pad - T))  # (B, T_pad)
         if sample_mask is not None:
             wav = wav * sample_mask
-        z_e = self.encoder(wav, lengths)  # (B, D, Tc)
+        target = None  # the mel head's target, also the log-mel encoder's input: computed once
+        if self.mel_decoder is not None:
+            with torch.autocast(wav.device.type, enabled=False):
+                target = audio.log_mel(wav, n_mels=self.n_mels, **self.mel_params)  # (B, M, F)
+        z_e = self.encoder(wav, lengths, mel=target)  # (B, D, Tc)
         quantized, vq_loss, stats = self._quantize(z_e, code_mask)  # (B, D, Tc)
         quantized = time_jitter(quantized, self.jitter, training=self.training)  # (B, D, Tc)
         spk = self.speaker_embedding(speaker.to(wav.device))  # (B, S)
@@ -355,8 +359,6 @@ class VQVAE(nn.Module):
             logits = self.wavenet(targets, wn_cond, spk)  # (B, out, T_wn)
             nll = self.wavenet.loss(logits, targets, wn_mask).float()
         if self.mel_decoder is not None:
-            with torch.autocast(wav.device.type, enabled=False):
-                target = audio.log_mel(wav, n_mels=self.n_mels, **self.mel_params)  # (B, M, F)
             pred = self.mel_decoder(quantized, spk)  # (B, M, Tc * up)
             frame_mask = (None if lengths is None else
                           valid_mask(lengths, target.shape[-1], self.mel_params["hop_length"]))
