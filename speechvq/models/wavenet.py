@@ -37,6 +37,11 @@ from speechvq.models.mol import mol_nll, mol_sample
 NOISE_CHUNK = 1024  # steps of sampling noise drawn at once (fixed, so streams do not depend on T)
 
 
+def gumbel_noise(noise: torch.Tensor) -> torch.Tensor:
+    """Gumbel(0, 1) draws from uniform [0, 1) numbers (clamped off 0 and 1), float32."""
+    return -torch.log(-torch.log(noise.float().clamp(1e-7, 1.0 - 1e-7)))
+
+
 class ResidualLayer(nn.Module):
     """One gated layer: dilated causal conv + conditioning -> tanh x sigmoid -> residual, skip."""
 
@@ -297,13 +302,16 @@ class WaveNet(nn.Module):
         return self._step(prev, cond_t, bias, state)
 
     def sample(self, logits: torch.Tensor, temperature: float = 1.0,
-               noise: torch.Tensor | None = None) -> torch.Tensor:
+               noise: torch.Tensor | None = None, gumbel: torch.Tensor | None = None
+               ) -> torch.Tensor:
         """Draw classes from one step's output.
 
         Args:
             logits: (B, out_channels).
             temperature: 0 = most probable class (softmax) or component mean (mol).
             noise: (B, noise_width) uniform [0, 1) numbers; global generator when None.
+            gumbel: softmax output only: `gumbel_noise(noise)`, when the caller transformed a
+                whole chunk of noise at once (`generate` does, off the per-sample path).
         Returns:
             (B,) int64 classes.
         """
@@ -311,9 +319,10 @@ class WaveNet(nn.Module):
             return mol_sample(logits, self.classes, temperature, noise)
         if temperature == 0:
             return logits.argmax(dim=-1)
-        if noise is None:
-            noise = torch.rand(logits.shape, device=logits.device)
-        gumbel = -torch.log(-torch.log(noise.float().clamp(1e-7, 1.0 - 1e-7)))  # (B, Q)
+        if gumbel is None:
+            if noise is None:
+                noise = torch.rand(logits.shape, device=logits.device)
+            gumbel = gumbel_noise(noise)  # (B, Q)
         return (logits.float() / temperature + gumbel).argmax(dim=-1)  # Gumbel-max
 
     @property
@@ -362,9 +371,12 @@ class WaveNet(nn.Module):
             if temperature > 0 and t % NOISE_CHUNK == 0:
                 noise = torch.rand(NOISE_CHUNK, batch, self.noise_width, generator=generator,
                                    device=noise_device).to(device)  # (chunk, B, W)
+                gumbel = gumbel_noise(noise) if self.cfg.output == "softmax" else None
             logits = self._step(prev, c[:, t], bias, state)  # (B, O)
-            prev = self.sample(logits, temperature,
-                               noise[t % NOISE_CHUNK] if temperature > 0 else None)  # (B,)
+            k = t % NOISE_CHUNK
+            prev = self.sample(logits, temperature, noise[k] if temperature > 0 else None,
+                               gumbel[k] if temperature > 0 and gumbel is not None
+                               else None)  # (B,)
             out[:, t] = prev
         past = torch.arange(steps, device=device) >= lengths.unsqueeze(1)  # (B, T)
         return out.masked_fill_(past, self.silence)
