@@ -322,30 +322,39 @@ class Trainer:
             if self.amp_dtype is not None else contextlib.nullcontext()
         with autocast:
             loss, metrics = self.step_fn(self.model, batch)
-        self._check_finite(loss)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.opt)
         norm = nn.utils.clip_grad_norm_(self.model.parameters(),
                                         self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf)
-        if not self.scaler.is_enabled():  # (fp16's scaler skips steps with inf/NaN gradients)
-            self._check_finite(norm, "gradient norm")
+        # One host sync per step: loss, gradient norm and metrics come to the CPU together, and
+        # are checked before the optimiser moves (a NaN step changes no weight).
+        values = torch.stack([torch.as_tensor(v, device=self.device).detach().reshape(()).double()
+                              for v in (loss, norm, *metrics.values())])  # (2 + n_metrics,)
+        # (fp16's scaler skips steps with inf/NaN gradients itself)
+        self._check_finite(values[:2], check_norm=not self.scaler.is_enabled())
         self.scaler.step(self.opt)
         self.scaler.update()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
-        return float(loss.detach()), {k: float(v) for k, v in metrics.items()}
+        host = values.tolist()
+        return host[0], dict(zip(metrics, host[2:]))
 
-    def _check_finite(self, loss: torch.Tensor, what: str = "loss") -> None:
-        bad = (~torch.isfinite(loss.detach())).reshape(1).float()
+    def _check_finite(self, loss_and_norm: torch.Tensor, check_norm: bool) -> None:
+        """Stop (on every rank) when the loss, or the gradient norm when checked, is NaN/inf."""
+        bad = (~torch.isfinite(loss_and_norm)).double()  # (2,)
+        if not check_norm:
+            bad[1] = 0
         if self.world > 1:  # every rank must stop together, or the others hang in all-reduce
             dist.all_reduce(bad)
-        if bad.item() > 0:
+        flags = bad.tolist()
+        if flags[0] > 0 or flags[1] > 0:
+            what, k = ("loss", 0) if flags[0] > 0 else ("gradient norm", 1)
             last = self.ckpt_dir / "last.pt"
             good = f"the last good checkpoint is {last}" if last.exists() else \
                 "no checkpoint was written yet"
-            raise TrainingError(f"{what} became {float(loss.detach())} at step {self.step + 1}; "
-                                f"{good}; lower train.lr or train.grad_clip, or check the data, "
-                                f"then rerun the same command to resume")
+            raise TrainingError(f"{what} became {float(loss_and_norm[k])} at step "
+                                f"{self.step + 1}; {good}; lower train.lr or train.grad_clip, or "
+                                f"check the data, then rerun the same command to resume")
 
     def _write_metrics(self, means: dict[str, float], writer: Any) -> None:
         if self.world > 1:  # every rank logs at the same steps: average over all of them
