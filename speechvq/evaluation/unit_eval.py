@@ -116,26 +116,32 @@ def _mfcc_features(data: Utterances, utts: Sequence[str], hop: int, n_frames: Ma
     return out
 
 
-def _systems(codes_eval, labels_eval, k, seed, fit: "_FitSide | None" = None, feats_eval=None):
-    """{system: (codes_eval, codes_fit or None)} for units_report (fit None = fit on eval)."""
+def _systems(main: str, codes_eval, labels_eval, k, seed, fit: "_FitSide | None" = None,
+             feats_eval=None):
+    """{system: (codes_eval, codes_fit or None)} for units_report (fit None = fit on eval):
+    the scored units under the name `main` ("vqvae", or "units" for a units file), then the
+    baselines."""
     ev = [len(labels_eval[u]) for u in labels_eval]
     fi = None if fit is None else [len(fit.labels[u]) for u in fit.labels]
     systems = {
+        main: ([codes_eval[u] for u in labels_eval],
+               None if fit is None else [fit.codes[u] for u in fit.labels]),
         "majority": (majority_codes(ev), None if fit is None else majority_codes(fi)),
         "random": (random_codes(ev, k, seed), None if fit is None else random_codes(fi, k, seed + 1)),
     }
-    if codes_eval is not None:
-        systems = {"vqvae": ([codes_eval[u] for u in labels_eval],
-                             None if fit is None else [fit.codes[u] for u in fit.labels]),
-                   **systems}
     if feats_eval is not None:
         eval_feats = [feats_eval[u] for u in labels_eval]
         if fit is None:  # k-means fitted on the scored frames themselves
-            km = fit_mfcc_kmeans(eval_feats, k, seed, max_fit_frames=MAX_FIT_FRAMES)
-            systems["mfcc_kmeans"] = (kmeans_codes(km, eval_feats), None)
+            systems["mfcc_kmeans"] = (_kmeans(eval_feats, k, seed)[1], None)
         else:
             systems["mfcc_kmeans"] = (kmeans_codes(fit.kmeans, eval_feats), fit.kmeans_codes)
     return systems
+
+
+def _kmeans(feats: list[np.ndarray], k: int, seed: int) -> tuple[object, list[np.ndarray]]:
+    """The MFCC k-means baseline fitted on `feats`, and their codes."""
+    km = fit_mfcc_kmeans(feats, k, seed, max_fit_frames=MAX_FIT_FRAMES)
+    return km, kmeans_codes(km, feats)
 
 
 class _FitSide(NamedTuple):
@@ -157,9 +163,7 @@ def _fit_side(vq, fit: Utterances, fit_on, phones, rate, k, seed, batch_size,
     _scored(labels, fit_on)
     feats = _mfcc_features(fit, list(labels), vq.hop, {u: len(v) for u, v in labels.items()},
                            progress)
-    fit_feats = [feats[u] for u in labels]
-    km = fit_mfcc_kmeans(fit_feats, k, seed, max_fit_frames=MAX_FIT_FRAMES)
-    return _FitSide(codes, labels, km, kmeans_codes(km, fit_feats))
+    return _FitSide(codes, labels, *_kmeans([feats[u] for u in labels], k, seed))
 
 
 def evaluate_units_model(model: str | os.PathLike,
@@ -225,7 +229,7 @@ def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, p
     feats_ev = _mfcc_features(ev, utts, vq.hop, n_ev, progress, samples)
     durations = [samples[u] / vq.sample_rate for u in utts]
 
-    systems = _systems(codes_ev, labels_ev, k, seed, fit, feats_ev)
+    systems = _systems("vqvae", codes_ev, labels_ev, k, seed, fit, feats_ev)
     block = units_report(systems, [labels_ev[u] for u in utts],
                          labels_fit=None if fit is None else list(fit.labels.values()),
                          phones=phones, frame_rate_hz=rate, codebook_size=k,
@@ -363,12 +367,9 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
     if fit is not None:
         km = km_codes = None
         if feats_fit is not None:
-            fit_feats = [feats_fit[u] for u in labels_fit]
-            km = fit_mfcc_kmeans(fit_feats, k, seed, max_fit_frames=MAX_FIT_FRAMES)
-            km_codes = kmeans_codes(km, fit_feats)
+            km, km_codes = _kmeans([feats_fit[u] for u in labels_fit], k, seed)
         shared = _FitSide(fit[0], labels_fit, km, km_codes)
-    systems = _systems(units, labels_ev, k, seed, shared, feats_ev)
-    systems = {("units" if s == "vqvae" else s): v for s, v in systems.items()}
+    systems = _systems("units", units, labels_ev, k, seed, shared, feats_ev)
     block = units_report(systems, [labels_ev[u] for u in utts],
                          labels_fit=None if labels_fit is None else list(labels_fit.values()),
                          phones=phones, frame_rate_hz=frame_rate, codebook_size=k,
