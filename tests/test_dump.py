@@ -15,8 +15,8 @@ import speechvq.data.dump as dump_mod
 from speechvq.audio import load_audio
 from speechvq.data.dump import SpeechDump, dump_data_dir
 from speechvq.data.kaldi import DataDir, frame_labels
-from speechvq.data.speech import (SpeechBatches, WindowSampler, utterance_batches,
-                                  window_phone_labels)
+from speechvq.data.speech import SpeechBatches, WindowSampler, window_phone_labels
+from speechvq.data.utterances import Utterances
 from speechvq.errors import DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -305,7 +305,7 @@ def test_batches_through_dataloader_and_whole_utterances(tiny_data_dir, tmp_path
                                          num_workers=1)
     got = list(loader)
     assert all(torch.equal(g["wav"], batches[s]["wav"]) for g, s in zip(got, range(7, 10)))
-    out = list(utterance_batches(d, 3))
+    out = list(Utterances(d.path, d.sample_rate).batches(3))  # whole utterances, padded
     assert [u for u, _, _ in out] == [d.utts[:3], d.utts[3:]]
     utts, wav, lengths = out[0]
     assert wav.shape == (3, 8000) and lengths.tolist() == [8000] * 3

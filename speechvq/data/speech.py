@@ -30,7 +30,7 @@ import torch
 from speechvq.data.dumpfile import PCM_SCALE, SpeechDump
 from speechvq.errors import ConfigError
 
-__all__ = ["WindowSampler", "SpeechBatches", "utterance_batches", "window_phone_labels"]
+__all__ = ["WindowSampler", "SpeechBatches", "window_phone_labels"]
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -179,26 +179,3 @@ class SpeechBatches(torch.utils.data.Dataset):
         if d.has_alignments:
             out["phones"] = torch.from_numpy(phones)
         return out
-
-
-def utterance_batches(dump: SpeechDump, batch_size: int, *, utts: list[str] | None = None
-                      ) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
-    """Whole utterances in index order, padded into batches (for encoding and evaluation).
-
-    Args:
-        dump: the data.
-        batch_size: utterances per batch.
-        utts: a subset of ``dump.utts`` to read (in the order given); default all.
-    Yields:
-        (utts, wav (B, T_max) float32 zero-padded, lengths (B,) int64).
-    """
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1 (got {batch_size})")
-    order = [dump.index(u) for u in (dump.utts if utts is None else utts)]
-    for k in range(0, len(order), batch_size):
-        idx = order[k:k + batch_size]
-        lengths = dump.lengths[idx]  # (B,)
-        wav = torch.zeros(len(idx), int(lengths.max()), dtype=torch.float32)  # (B, T_max)
-        for b, i in enumerate(idx):
-            wav[b, :lengths[b]] = torch.from_numpy(dump.waveform(i))
-        yield [dump.utts[i] for i in idx], wav, torch.from_numpy(lengths.astype(np.int64))

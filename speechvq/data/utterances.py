@@ -107,7 +107,7 @@ class Utterances:
 
     def batches(self, batch_size: int, utts: Sequence[str] | None = None
                 ) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
-        """Padded batches of whole utterances, longest-first within the given order's chunks.
+        """Padded batches of whole utterances, `batch_size` at a time in the given order.
 
         Yields:
             (utts, wav (B, T_max) float32 zero-padded, lengths (B,) int64).
