@@ -42,10 +42,9 @@ from pathlib import Path
 
 from speechvq.data import builtin_synth as synth
 from speechvq.data.builtin_text import HANDWRITTEN, make_sentences
-from speechvq.data.kaldi import (check_id, read_ctm, read_table, write_ctm, write_phones_txt,
-                                 write_table)
-from speechvq.fileio import atomic_write_text
+from speechvq.data.kaldi import DataDir, check_id, read_ctm, read_table, write_ctm, write_table
 from speechvq.errors import DataError
+from speechvq.fileio import atomic_write_text
 
 __all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "UNSEEN", "SIZES",
            "SPLITS", "GENERATOR_VERSION"]
@@ -299,16 +298,11 @@ def _write_splits(corpus: Path, out_dir: Path, move: bool) -> dict[str, Path]:
         (tmp / "wav").mkdir(parents=True)
         for u in utts:
             _place(corpus / "wav" / f"{u}.wav", tmp / "wav" / f"{u}.wav", move)
-        write_table(tmp / "wav.scp", {u: str(final / "wav" / f"{u}.wav") for u in utts})
-        write_table(tmp / "utt2spk", {u: utt2spk[u] for u in utts})
-        spk2utt: dict[str, list[str]] = {}
-        for u in utts:
-            spk2utt.setdefault(utt2spk[u], []).append(u)
-        write_table(tmp / "spk2utt", {s: " ".join(us) for s, us in spk2utt.items()})
-        write_table(tmp / "spk2gender", {s: sex[s] for s in spk2utt})
-        write_table(tmp / "text", {u: text[u] for u in utts})
-        write_ctm(tmp / "phones.ctm", {u: ctm[u] for u in utts})
-        write_phones_txt(tmp / "phones.txt", list(synth.PHONES))
+        d = DataDir(path=None, wav_scp={u: str(final / "wav" / f"{u}.wav") for u in utts},
+                    utt2spk={u: utt2spk[u] for u in utts}, text={u: text[u] for u in utts},
+                    ctm={u: ctm[u] for u in utts}, phones=list(synth.PHONES))
+        d.save(tmp)  # wav.scp, utt2spk, spk2utt, text, phones.ctm, phones.txt
+        write_table(tmp / "spk2gender", {s: sex[s] for s in d.speakers()})
         write_table(tmp / "phones_fold.txt", synth.TIMIT_FOLD39)
         old = out_dir / f".{split}.old-{os.getpid()}"
         if final.exists():

@@ -49,8 +49,8 @@ from speechvq.audio import is_silent, load_audio
 from speechvq.data.dumpfile import (DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump,
                                     write_json_atomic)
 from speechvq.data.kaldi import DataDir, write_table
-from speechvq.fileio import atomic_write_text
 from speechvq.errors import ConfigError, DataError, SpeechVQError
+from speechvq.fileio import atomic_write_text
 
 __all__ = ["dump_data_dir", "SpeechDump", "SILENCE_DB", "PART_FILES"]
 

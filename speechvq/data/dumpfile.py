@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvq.fileio import atomic_write_text
 from speechvq.errors import DataError
+from speechvq.fileio import atomic_write_text
 
 __all__ = ["SpeechDump", "DUMP_VERSION", "PCM_SCALE", "INDEX_HEADER"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvq.fileio import atomic_write_text
 from speechvq.errors import DataError
+from speechvq.fileio import atomic_write_text
 
 FORMATS = ("kaldi", "km", "gslm")
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from speechvq.fileio import atomic_write_text
 from speechvq.errors import ConfigError, DataError
+from speechvq.fileio import atomic_write_text
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
