@@ -126,16 +126,31 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
         assert units and all(codes for codes in units.values())
         assert all(utt.split("_")[0] in ("f01", "f02", "m01", "m02", "f07", "m07")
                    for utt in units)
-        assert (exp / "eval" / f"units_{split}.json").is_file()
+        block = json.loads((exp / "eval" / f"units_{split}.json").read_text())["units"][split]
+        assert {"vqvae", "majority", "random", "mfcc_kmeans"} <= set(block)
+        assert block["codebook_size"] == 16
+        assert block["vqvae"]["n_frames"] == sum(len(c) for c in units.values())
         scores = json.loads((exp / "eval" / f"conversion_{split}_mel.json").read_text())
         assert "data/test_reread" in scores["command"]  # the targets' second readings: topline
         assert scores["conversion"][f"{split}_mel"]["mcd_topline"].startswith(
             "two readings by the target")
         conv = exp / "convert" / f"{split}_mel"
-        assert (conv / "utt2src").is_file() and any((conv / "wav").glob("*.wav"))
+        u2src = dict(ln.split() for ln in (conv / "utt2src").read_text().splitlines())
+        u2tgt = dict(ln.split() for ln in (conv / "utt2spk").read_text().splitlines())
+        assert sorted(p.stem for p in (conv / "wav").glob("*.wav")) == sorted(u2src)
+        assert u2src and all(not src.startswith(u2tgt[c] + "_") for c, src in u2src.items())
+        assert scores["conversion"][f"{split}_mel"]["n_converted"] == len(u2src)
         assert not (exp / "convert" / f"{split}_wavenet").exists()
     report = exp / "report"
-    assert (report / "report.md").is_file() and list(report.glob("*.png"))
+    md = (report / "report.md").read_text()
+    for png in report.glob("*.png"):
+        assert f"({png.name})" in md  # every figure is in the report
+    for split in ("test", "test_unseen"):
+        for fig in (f"code_usage_{split}", f"cooccurrence_{split}", f"spectrograms_{split}_mel"):
+            assert (report / f"{fig}.png").is_file(), fig
+    summary = json.loads((report / "report.json").read_text())
+    assert set(summary["units"]) == {"test", "test_unseen"}
+    assert set(summary["conversion"]) == {"test_mel", "test_unseen_mel"}
     clip, out = tmp_path / "clip.wav", tmp_path / "clip_f02.wav"
     sf.write(clip, np.zeros(1600, np.float32), 16000)
     r = subprocess.run(["speechvq", "convert", "--model", str(exp), "--src", str(clip),
