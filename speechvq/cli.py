@@ -109,12 +109,12 @@ def _print_splits(splits: dict) -> None:
 def cmd_prepare(args: argparse.Namespace) -> int:
     _warnings_as_lines("prepare")
     if args.corpus == "builtin":
-        from speechvq.data.builtin import prepare_builtin
+        from speechvq.data.builtin.corpus import prepare_builtin
         splits = prepare_builtin(args.out, size=args.size, seed=args.seed,
                                  use_cache=not args.no_cache, nj=args.nj,
                                  progress=_progress(args))
     else:
-        from speechvq.data.corpora import PREPARERS
+        from speechvq.data.speech.corpora import PREPARERS
         options = {"vctk": {"mic": getattr(args, "mic", None)},
                    "librispeech": {"alignments": getattr(args, "alignments", None)},
                    "timit": {"include_sa": getattr(args, "include_sa", False)},
@@ -173,7 +173,7 @@ def _add_prepare_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from speechvq.data.kaldi import validate_data_dir
+    from speechvq.data.speech.kaldi import validate_data_dir
     d = validate_data_dir(args.data)
     extra = [name for name, present in (("text", d.text), ("segments", d.segments),
                                         ("phones.ctm", d.ctm)) if present is not None]
@@ -183,7 +183,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
-    from speechvq.data.kaldi import fix_data_dir, validate_data_dir
+    from speechvq.data.speech.kaldi import fix_data_dir, validate_data_dir
     counts = fix_data_dir(args.data)
     print(f"{args.data}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     validate_data_dir(args.data)  # what fix cannot repair (pipes, segment times, ...)
@@ -212,7 +212,7 @@ def _add_validate_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    from speechvq.data.dump import dump_data_dir
+    from speechvq.data.speech.dump import dump_data_dir
     out = dump_data_dir(args.data, args.out, sample_rate=args.sample_rate,
                         normalize=args.normalize, nj=args.nj, skip_bad=args.skip_bad,
                         progress=_progress(args))
@@ -287,7 +287,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                            device=args.device, progress=_progress(args))
     n_frames = sum(len(c) for c in codes.values())
     if args.dedup:
-        from speechvq.data.units import dedup
+        from speechvq.data.codes import dedup
         n_units = sum(len(dedup(c)) for c in codes.values())
         print(f"{args.out}: {len(codes)} utterances, {n_units} units ({n_frames} frames before "
               f"deduplication)")
@@ -390,7 +390,7 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate_units(args: argparse.Namespace) -> int:
-    from speechvq.evaluation import unit_eval
+    from speechvq.evaluation.speech import unit_eval
     if (args.model is None) == (args.units is None):
         raise ConfigError("give either --model M --data DATA, or --units FILE --frame-rate R "
                           "--alignments DATA_OR_CTM")
@@ -419,7 +419,7 @@ def cmd_evaluate_units(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_conversion(args: argparse.Namespace) -> int:
-    from speechvq.evaluation.conversion import evaluate_conversions, format_conversion
+    from speechvq.evaluation.speech.conversion import evaluate_conversions, format_conversion
     names = args.name.split(",") if args.name else None
     if names is not None and len(names) != len(args.data):
         raise ConfigError(f"--name has {len(names)} names for {len(args.data)} --data dirs; give "

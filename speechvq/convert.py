@@ -29,12 +29,12 @@ from tqdm import tqdm
 
 from speechvq.audio import load_audio, save_audio
 from speechvq.checkpoint import resolve_checkpoint
-from speechvq.data.kaldi import DataDir, check_id
+from speechvq.data.speech.kaldi import DataDir, check_id
 from speechvq.fileio import atomic_write_text
-from speechvq.data.utterances import Utterances
+from speechvq.data.speech.utterances import Utterances
 from speechvq.encode import pick_device
 from speechvq.errors import DataError, ModelError
-from speechvq.models.vqvae import VQVAE, load_vqvae
+from speechvq.models.speech.vqvae import VQVAE, load_vqvae
 
 
 def choose_head(model: VQVAE, head: str) -> str:

@@ -5,7 +5,7 @@
     codes = encode_utterances(model, data)               # {utt: (ceil(T / hop),) int64}
 
 Frame timing (DESIGN.md): code i covers samples [i*hop, (i+1)*hop) at the model's rate and there
-are ceil(T / hop) codes per utterance. Units files are written by `speechvq.data.units`.
+are ceil(T / hop) codes per utterance. Units files are written by `speechvq.data.codes`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechvq.data.units import write_units
-from speechvq.data.utterances import Utterances
-from speechvq.models.vqvae import VQVAE, load_vqvae
+from speechvq.data.codes import write_units
+from speechvq.data.speech.utterances import Utterances
+from speechvq.models.speech.vqvae import VQVAE, load_vqvae
 from speechvq.device import pick_device
 
 __all__ = ["load_vqvae", "encode_utterances", "encode_to_file", "pick_device"]

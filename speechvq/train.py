@@ -7,7 +7,7 @@ fp16 with a gradient scaler; the quantiser keeps its own arithmetic in float32),
 ``torchrun``, atomic step-numbered checkpoints with ``last.pt``, exact resume, ``metrics.jsonl``,
 TensorBoard events when installed, and a progress bar.
 
-Exact resume: batches are a pure function of (seed, step) (see `speechvq.data.speech`), and a
+Exact resume: batches are a pure function of (seed, step) (see `speechvq.data.speech.batches`), and a
 checkpoint holds model, optimiser, scheduler, scaler and RNG state, so a run killed at any point and
 restarted with the same command reaches bit-identical weights on CPU.
 
@@ -402,13 +402,13 @@ def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLik
 
     Args:
         cfg: resolved config.
-        data: a dump made by `speechvq dump` (see `speechvq.data.dump`).
+        data: a dump made by `speechvq dump` (see `speechvq.data.speech.dump`).
         exp_dir: the experiment folder.
     """
-    from speechvq.data.dump import SpeechDump
-    from speechvq.data.speech import SpeechBatches, WindowSampler
+    from speechvq.data.speech.dump import SpeechDump
+    from speechvq.data.speech.batches import SpeechBatches, WindowSampler
     from speechvq.errors import DataError
-    from speechvq.models.vqvae import VQVAE
+    from speechvq.models.speech.vqvae import VQVAE
 
     dump = SpeechDump.open(data)
     if dump.sample_rate != cfg.data.sample_rate:

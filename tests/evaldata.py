@@ -18,7 +18,7 @@ import torch
 
 from speechvq.checkpoint import save_checkpoint
 from speechvq.config import config_to_dict, dump_config, load_config
-from speechvq.data.kaldi import DataDir, write_ctm, write_phones_txt
+from speechvq.data.speech.kaldi import DataDir, write_ctm, write_phones_txt
 
 SR = 16000
 PHONES = ["SIL", "AA", "IY", "UW", "EH", "S"]
@@ -126,7 +126,7 @@ def build_corpus(root: Path) -> dict[str, Path]:
 def make_exp(exp: Path) -> Path:
     """An exp dir with an untrained tiny VQ-VAE checkpoint (Trainer format), config.yaml,
     cmdline.txt and a short metrics.jsonl."""
-    from speechvq.models.vqvae import VQVAE
+    from speechvq.models.speech.vqvae import VQVAE
 
     cfg = load_config(None, TINY_MODEL)
     torch.manual_seed(0)

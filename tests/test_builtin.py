@@ -13,8 +13,8 @@ import soundfile as sf
 
 pytest.importorskip("espeakng_loader")
 
-from speechvq.data import builtin, builtin_synth, builtin_text  # noqa: E402
-from speechvq.data.kaldi import read_ctm, read_phones_txt, read_table  # noqa: E402
+from speechvq.data.builtin import corpus as builtin, synth as builtin_synth, text as builtin_text  # noqa: E402
+from speechvq.data.speech.kaldi import read_ctm, read_phones_txt, read_table  # noqa: E402
 from speechvq.errors import DataError  # noqa: E402
 
 ARPABET39 = set(builtin_synth.PHONES) - {"SIL"}

@@ -15,12 +15,12 @@ import pytest
 
 from evaldata import SENTENCES, SPEAKERS, synth
 from speechvq.config import DataConfig
-from speechvq.data.utterances import Utterances
+from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError
-from speechvq.evaluation.conversion import (evaluate_conversion, format_conversion,
+from speechvq.evaluation.speech.conversion import (evaluate_conversion, format_conversion,
                                             heldout_split, speaker_features,
                                             train_speaker_classifier)
-from speechvq.evaluation.mcd import mcd
+from speechvq.evaluation.speech.mcd import mcd
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_sources_found_beside_ref_and_errors(data, tmp_path):
 
 def _subset(src, dst, drop):
     """A copy of conversion dir ``src`` without the utterances in ``drop``."""
-    from speechvq.data.kaldi import DataDir
+    from speechvq.data.speech.kaldi import DataDir
 
     d = DataDir.load(src)
     keep = [u for u in d.utt2spk if u not in drop]
@@ -149,7 +149,7 @@ def _subset(src, dst, drop):
 def test_several_dirs_share_one_classifier_and_match_single_runs(data, result, tmp_path,
                                                                  monkeypatch, capsys):
     from speechvq import cli
-    from speechvq.evaluation import conversion as C
+    from speechvq.evaluation.speech import conversion as C
 
     # the second dir differs from the first, so swapped or leaking results would show
     second = _subset(data["conv"], tmp_path / "conv2", {"spk2-spk1_s4", "spk3-spk2_s5"})

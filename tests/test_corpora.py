@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechvq.data import corpora
-from speechvq.data.corpora import (PREPARERS, TIMIT_CORE_TEST, TIMIT_DEV, prepare_folder,
+from speechvq.data.speech import corpora
+from speechvq.data.speech.corpora import (PREPARERS, TIMIT_CORE_TEST, TIMIT_DEV, prepare_folder,
                                    prepare_librispeech, prepare_timit, prepare_vctk)
-from speechvq.data.kaldi import read_ctm, read_phones_txt, timit_phn_to_segments, validate_data_dir
+from speechvq.data.speech.kaldi import read_ctm, read_phones_txt, timit_phn_to_segments, validate_data_dir
 from speechvq.errors import DataError
 from textgrids import textgrid
 

@@ -1,4 +1,4 @@
-"""The dump (speechvq.data.dump, dumpfile) and its batches (speechvq.data.speech)."""
+"""The dump (speechvq.data.speech.dump, dumpfile) and its batches (speechvq.data.speech.batches)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 
-import speechvq.data.dump as dump_mod
+import speechvq.data.speech.dump as dump_mod
 from speechvq.audio import load_audio
-from speechvq.data.dump import SpeechDump, dump_data_dir
-from speechvq.data.kaldi import DataDir, frame_labels
-from speechvq.data.speech import SpeechBatches, WindowSampler, window_phone_labels
-from speechvq.data.utterances import Utterances
+from speechvq.data.speech.dump import SpeechDump, dump_data_dir
+from speechvq.data.speech.kaldi import DataDir, frame_labels
+from speechvq.data.speech.batches import SpeechBatches, WindowSampler, window_phone_labels
+from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -318,7 +318,7 @@ def test_batches_through_dataloader_and_whole_utterances(tiny_data_dir, tmp_path
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings absent ({REAL})")
 @pytest.mark.parametrize("corpus", ["vctk", "cmu_arctic"])
 def test_real_recordings(tmp_path, corpus):
-    from speechvq.data.corpora import prepare_folder
+    from speechvq.data.speech.corpora import prepare_folder
     data = prepare_folder(REAL / corpus, tmp_path / "data", progress=False)["all"]
     d = SpeechDump(dump_data_dir(data, tmp_path / "dump", progress=False))
     wavs = sorted((REAL / corpus).glob("*/*.wav"))

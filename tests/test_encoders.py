@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from speechvq.config import Config, DataConfig, EncoderConfig, MelHeadConfig, code_hop
-from speechvq.models.decoders import MelDecoder, mel_l1_loss
-from speechvq.models.encoders import SpeechEncoder, time_jitter, utterance_normalize
+from speechvq.models.speech.decoders import MelDecoder, mel_l1_loss
+from speechvq.models.speech.encoders import SpeechEncoder, time_jitter, utterance_normalize
 
 PAPER = [2, 2, 2, 2, 2, 2]
 PHONE = [2, 2, 2, 2, 2, 4, 5]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from speechvq.errors import AudioError
-from speechvq.evaluation.mcd import (MCD_CONST, freqt, log_spectrum_db, mcd, mcd_from_mcep,
+from speechvq.evaluation.speech.mcd import (MCD_CONST, freqt, log_spectrum_db, mcd, mcd_from_mcep,
                                      mel_cepstrum, warp_frequency)
 
 SR = 16000

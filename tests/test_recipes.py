@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 
 from speechvq.config import load_config
-from speechvq.data.kaldi import read_table
+from speechvq.data.speech.kaldi import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "recipes" / "mini"

@@ -9,9 +9,9 @@ import pytest
 
 from speechvq import cli
 from speechvq.errors import DataError
-from speechvq.evaluation.conversion import evaluate_conversion
+from speechvq.evaluation.speech.conversion import evaluate_conversion
 from speechvq.evaluation.report import baseline_wins, make_report, training_summary
-from speechvq.evaluation.unit_eval import evaluate_units_model
+from speechvq.evaluation.speech.unit_eval import evaluate_units_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -94,7 +94,7 @@ def test_units_without_alignments_get_label_free_statistics(eval_corpus, tmp_pat
 
     import numpy as np
 
-    from speechvq.data.units import write_units
+    from speechvq.data.codes import write_units
 
     exp = tmp_path / "exp"
     shutil.copytree(eval_corpus["exp"], exp)  # config: K = 16, 100 codes per second
@@ -128,7 +128,7 @@ def test_units_without_alignments_get_label_free_statistics(eval_corpus, tmp_pat
 
 def test_units_file_scored_under_another_name_is_not_listed_as_unscored(eval_corpus, tmp_path):
     from speechvq.encode import encode_to_file
-    from speechvq.evaluation.unit_eval import evaluate_units_file
+    from speechvq.evaluation.speech.unit_eval import evaluate_units_file
 
     exp = tmp_path / "exp"
     shutil.copytree(eval_corpus["exp"], exp)

@@ -35,9 +35,9 @@ from conftest import write_tiny_data_dir
 from speechvq import cli, train
 from speechvq.checkpoint import load_checkpoint
 from speechvq.config import config_from_dict, load_config
-from speechvq.data.dump import SpeechDump, dump_data_dir
-from speechvq.data.speech import SpeechBatches, WindowSampler
-from speechvq.models.vqvae import VQVAE
+from speechvq.data.speech.dump import SpeechDump, dump_data_dir
+from speechvq.data.speech.batches import SpeechBatches, WindowSampler
+from speechvq.models.speech.vqvae import VQVAE
 
 BIN = Path(sys.executable).parent
 SPEECHVQ = str(BIN / "speechvq")

@@ -11,10 +11,10 @@ import torch
 
 from evaldata import PHONES
 from speechvq import cli
-from speechvq.data.kaldi import read_ctm
-from speechvq.data.units import dedup, write_units
+from speechvq.data.speech.kaldi import read_ctm
+from speechvq.data.codes import dedup, write_units
 from speechvq.errors import DataError
-from speechvq.evaluation.unit_eval import (evaluate_units_file, evaluate_units_model,
+from speechvq.evaluation.speech.unit_eval import (evaluate_units_file, evaluate_units_model,
                                            format_units_table)
 
 METRICS = ("mapping_accuracy", "mapping_accuracy_nosil", "phone_purity", "cluster_purity",
@@ -69,7 +69,7 @@ def test_json_has_design_keys_and_says_where_the_mapping_was_fitted(fitted, data
 def test_vqvae_accuracy_matches_an_independent_recount(fitted, data):
     """Encode, label by the timing convention, fit on train, score test: by hand."""
     from speechvq.encode import encode_utterances, load_vqvae
-    from speechvq.data.utterances import Utterances
+    from speechvq.data.speech.utterances import Utterances
 
     result, _ = fitted
     model = load_vqvae(data["exp"], device=torch.device("cpu"))
@@ -173,7 +173,7 @@ def test_table_rows_and_percentages(fitted):
 
 
 def test_a_dump_scores_like_its_data_dir(fitted, data, tmp_path):
-    from speechvq.data.dump import dump_data_dir
+    from speechvq.data.speech.dump import dump_data_dir
 
     dumps = {s: dump_data_dir(data[s], tmp_path / s, progress=False) for s in ("test", "train")}
     result = evaluate_units_model(data["exp"], dumps["test"], fit_on=dumps["train"],

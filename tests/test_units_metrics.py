@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from speechvq.errors import DataError
-from speechvq.evaluation import units as U
-from speechvq.evaluation.abx import abx, triphone_items
-from speechvq.evaluation.dtw import angular_distance, dtw_normalized, dtw_reference
+from speechvq.evaluation.speech import units as U
+from speechvq.evaluation.speech.abx import abx, triphone_items
+from speechvq.evaluation.speech.dtw import angular_distance, dtw_normalized, dtw_reference
 
 PHONES = ["SIL", "AA", "B", "IY"]
 
@@ -140,7 +140,7 @@ def test_deduplicated_units_are_refused():
 
 
 def test_frame_labels_follow_the_timing_convention(tmp_path):
-    kaldi = pytest.importorskip("speechvq.data.kaldi")
+    kaldi = pytest.importorskip("speechvq.data.speech.kaldi")
     ctm = tmp_path / "phones.ctm"
     ctm.write_text("u1 1 0.00 0.05 SIL\nu1 1 0.05 0.08 AA\nu1 1 0.13 0.08 B\nu1 1 0.21 0.08 IY\n")
     segs = kaldi.read_ctm(ctm)["u1"]

@@ -10,7 +10,7 @@ from torch import nn
 
 from speechvq.config import load_config
 from speechvq.errors import ConfigError, ModelError
-from speechvq.models.vqvae import VQVAE, count_parameters
+from speechvq.models.speech.vqvae import VQVAE, count_parameters
 
 SPEAKERS = ["spkA", "spkB", "spkC"]
 TINY = [

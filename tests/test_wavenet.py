@@ -9,8 +9,8 @@ import torch
 
 from speechvq.config import WaveNetConfig
 from speechvq.errors import ModelError
-from speechvq.models.mol import class_to_value, mol_nll, mol_sample
-from speechvq.models.wavenet import WaveNet
+from speechvq.models.speech.mol import class_to_value, mol_nll, mol_sample
+from speechvq.models.speech.wavenet import WaveNet
 
 COND, SPK, FACTOR = 5, 3, 4
 

@@ -28,9 +28,9 @@ import soundfile as sf
 import torch
 
 from speechvq.audio import load_audio
-from speechvq.data.dump import SpeechDump, dump_data_dir
-from speechvq.data.kaldi import DataDir
-from speechvq.data.speech import SpeechBatches, WindowSampler
+from speechvq.data.speech.dump import SpeechDump, dump_data_dir
+from speechvq.data.speech.kaldi import DataDir
+from speechvq.data.speech.batches import SpeechBatches, WindowSampler
 from speechvq.errors import SpeechVQError
 
 
@@ -62,7 +62,7 @@ def default_data(work: Path, minutes: float, source_rate: int) -> tuple[Path, st
     """The built-in tiny corpus's train split if it can be made here, else synthetic tones."""
     if minutes <= 0:
         try:
-            from speechvq.data.builtin import prepare_builtin
+            from speechvq.data.builtin.corpus import prepare_builtin
             return prepare_builtin(work / "builtin", size="tiny")["train"], "built-in tiny train"
         except (ImportError, SpeechVQError) as e:
             print(f"built-in corpus unavailable ({e}); using synthetic tones", file=sys.stderr)

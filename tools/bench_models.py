@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from speechvq.config import load_config
-from speechvq.models.vqvae import VQVAE, count_parameters
+from speechvq.models.speech.vqvae import VQVAE, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = [ROOT / "recipes/mini/conf/train.yaml", ROOT / "recipes/mini/conf/wavenet.yaml"]

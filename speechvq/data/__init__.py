@@ -1,6 +1,9 @@
-"""Corpora -> Kaldi data dirs -> tensors.
+"""Data of every task: corpora -> files on disk -> step-indexed training batches.
 
-`kaldi` reads, writes, validates and repairs Kaldi data dirs (with `tables` for the line format and
-`alignments` for phone alignments: CTM, TIMIT .PHN, Praat TextGrid, frame labels); the preparers,
-the built-in corpus and the dump build on it.
+- `speechvq.data.speech`: Kaldi data dirs (`kaldi`, with `tables` for the line format and
+  `alignments` for phone alignments), corpus preparers (`corpora`), the audio dump (`dump`,
+  `dumpfile`), utterance readers (`utterances`) and training windows (`batches`).
+- `speechvq.data.builtin`: the built-in speech corpus synthesised with eSpeak NG, apart from the
+  Kaldi I/O it writes through.
+- `speechvq.data.codes`: units text I/O (Kaldi-style, fairseq ``.km``, GSLM).
 """

@@ -1,13 +1,14 @@
-"""Evaluation of discrete speech units and voice conversion.
+"""Evaluation. Results files and the report are shared (`results`, `report`); speech metrics
+live in `speechvq.evaluation.speech`:
 
-- `speechvq.evaluation.units`: code-to-phone mapping accuracy (van den Oord et al. 2017), phone
+- `speechvq.evaluation.speech.units`: code-to-phone mapping accuracy (van den Oord et al. 2017), phone
   and cluster purity and PNMI (Hsu et al. 2021, fairseq ``measure_teacher_quality.py``),
   perplexity, codes used, ZeroSpeech 2019 bitrate (Dunbar et al. 2019), the per-system report,
-  and re-exports of the units-file helpers (`speechvq.data.units`) and the baselines (`baselines`:
+  and re-exports of the units-file helpers (`speechvq.data.codes`) and the baselines (`baselines`:
   majority phone, uniform random codes, MFCC+deltas k-means).
-- `speechvq.evaluation.abx`: ZeroSpeech-style triphone ABX within and across speakers
-  (Schatz et al. 2013; Versteegh et al. 2015) with the batched DTW of `speechvq.evaluation.dtw`.
-- `speechvq.evaluation.mcd`: mel-cepstral distortion (Kubichek 1993) from all-pass warped
+- `speechvq.evaluation.speech.abx`: ZeroSpeech-style triphone ABX within and across speakers
+  (Schatz et al. 2013; Versteegh et al. 2015) with the batched DTW of `speechvq.evaluation.speech.dtw`.
+- `speechvq.evaluation.speech.mcd`: mel-cepstral distortion (Kubichek 1993) from all-pass warped
   mel-cepstra of a smoothed STFT envelope.
 
 Every function here is pure (arrays in, numbers out); reading models and data dirs is the CLI's

@@ -126,7 +126,7 @@ def spectrograms(details: dict, split: str, data_cfg, path: Path) -> tuple[str |
     import torch
 
     from speechvq.audio import log_mel_cfg
-    from speechvq.data.utterances import Utterances
+    from speechvq.data.speech.utterances import Utterances
     from speechvq.errors import SpeechVQError
 
     triples = details.get("spectrograms") or []

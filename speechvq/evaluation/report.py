@@ -1,7 +1,7 @@
 """`speechvq report --exp EXP`: one report of an experiment, in Markdown, JSON and figures.
 
 Gathers ``EXP/eval/units_*.json`` and ``EXP/eval/conversion_*.json`` (written by `speechvq
-evaluate`, `speechvq.evaluation.unit_eval` and `speechvq.evaluation.conversion`), ``metrics.jsonl``,
+evaluate`, `speechvq.evaluation.speech.unit_eval` and `speechvq.evaluation.speech.conversion`), ``metrics.jsonl``,
 ``config.yaml`` and ``cmdline.txt`` into ``EXP/report/``:
 
 - ``report.json``: DESIGN.md's keys, ``units.<split>.<system>.<metric>`` (plus ``frame_rate_hz``,
@@ -32,7 +32,7 @@ from pathlib import Path
 from speechvq.errors import DataError
 from speechvq.evaluation.results import read_result
 from speechvq.fileio import atomic_write_text
-from speechvq.evaluation.unit_eval import COLUMNS, format_value
+from speechvq.evaluation.speech.unit_eval import COLUMNS, format_value
 
 HIGHER = ("mapping_accuracy", "mapping_accuracy_nosil", "phone_purity", "cluster_purity", "pnmi")
 LOWER = ("abx_within", "abx_across")
@@ -138,8 +138,8 @@ def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozens
     import numpy as np
 
     from speechvq.config import code_hop, load_config
-    from speechvq.data.units import dedup, looks_deduplicated, read_units
-    from speechvq.evaluation.units import bitrate_bps, codes_used, perplexity
+    from speechvq.data.codes import dedup, looks_deduplicated, read_units
+    from speechvq.evaluation.speech.units import bitrate_bps, codes_used, perplexity
 
     files = [p for p in sorted((exp / "units").glob("*.txt"))
              if p.stem not in scored and str(p.resolve()) not in scored_files]

@@ -1,2 +1,2 @@
-"""Speech models of the VQ-VAE (van den Oord et al. 2017, arXiv:1711.00937): the vector
-quantiser, the encoders, the WaveNet and log-mel decoders, and the model that joins them."""
+"""Models: the vector quantiser every task shares (`quantizer`) and each task's networks
+(`speechvq.models.speech`: encoders, WaveNet and log-mel decoders, the speech VQ-VAE)."""

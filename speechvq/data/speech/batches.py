@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from speechvq.data.dumpfile import PCM_SCALE, SpeechDump
+from speechvq.data.speech.dumpfile import PCM_SCALE, SpeechDump
 from speechvq.errors import ConfigError
 
 __all__ = ["WindowSampler", "SpeechBatches", "window_phone_labels"]

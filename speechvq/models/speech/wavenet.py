@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from speechvq.config import WaveNetConfig
 from speechvq.errors import ModelError
-from speechvq.models.mol import mol_nll, mol_sample
+from speechvq.models.speech.mol import mol_nll, mol_sample
 
 NOISE_CHUNK = 1024  # steps of sampling noise drawn at once (fixed, so streams do not depend on T)
 

@@ -1,6 +1,6 @@
 """The dump's on-disk format and `SpeechDump`, its memory-mapped, validating reader.
 
-The dump (stage 1 of DESIGN.md) is written by `speechvq.data.dump.dump_data_dir`; its layout is
+The dump (stage 1 of DESIGN.md) is written by `speechvq.data.speech.dump.dump_data_dir`; its layout is
 documented there. Reading follows nanoGPT's ``get_batch`` and fairseq's ``simple_kmeans`` feature
 reader: the int16 samples stay on disk behind ``np.load(mmap_mode="r")`` and an utterance is a
 slice ``audio[offset:offset + length]``, so nothing is decoded and little is held in memory.

@@ -40,9 +40,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from speechvq.data import builtin_synth as synth
-from speechvq.data.builtin_text import HANDWRITTEN, make_sentences
-from speechvq.data.kaldi import DataDir, check_id, read_ctm, read_table, write_ctm, write_table
+from speechvq.data.builtin import synth
+from speechvq.data.builtin.text import HANDWRITTEN, make_sentences
+from speechvq.data.speech.kaldi import DataDir, check_id, read_ctm, read_table, write_ctm, write_table
 from speechvq.errors import DataError
 from speechvq.fileio import atomic_write_text
 

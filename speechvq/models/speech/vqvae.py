@@ -5,7 +5,7 @@ arXiv 1711.00937), section 4.3: a waveform is encoded to vectors at the code rat
 nearest of K codebook entries (straight-through gradient), and a WaveNet conditioned on the codes
 (local conditioning) and on a learned speaker embedding (global conditioning) models the waveform's
 8-bit mu-law samples. Decoding the codes of one speaker with another speaker's embedding is voice
-conversion. An optional log-mel head (`speechvq.models.decoders.MelDecoder`, weight 0 = the paper's
+conversion. An optional log-mel head (`speechvq.models.speech.decoders.MelDecoder`, weight 0 = the paper's
 model) on the same codes trains them faster and gives a Griffin-Lim conversion path.
 
     model = VQVAE.from_config(cfg, speakers=["p225", "p226"])
@@ -31,10 +31,10 @@ from speechvq import audio
 from speechvq.checkpoint import load_checkpoint, resolve_checkpoint
 from speechvq.config import Config, code_hop, config_from_dict
 from speechvq.errors import ConfigError, ModelError
-from speechvq.models.decoders import MelDecoder, mel_l1_loss
-from speechvq.models.encoders import SpeechEncoder, time_jitter
+from speechvq.models.speech.decoders import MelDecoder, mel_l1_loss
+from speechvq.models.speech.encoders import SpeechEncoder, time_jitter
 from speechvq.models.quantizer import VectorQuantizer, VQStats
-from speechvq.models.wavenet import WaveNet
+from speechvq.models.speech.wavenet import WaveNet
 
 HEADS = ("wavenet", "mel")
 

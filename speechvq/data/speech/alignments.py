@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from speechvq.data.tables import atomic_write_text, check_id, read_lines
+from speechvq.data.speech.tables import atomic_write_text, check_id, read_lines
 from speechvq.errors import DataError
 
 SIL = "SIL"

@@ -1,7 +1,7 @@
 """Batched dynamic time warping (DTW) with path-length normalisation, in numpy.
 
-Shared by the ABX discrimination test (`speechvq.evaluation.abx`) and the mel-cepstral distortion
-(`speechvq.evaluation.mcd`). The recursion and its normalisation are those of the ZeroSpeech /
+Shared by the ABX discrimination test (`speechvq.evaluation.speech.abx`) and the mel-cepstral distortion
+(`speechvq.evaluation.speech.mcd`). The recursion and its normalisation are those of the ZeroSpeech /
 Libri-light ABX scorer (facebookresearch/libri-light ``eval/ABX_src/dtw.pyx``; Schatz et al.
 2013; Versteegh et al. 2015): steps (1, 0), (0, 1) and (1, 1) with unit weights, the cumulative
 cost ``D[i, j] = C[i, j] + min(D[i-1, j-1], D[i, j-1], D[i-1, j])`` (ties prefer the diagonal,

@@ -42,7 +42,7 @@ PHONES: tuple[str, ...] = (
     "UW", "B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N", "NG", "P", "R", "S",
     "SH", "T", "TH", "V", "W", "Y", "Z", "ZH",
 )
-# How the set folds onto TIMIT's 39 classes (Lee and Hon 1989, as speechvq.data.kaldi folds TIMIT):
+# How the set folds onto TIMIT's 39 classes (Lee and Hon 1989, as speechvq.data.speech.kaldi folds TIMIT):
 # AO merges into AA and ZH into SH; every other phone is its own class; TIMIT's DX (flap) never
 # occurs here (eSpeak's flap t# is labelled T).
 TIMIT_FOLD39: dict[str, str] = {p: p for p in PHONES} | {"AO": "AA", "ZH": "SH"}

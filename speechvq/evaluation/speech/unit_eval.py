@@ -7,8 +7,8 @@ Two entry points, both writing ``EXP/eval/units_<name>.json`` (`speechvq.evaluat
   (DESIGN.md timing), and score the VQ-VAE beside three baselines on the same frames, fitted the
   same way (majority phone, uniformly random codes, MFCC+deltas k-means with the same K): mapping
   accuracy (van den Oord et al. 2017), purity and PNMI (Hsu et al. 2021), perplexity, codes used,
-  ZeroSpeech 2019 bitrate (`speechvq.evaluation.units`), and ZeroSpeech-style ABX within and
-  across speakers (`speechvq.evaluation.abx`) on the encoder outputs z_e, on the code embeddings
+  ZeroSpeech 2019 bitrate (`speechvq.evaluation.speech.units`), and ZeroSpeech-style ABX within and
+  across speakers (`speechvq.evaluation.speech.abx`) on the encoder outputs z_e, on the code embeddings
   (``codebook[codes]``) and, for the MFCC baseline, on its MFCC+deltas frames.
 - `evaluate_units_file`: units from any system (``--units FILE --frame-rate R``) against
   alignments (a data dir, a dump, or a CTM file); deduplicated units are refused.
@@ -27,16 +27,16 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from speechvq.data.alignments import SIL
-from speechvq.data.units import check_frame_level, read_units
-from speechvq.data.utterances import Utterances
+from speechvq.data.speech.alignments import SIL
+from speechvq.data.codes import check_frame_level, read_units
+from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import ConfigError, DataError
-from speechvq.evaluation.abx import abx
-from speechvq.evaluation.baselines import (fit_mfcc_kmeans, kmeans_codes, majority_codes,
+from speechvq.evaluation.speech.abx import abx
+from speechvq.evaluation.speech.baselines import (fit_mfcc_kmeans, kmeans_codes, majority_codes,
                                            mfcc_deltas_frames, random_codes)
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
-from speechvq.evaluation.units import (cooccurrence, fit_code_to_phone, frame_phone_indices,
+from speechvq.evaluation.speech.units import (cooccurrence, fit_code_to_phone, frame_phone_indices,
                                        units_report)
 
 MAX_FIT_FRAMES = 200_000  # k-means fitting frames (seeded sample above this)
@@ -275,8 +275,8 @@ def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, p
 def _file_alignments(path: Path) -> tuple[dict[str, list], list[str], dict[str, float] | None,
                                           Utterances | None]:
     """(segments, phones, real durations or None, audio access or None) of --alignments."""
-    from speechvq.data.kaldi import read_ctm, read_phones_txt
-    from speechvq.data.dumpfile import SpeechDump
+    from speechvq.data.speech.kaldi import read_ctm, read_phones_txt
+    from speechvq.data.speech.dumpfile import SpeechDump
 
     if path.is_file():  # a CTM: phones.txt beside it when present, no audio
         ctm = read_ctm(path)
@@ -291,7 +291,7 @@ def _file_alignments(path: Path) -> tuple[dict[str, list], list[str], dict[str, 
     else:
         import soundfile as sf
 
-        from speechvq.data.kaldi import DataDir
+        from speechvq.data.speech.kaldi import DataDir
         data = Utterances(path, 16000)
         d = DataDir.load(path, validate=False)  # Utterances validated it already
         durations = {}

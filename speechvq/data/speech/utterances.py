@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from speechvq.audio import load_audio
-from speechvq.data.alignments import Segment
-from speechvq.data.dumpfile import SpeechDump
-from speechvq.data.kaldi import DataDir
+from speechvq.data.speech.alignments import Segment
+from speechvq.data.speech.dumpfile import SpeechDump
+from speechvq.data.speech.kaldi import DataDir
 from speechvq.errors import DataError
 
 

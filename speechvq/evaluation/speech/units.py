@@ -3,7 +3,7 @@
 Pure functions on integer arrays: ``codes`` (one unit per frame, values in [0, n_codes)) and
 ``labels`` (the phone index of the same frames, values in [0, n_phones)). Frame timing follows
 DESIGN.md: code i covers samples [i*hop, (i+1)*hop) and is labelled with the phone whose interval
-holds its centre (i + 0.5) * hop (`frame_phone_indices`, via `speechvq.data.kaldi.frame_labels`).
+holds its centre (i + 0.5) * hop (`frame_phone_indices`, via `speechvq.data.speech.kaldi.frame_labels`).
 
 Sources:
 - Code-to-phone mapping accuracy: van den Oord, Vinyals & Kavukcuoglu (2017), "Neural Discrete
@@ -12,8 +12,8 @@ Sources:
   ``examples/hubert/measure_teacher_quality.py`` computes them.
 - Bitrate: Dunbar et al. (2019), "The Zero Resource Speech Challenge 2019: TTS without T".
 
-Also exported here: the units-file helpers (`speechvq.data.units`) and the baselines
-(`speechvq.evaluation.baselines`); ABX lives in `speechvq.evaluation.abx`.
+Also exported here: the units-file helpers (`speechvq.data.codes`) and the baselines
+(`speechvq.evaluation.speech.baselines`); ABX lives in `speechvq.evaluation.speech.abx`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from speechvq.errors import DataError
-from speechvq.evaluation.baselines import (majority_codes, mfcc_deltas_frames,  # noqa: F401
+from speechvq.evaluation.speech.baselines import (majority_codes, mfcc_deltas_frames,  # noqa: F401
                                            mfcc_kmeans_codes, random_codes)
-from speechvq.data.units import (check_frame_level, dedup,  # noqa: F401
+from speechvq.data.codes import (check_frame_level, dedup,  # noqa: F401
                                             looks_deduplicated, read_units, write_units)
 
 
@@ -165,7 +165,7 @@ def bitrate_bps(units_per_utt: Sequence[np.ndarray], durations_s: Sequence[float
 
 def frame_phone_indices(segments, n_frames: int, frame_rate_hz: float, phones: Sequence[str],
                         sil: str = "SIL", utt: str = "?") -> np.ndarray:
-    """Phone index of each code frame (DESIGN.md's timing, `speechvq.data.kaldi.frame_labels`).
+    """Phone index of each code frame (DESIGN.md's timing, `speechvq.data.speech.kaldi.frame_labels`).
 
     Args:
         segments: [(start_s, dur_s, phone), ...] of one utterance (a CTM entry).
@@ -174,7 +174,7 @@ def frame_phone_indices(segments, n_frames: int, frame_rate_hz: float, phones: S
     Returns:
         (n_frames,) int64 indices into ``phones``.
     """
-    from speechvq.data.kaldi import frame_labels
+    from speechvq.data.speech.kaldi import frame_labels
 
     index = {p: i for i, p in enumerate(phones)}
     names = frame_labels(segments, n_frames, 1.0 / frame_rate_hz, default=sil)

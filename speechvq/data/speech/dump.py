@@ -24,7 +24,7 @@ Each file is decoded once (all its ``segments`` are cut from it) by ``nj`` spawn
 processes, in order. Work is committed in parts (``OUT.tmp/parts/part_00012.{npy,tsv}``, each
 written atomically, the ``.tsv`` last), so a rerun after a kill continues from the last finished
 part; the finished dump is assembled in ``OUT.tmp/`` and renamed to ``OUT``. The reader,
-`SpeechDump`, lives in `speechvq.data.dumpfile`.
+`SpeechDump`, lives in `speechvq.data.speech.dumpfile`.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from speechvq.audio import is_silent, load_audio
-from speechvq.data.dumpfile import (DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump,
+from speechvq.data.speech.dumpfile import (DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump,
                                     write_json_atomic)
-from speechvq.data.kaldi import DataDir, write_table
+from speechvq.data.speech.kaldi import DataDir, write_table
 from speechvq.errors import ConfigError, DataError, SpeechVQError
 from speechvq.fileio import atomic_write_text
 

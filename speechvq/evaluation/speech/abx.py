@@ -10,7 +10,7 @@ A; a tie counts one half. Within speaker: A, B and X share a speaker. Across spe
 share a speaker and X comes from another.
 
 Distance between two items: DTW over their frames with the angular frame distance
-``arccos(cos(x, y)) / pi``, averaged along the path (`speechvq.evaluation.dtw`), as the
+``arccos(cos(x, y)) / pi``, averaged along the path (`speechvq.evaluation.speech.dtw`), as the
 ZeroSpeech / Libri-light scorer computes it.
 
 Sampling: ZeroSpeech averages the error over every (context, A-phone, B-phone, speaker) cell, then
@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from speechvq.errors import DataError
-from speechvq.evaluation.dtw import angular_distance, dtw_normalized
+from speechvq.evaluation.speech.dtw import angular_distance, dtw_normalized
 
 
 class Item(NamedTuple):

@@ -52,7 +52,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from speechvq.data.kaldi import (TIMIT_FOLD, DataDir, Segment, check_id,
+from speechvq.data.speech.kaldi import (TIMIT_FOLD, DataDir, Segment, check_id,
                                  read_textgrid_phones, timit_phn_to_segments)
 from speechvq.errors import DataError
 

@@ -3,7 +3,7 @@
 A data dir (https://kaldi-asr.org/doc/data_prep.html; Povey et al., ASRU 2011) holds ``wav.scp``
 (recording or utterance -> audio file), ``utt2spk``, ``spk2utt``, optional ``text``, ``segments``
 (``utt rec start end`` in seconds), ``utt2src`` (source utterance of a converted one),
-``phones.ctm`` and ``phones.txt`` (see `speechvq.data.alignments`). `validate_data_dir` checks what
+``phones.ctm`` and ``phones.txt`` (see `speechvq.data.speech.alignments`). `validate_data_dir` checks what
 Kaldi's ``utils/validate_data_dir.sh`` checks, plus what speechvq needs before a file name is built
 from an id: every file ``LC_ALL=C`` sorted with unique, valid ids (`check_id`); utterance ids
 prefixed by their speaker; utt2spk, wav.scp/segments, text and utt2src covering the same
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import soundfile as sf
 
-from speechvq.data.alignments import (SIL, TIMIT_DELETED, TIMIT_FOLD, Segment,
+from speechvq.data.speech.alignments import (SIL, TIMIT_DELETED, TIMIT_FOLD, Segment,
                                       format_time, frame_labels, read_ctm, read_phones_txt,
                                       read_textgrid_phones, timit_phn_to_segments, write_ctm,
                                       write_phones_txt)
-from speechvq.data.tables import (atomic_write_text, check_id, parse_table,
+from speechvq.data.speech.tables import (atomic_write_text, check_id, parse_table,
                                   read_table, write_table)
 from speechvq.errors import DataError
 

@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from speechvq.errors import AudioError
-from speechvq.evaluation.dtw import dtw_normalized
+from speechvq.evaluation.speech.dtw import dtw_normalized
 
 # All-pass constants that approximate the mel scale (SPTK's table); 0.42 at 16 kHz.
 ALPHA = {8000: 0.31, 10000: 0.35, 12000: 0.37, 16000: 0.42, 22050: 0.45, 32000: 0.50,

@@ -15,7 +15,7 @@ the number that says whether the answer means anything:
    accuracy (van den Oord et al. 2017) of the converted codes against the source's alignment,
    with the mapping fitted on the training data's codes (or the sources' own when the training
    data has no alignment), beside the same accuracy of the unconverted source's codes.
-3. Quality: mel-cepstral distortion (`speechvq.evaluation.mcd`, Kubichek 1993; order 24,
+3. Quality: mel-cepstral distortion (`speechvq.evaluation.speech.mcd`, Kubichek 1993; order 24,
    alpha 0.42, 5 ms, DTW, c0 and silent frames excluded) between each converted file and the
    target speaker's real reading of the same sentence in ``--ref`` (same ``text``; files without
    one are skipped and counted); beside it the source-to-target MCD of the unconverted source
@@ -40,15 +40,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechvq.data.kaldi import DataDir
-from speechvq.data.utterances import Utterances
+from speechvq.data.speech.kaldi import DataDir
+from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError
-from speechvq.evaluation.mcd import mcd
+from speechvq.evaluation.speech.mcd import mcd
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
-from speechvq.evaluation.units import fit_code_to_phone, frame_phone_indices
-from speechvq.data.alignments import SIL
-from speechvq.evaluation.unit_eval import phone_set
+from speechvq.evaluation.speech.units import fit_code_to_phone, frame_phone_indices
+from speechvq.data.speech.alignments import SIL
+from speechvq.evaluation.speech.unit_eval import phone_set
 
 N_MFCC = 13
 SPEECH_RANGE = 5.0  # frames more than this (nats of mean log-mel, ~43 dB) below the loudest drop
