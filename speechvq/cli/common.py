@@ -1,0 +1,119 @@
+"""What the command modules share: the help formatter, argument types, the option groups that
+several commands take (config, model, batch size, seed, progress) and the ways results and
+warnings are printed. Parsing and messages only; the work is the library's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from typing import Callable, Iterable
+
+from speechvq.config import Config, load_config
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' line breaks and shows an option's default when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False \
+            or action.default == argparse.SUPPRESS
+        if "default" not in text and not hidden and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_command(sub: argparse._SubParsersAction, name: str,
+                func: Callable[[argparse.Namespace], int] | None, *, help: str,
+                description: str) -> argparse.ArgumentParser:
+    """Add the sub-command `name` (help formatted by `Formatter`) that runs `func`.
+
+    Args:
+        sub: the sub-command group it joins (``speechvq <command>``, ``speechvq evaluate <what>``).
+        func: ``func(args) -> exit status``; None for a group whose sub-commands each set theirs.
+        help: the one line the group's listing shows.
+        description: what ``speechvq <name> --help`` explains.
+
+    Returns:
+        The command's parser, for its arguments.
+    """
+    p = sub.add_parser(name, formatter_class=Formatter, help=help, description=description)
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts that must be at least 1 (batch sizes, jobs, utterances, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, print_config: bool = True) -> None:
+    """The config options every config-driven command shares."""
+    parser.add_argument("--config", metavar="YAML", action="append", default=None,
+                        help="config file; keys it omits keep their defaults; give several to "
+                             "apply them in order (a later file overrides the keys it sets)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. train.lr=1e-4 model.encoder.strides=[2,2,2]")
+    if print_config:
+        parser.add_argument("--print-config", action="store_true",
+                            help="print the resolved config as YAML and exit")
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """Load and validate the command's config; first thing every config-driven command does."""
+    return load_config(args.config, args.overrides)
+
+
+def add_model_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """--model, --checkpoint and --device of every command that loads a trained model."""
+    p.add_argument("--model", metavar="M", required=required,
+                   help="exp dir (uses checkpoints/last.pt) or a .pt checkpoint")
+    p.add_argument("--checkpoint", metavar="NAME", default=None,
+                   help="another checkpoint of the exp dir, e.g. step_00001000.pt")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:N")
+
+
+def add_batch_size_argument(p: argparse.ArgumentParser, help: str) -> None:
+    """--batch-size of a command that runs a model; `help` says what one batch holds."""
+    p.add_argument("--batch-size", type=positive_int, default=8, help=help)
+
+
+def add_seed_argument(p: argparse.ArgumentParser, help: str) -> None:
+    """--seed of a command with randomness; `help` says what it seeds."""
+    p.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_results_exp_argument(p: argparse.ArgumentParser) -> None:
+    """--exp of an evaluation: where EXP/eval/*.json goes when not beside the model."""
+    p.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
+
+
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    """--no-progress of every command with a long loop."""
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+
+
+def progress(args: argparse.Namespace) -> bool:
+    """Whether the command shows its progress bar."""
+    return not getattr(args, "no_progress", False)
+
+
+def warnings_as_lines(command: str) -> None:
+    """Library warnings (e.g. a corpus missing some transcripts) as one line each."""
+    warnings.formatwarning = (lambda message, category, *a, **k:
+                              f"speechvq {command}: warning: {message}\n")
+
+
+def print_results(results: Iterable[dict], table: Callable[[dict], str]) -> None:
+    """Each evaluation result as its table, then the path of the JSON it was saved to."""
+    for result in results:
+        print(table(result))
+        print(result["output"])

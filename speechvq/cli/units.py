@@ -1,0 +1,108 @@
+"""``speechvq encode`` and ``speechvq evaluate units``: audio -> discrete units, and how phone-like
+units are (stage 3). The work is `speechvq.encode` and `speechvq.evaluation.speech.unit_eval`,
+imported by the commands (they bring torch) so ``speechvq --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
+                                 add_progress_argument, add_results_exp_argument,
+                                 add_seed_argument, positive_int, print_results, progress)
+from speechvq.errors import ConfigError
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from speechvq.encode import encode_to_file
+    codes = encode_to_file(args.model, args.data, args.out, fmt=args.format, dedup=args.dedup,
+                           batch_size=args.batch_size, checkpoint=args.checkpoint,
+                           device=args.device, progress=progress(args))
+    n_frames = sum(len(c) for c in codes.values())
+    if args.dedup:
+        from speechvq.data.codes import dedup
+        n_units = sum(len(dedup(c)) for c in codes.values())
+        print(f"{args.out}: {len(codes)} utterances, {n_units} units ({n_frames} frames before "
+              f"deduplication)")
+    else:
+        print(f"{args.out}: {len(codes)} utterances, {n_frames} frames")
+    return 0
+
+
+def cmd_evaluate_units(args: argparse.Namespace) -> int:
+    from speechvq.evaluation.speech import unit_eval
+    if (args.model is None) == (args.units is None):
+        raise ConfigError("give either --model M --data DATA, or --units FILE --frame-rate R "
+                          "--alignments DATA_OR_CTM")
+    if args.model is not None:
+        if args.data is None:
+            raise ConfigError("--model needs --data DATA (a dump or Kaldi dir with phones.ctm)")
+        results = unit_eval.evaluate_units_model(
+            args.model, args.data, fit_on=args.fit_on, name=args.name, exp_dir=args.exp,
+            checkpoint=args.checkpoint, batch_size=args.batch_size,
+            abx_max_triplets=args.abx_triplets, seed=args.seed, device=args.device,
+            progress=progress(args))
+    else:
+        if args.frame_rate is None or args.alignments is None:
+            raise ConfigError("--units needs --frame-rate R and --alignments DATA_OR_CTM")
+        results = [unit_eval.evaluate_units_file(
+            args.units, args.frame_rate, args.alignments, fit_units=args.fit_units,
+            fit_alignments=args.fit_alignments, codebook_size=args.codebook_size,
+            name=args.name, exp_dir=args.exp, seed=args.seed, progress=progress(args))]
+    print_results(results, unit_eval.format_units_table)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``encode`` to ``speechvq <command>``."""
+    p = add_command(
+        sub, "encode", cmd_encode, help="audio -> discrete units (stage 3)",
+        description="Encode every utterance of DATA (a Kaldi dir or a dump, any corpus) into "
+                    "codes: code i covers samples [i*hop, (i+1)*hop) at the model's rate.\n\n"
+                    "formats:\n  kaldi  `utt c1 c2 ...` per line, sorted by utt\n"
+                    "  km     fairseq .km: one line of units per utt, in the same order, no ids\n"
+                    "  gslm   GSLM `utt|c1 c2 ...`\n\nexample:\n  speechvq encode --model "
+                    "exp/mini --data dump/test --out exp/mini/units/test.txt")
+    add_model_arguments(p)
+    p.add_argument("--data", required=True, help="Kaldi data dir or dump")
+    p.add_argument("--out", required=True, help="units file to write")
+    p.add_argument("--format", choices=("kaldi", "km", "gslm"), default="kaldi")
+    p.add_argument("--dedup", action="store_true",
+                   help="collapse runs of the same unit (not for unit evaluation)")
+    add_batch_size_argument(p, "utterances per batch")
+    add_progress_argument(p)
+
+
+def register_evaluate(kinds: argparse._SubParsersAction) -> None:
+    """Add ``units`` to ``speechvq evaluate <what>``."""
+    u = add_command(
+        kinds, "units", cmd_evaluate_units, help="how phone-like the units are",
+        description="Mapping accuracy (with and without SIL), phone and cluster purity, PNMI, "
+                    "perplexity, codes used, bitrate and ABX within/across speakers, for the "
+                    "model beside three baselines on the same frames (majority phone, random "
+                    "codes, MFCC+deltas k-means with the same K). The code-to-phone mapping is "
+                    "fitted on --fit-on (default: the scored data itself).\n\nexamples:\n"
+                    "  speechvq evaluate units --model exp/mini --data dump/test dump/test_unseen "
+                    "--fit-on dump/train\n  speechvq evaluate units --units hubert.txt "
+                    "--frame-rate 50 --alignments data/test --exp exp/hubert")
+    add_model_arguments(u, required=False)
+    u.add_argument("--data", nargs="+", metavar="DATA",
+                   help="scored data (dumps or Kaldi dirs) with phone alignments; with several, "
+                        "everything fitted on --fit-on is computed once")
+    u.add_argument("--fit-on", metavar="DATA", help="data the mapping and k-means are fitted on")
+    u.add_argument("--units", metavar="FILE", help="units of any system (`utt c1 c2 ...`), "
+                                                   "one per frame (not deduplicated)")
+    u.add_argument("--frame-rate", type=float, metavar="R", help="units per second of --units")
+    u.add_argument("--alignments", metavar="DATA_OR_CTM",
+                   help="for --units: a Kaldi dir / dump with phones.ctm, or a phones.ctm file")
+    u.add_argument("--fit-units", metavar="FILE", help="for --units: units to fit the mapping")
+    u.add_argument("--fit-alignments", metavar="DATA_OR_CTM", help="alignments of --fit-units")
+    u.add_argument("--codebook-size", type=positive_int, default=None,
+                   help="for --units: K (default: largest unit + 1)")
+    u.add_argument("--name", help="result name (default: the data's folder name)")
+    add_results_exp_argument(u)
+    u.add_argument("--abx-triplets", type=positive_int, default=5000,
+                   help="ABX triplets sampled per condition (seeded)")
+    add_batch_size_argument(u, "utterances per encoder batch")
+    add_seed_argument(u, "baselines, k-means and ABX sampling")
+    add_progress_argument(u)
