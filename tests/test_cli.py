@@ -52,6 +52,15 @@ def test_every_command_has_help(command, capsys):
     assert "usage: speechvq " + command in capsys.readouterr().out
 
 
+def test_help_imports_no_heavy_library():
+    """Library modules load inside the commands, so `speechvq --help` stays fast."""
+    code = ("import sys; from speechvq import cli; cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'librosa', 'numpy', 'sklearn', 'matplotlib') "
+            "if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
 def test_no_command_prints_usage_and_exits_2():
     r = run_cli()
     assert r.returncode == 2 and "usage: speechvq" in r.stderr
