@@ -5,7 +5,11 @@ A checkpoint is a dict of tensors, ints, floats, strings, lists and dicts only, 
 the same folder and are renamed, so a kill at any moment leaves either the old file or the new one.
 
 `--model M` everywhere means an exp dir (its ``checkpoints/last.pt``, or ``--checkpoint NAME``
-inside it) or a ``.pt`` file.
+inside it: ``best`` is ``best.pt``, the best validation loss) or a ``.pt`` file.
+
+A checkpoint's ``kind`` names the task that wrote it; `load_model` hands the checkpoint to that
+task's loader (`speechvq.registry`), and a command that needs one kind refuses another with both
+named. Checkpoints from before tasks carry ``kind: speech`` or no kind, which means speech.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 import torch
 
 from speechvq.errors import ModelError
+
+DEFAULT_KIND = "speech"  # the kind of a checkpoint that names none (the first speechvq wrote none)
 
 
 def _replace(src: str, dst: str) -> None:
@@ -75,6 +81,8 @@ def resolve_checkpoint(model: str | os.PathLike, checkpoint: str | None = None) 
         return model
     if model.is_dir():
         name = checkpoint or "last.pt"
+        if not name.endswith(".pt"):
+            name += ".pt"  # --checkpoint best, --checkpoint step_00001000
         path = model / "checkpoints" / name
         if path.is_file():
             return path
@@ -84,3 +92,36 @@ def resolve_checkpoint(model: str | os.PathLike, checkpoint: str | None = None) 
         raise ModelError(f"no checkpoint '{name}' in exp dir '{model}/checkpoints'{have}")
     raise ModelError(f"--model '{model}' is neither an exp dir nor a checkpoint file; give the "
                      f"exp dir of `speechvq train` (e.g. exp/mini) or a .pt file")
+
+
+def checkpoint_kind(state: dict) -> str:
+    """The task that wrote a loaded checkpoint."""
+    return str(state.get("kind", DEFAULT_KIND))
+
+
+def load_model(model: str | os.PathLike, checkpoint: str | None = None, *,
+               kind: str | None = None, device: str | torch.device = "cpu"):
+    """The trained model behind `--model M [--checkpoint NAME]`, in eval mode, built by the task
+    that wrote it.
+
+    Args:
+        model: an exp dir or a ``.pt`` file. checkpoint: a name inside the exp dir.
+        kind: the task the caller needs (None: any); another kind is refused.
+        device: where to put the model.
+    Raises:
+        ModelError: no such checkpoint, an unsafe or corrupt one, or one of another kind.
+    """
+    from speechvq.registry import get_task
+
+    path = resolve_checkpoint(model, checkpoint)
+    state = load_checkpoint(path, map_location="cpu")  # weights_only=True
+    found = checkpoint_kind(state)
+    if kind is not None and found != kind:
+        raise ModelError(f"checkpoint '{path}' holds a '{found}' model, but this command needs a "
+                         f"'{kind}' model; give the exp dir of a {kind} run")
+    try:
+        task = get_task(found)
+    except Exception:  # noqa: BLE001 - an unknown kind is the checkpoint's fault, not the config's
+        raise ModelError(f"checkpoint '{path}' holds a '{found}' model, which this speechvq "
+                         f"cannot load; upgrade speechvq or retrain") from None
+    return task.load(state, path).to(device).eval()

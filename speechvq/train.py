@@ -1,17 +1,20 @@
 """One Trainer for every speechvq model (after minGPT's trainer: a loop with hooks).
 
-The Trainer knows nothing about speech: it takes a model, a map-style dataset whose item ``step``
-is the batch for that step, and a ``step_fn(model, batch) -> (loss, metrics)``. It owns the
-optimiser (AdamW), the learning-rate schedule, gradient clipping, mixed precision on CUDA (bf16, or
-fp16 with a gradient scaler; the quantiser keeps its own arithmetic in float32), DDP under
-``torchrun``, atomic step-numbered checkpoints with ``last.pt``, exact resume, ``metrics.jsonl``,
-TensorBoard events when installed, and a progress bar.
+The Trainer knows no modality: it takes a model, a map-style dataset whose item ``step`` is the
+batch for that step, and a ``step_fn(model, batch) -> (loss, metrics)``. It owns the optimiser
+(AdamW), the learning-rate schedule, gradient clipping, mixed precision on CUDA (bf16, or fp16 with
+a gradient scaler; the quantiser keeps its own arithmetic in float32), DDP under ``torchrun``,
+atomic step-numbered checkpoints with ``last.pt``, exact resume, the validation pass (``best.pt``),
+``metrics.jsonl``, TensorBoard events when installed, and a progress bar. Whatever a task keeps in
+the exp dir (a speaker list, a label map) comes in as `exp_files`.
 
-Exact resume: batches are a pure function of (seed, step) (see `speechvq.data.speech.batches`), and a
-checkpoint holds model, optimiser, scheduler, scaler and RNG state, so a run killed at any point and
-restarted with the same command reaches bit-identical weights on CPU.
+Exact resume: batches are a pure function of (seed, step) (each task's batches guarantee it), and
+a checkpoint holds model, optimiser, scheduler, scaler and RNG state, so a run killed at any point
+and restarted with the same command reaches bit-identical weights on CPU. The validation pass runs
+under its own seeded RNG (`torch.random.fork_rng`), so training is bit-identical with it on or off.
 
-`train_speech` is the speech glue used by ``speechvq train``.
+`train` is what ``speechvq train`` calls: it asks the config's task (`speechvq.registry`) to set
+the run up and hands it to a Trainer.
 """
 
 from __future__ import annotations
@@ -36,26 +39,21 @@ from torch import nn
 from tqdm import tqdm
 
 from speechvq import __version__
-from speechvq.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from speechvq.config import Config, config_to_dict, dump_config
+from speechvq.checkpoint import load_checkpoint, save_checkpoint
+from speechvq.config import Config, config_from_dict, config_to_dict, dump_config
 from speechvq.device import pick_device
-from speechvq.errors import ConfigError, TrainingError
+from speechvq.distributed import check_batch_divisible, distributed_env, process_group
+from speechvq.errors import TrainingError
 from speechvq.fileio import atomic_write_text
-
-StepFn = Callable[[nn.Module, Mapping[str, Any]], "tuple[torch.Tensor, dict[str, Any]]"]
+from speechvq.registry import StepFn, get_task
 
 # Keys that may change between a run and its resumption (they do not change what is learned).
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
-                     "train.keep_checkpoints", "train.device", "data.num_workers"}
+                     "train.keep_checkpoints", "train.device", "train.num_workers",
+                     "train.valid_every", "train.valid_max_items"}
 
 
 # --------------------------------------------------------------------------------- environment
-
-
-def distributed_env() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) as torchrun sets them; (0, 0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
 
 
 def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -126,17 +124,27 @@ class Trainer:
         exp_dir: output folder (config.yaml, cmdline.txt, checkpoints/, metrics.jsonl, log/).
         batches: map-style dataset, ``batches[step]`` is this rank's batch for that step.
         step_fn: ``(model, batch) -> (loss, metrics)``; metrics are scalars (floats or 0-d tensors).
-        extra_state: saved in every checkpoint (e.g. the speaker list); plain data only.
+        extra_state: saved in every checkpoint (e.g. the speaker list); plain data only. The
+            checkpoint's ``kind`` is the config's task.
+        exp_files: file name -> text the task keeps in the exp dir (e.g. ``speakers.txt``).
+        valid_batches: fixed held-out batches; with ``train.valid_every`` > 0 they are scored
+            through `step_fn` every that many steps and the best checkpoint kept as best.pt.
     """
 
     def __init__(self, model: nn.Module, cfg: Config, exp_dir: str | os.PathLike, *,
                  batches: torch.utils.data.Dataset, step_fn: StepFn,
-                 extra_state: dict[str, Any] | None = None, progress: bool = True,
-                 command: Sequence[str] | None = None):
+                 extra_state: dict[str, Any] | None = None,
+                 exp_files: Mapping[str, str] | None = None,
+                 valid_batches: Sequence[Mapping[str, Any]] | None = None,
+                 progress: bool = True, command: Sequence[str] | None = None):
         self.cfg, self.tc = cfg, cfg.train
         self.exp = Path(exp_dir)
         self.batches, self.step_fn = batches, step_fn
-        self.extra_state = dict(extra_state or {})
+        self.extra_state = {**(extra_state or {}), "kind": cfg.task}
+        self.exp_files = dict(exp_files or {})
+        self.valid_batches = list(valid_batches) if valid_batches else []
+        self.best_valid_loss = math.inf
+        self.valid_items = 0
         self.progress = progress
         self.command = command
         self.rank, self.local_rank, self.world = distributed_env()
@@ -178,6 +186,7 @@ class Trainer:
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
                 "rng": rng, "step": self.step, "sampler": {"seed": self.cfg.seed,
                                                            "step": self.step},
+                "best_valid_loss": self.best_valid_loss,
                 "config": config_to_dict(self.cfg), "version": __version__, **self.extra_state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -189,6 +198,7 @@ class Trainer:
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.step = int(state["step"])
+        self.best_valid_loss = float(state.get("best_valid_loss", math.inf))
 
     def _unwrapped(self) -> nn.Module:
         return self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) \
@@ -211,7 +221,8 @@ class Trainer:
         if not last.exists():
             return
         state = load_checkpoint(last, map_location=self.device)
-        changed = [k for k in config_differences(state["config"], config_to_dict(self.cfg))
+        changed = [k for k in config_differences(_resolved(state["config"], last),
+                                                 config_to_dict(self.cfg))
                    if k not in RESUMABLE_CHANGES]
         if changed:
             raise TrainingError(f"exp dir '{self.exp}' holds a run with another config ("
@@ -228,9 +239,8 @@ class Trainer:
         atomic_write_text(self.exp / "config.yaml", dump_config(self.cfg))
         with open(self.exp / "cmdline.txt", "a", encoding="utf-8") as f:
             f.write(run_info(self.command))
-        speakers = self.extra_state.get("speakers")
-        if speakers is not None:
-            (self.exp / "speakers.txt").write_text("".join(f"{s}\n" for s in speakers))
+        for name, text in self.exp_files.items():
+            atomic_write_text(self.exp / name, text)
 
     def _log(self, message: str) -> None:
         if not self.is_main:
@@ -275,7 +285,7 @@ class Trainer:
         writer = self._tensorboard()
         loader = torch.utils.data.DataLoader(
             self.batches, batch_size=None, sampler=range(self.step, self.tc.max_steps),
-            num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+            num_workers=self.tc.num_workers, pin_memory=self.device.type == "cuda",
             # its own generator: the loader's worker seed must not draw from the global RNG,
             # or a resumed run's dropout/jitter stream would be shifted by one draw
             generator=torch.Generator().manual_seed(self.cfg.seed))
@@ -304,6 +314,9 @@ class Trainer:
                 self._write_metrics({k: v / count for k, v in sums.items()}, writer)
                 sums.clear()
                 count = 0
+            if self.valid_batches and self.tc.valid_every and (
+                    self.step % self.tc.valid_every == 0 or self.step == self.tc.max_steps):
+                self._validate(writer)
             if self.step % self.tc.checkpoint_every == 0 or self.step == self.tc.max_steps:
                 if self.is_main:
                     self.save()
@@ -356,6 +369,56 @@ class Trainer:
                                 f"{self.step + 1}; {good}; lower train.lr or train.grad_clip, or "
                                 f"check the data, then rerun the same command to resume")
 
+    def validate(self) -> dict[str, float]:
+        """Mean loss and metrics over the held-out batches (weighted by batch size), in eval
+        mode, without gradients, under a seeded RNG of its own: the training RNG stream, and so
+        training itself, is the same with validation on or off."""
+        model = self._unwrapped()
+        was_training = model.training
+        model.eval()
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        totals, n_items = None, 0
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(self.cfg.seed)
+                for batch in self.valid_batches:
+                    batch = {k: v.to(self.device) if torch.is_tensor(v) else v
+                             for k, v in batch.items()}
+                    autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) \
+                        if self.amp_dtype is not None else contextlib.nullcontext()
+                    with autocast:
+                        loss, metrics = self.step_fn(model, batch)
+                    n = len(next(v for v in batch.values() if torch.is_tensor(v)))
+                    values = torch.stack([torch.as_tensor(v, device=self.device).reshape(())
+                                          .double() for v in (loss, *metrics.values())]) * n
+                    totals = values if totals is None else totals + values
+                    names = ["loss", *metrics]
+                    n_items += n
+        finally:
+            model.train(was_training)
+        self.valid_items = n_items
+        means = (totals / n_items).tolist()  # one host transfer for the whole pass
+        return dict(zip(names, means))
+
+    def _validate(self, writer: Any) -> None:
+        """Validation on the main process; logs ``valid_*`` to metrics.jsonl, keeps best.pt."""
+        if not self.is_main:
+            return
+        means = self.validate()
+        record = {"step": self.step, **{f"valid_{k}": round(v, 6) for k, v in means.items()}}
+        with open(self.exp / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if writer is not None:
+            for key, value in means.items():
+                writer.add_scalar(f"valid/{key}", value, self.step)
+        best = means["loss"] < self.best_valid_loss
+        if best:
+            self.best_valid_loss = means["loss"]
+            save_checkpoint(self.state_dict(), self.ckpt_dir / "best.pt")
+        self._log(f"step {self.step}: validation loss {means['loss']:.4f} over "
+                  f"{self.valid_items} items" + (" (best so far: best.pt)" if best else
+                                                  f" (best {self.best_valid_loss:.4f})"))
+
     def _write_metrics(self, means: dict[str, float], writer: Any) -> None:
         if self.world > 1:  # every rank logs at the same steps: average over all of them
             values = torch.tensor(list(means.values()), dtype=torch.float64, device=self.device)
@@ -384,65 +447,47 @@ class Trainer:
         return SummaryWriter(log_dir=str(self.exp / "tensorboard"), purge_step=self.step or None)
 
 
-# ---------------------------------------------------------------------------------- speech glue
+# --------------------------------------------------------------------------------- entry point
 
 
-def speech_step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict]:
-    """`step_fn` of the speech VQ-VAE: its loss and the metrics metrics.jsonl records."""
-    out = model(batch["wav"], batch["speaker"], batch["length"])
-    metrics = {"nll": out.nll, "bits_per_sample": out.bits_per_sample, "vq_loss": out.vq_loss,
-               "mel_loss": out.mel_loss, "perplexity": out.stats.perplexity,
-               "codes_used": out.stats.codes_used}
-    return out.loss, {k: v.detach() for k, v in metrics.items()}
+def _resolved(values: dict, path: Path) -> dict:
+    """A checkpoint's config as today's keys and defaults (an older run resumes if nothing it
+    learned from changed); the raw dict when it no longer resolves."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moved keys were reported when the run was set up
+        try:
+            return config_to_dict(config_from_dict(values, source=f"checkpoint {path}"))
+        except Exception:  # noqa: BLE001 - an unresolvable old config just compares as it is
+            return values
 
 
-def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
-                 progress: bool = True, command: Sequence[str] | None = None) -> Path:
-    """Train (or resume) a speech VQ-VAE on a dump; returns the path of ``last.pt``.
+def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
+          valid: str | os.PathLike | None = None, progress: bool = True,
+          command: Sequence[str] | None = None) -> Path:
+    """Train (or resume) the model of `cfg.task` on `data`; returns the path of ``last.pt``.
 
     Args:
-        cfg: resolved config.
-        data: a dump made by `speechvq dump` (see `speechvq.data.speech.dump`).
+        cfg: resolved config; its ``task`` picks what `data` is and which model trains.
+        data: the training data (speech: a dump made by `speechvq dump`).
         exp_dir: the experiment folder.
+        valid: held-out data of the same kind for the validation pass (``train.valid_every``).
     """
-    from speechvq.data.speech.dump import SpeechDump
-    from speechvq.data.speech.batches import SpeechBatches, WindowSampler
-    from speechvq.errors import DataError
-    from speechvq.models.speech.vqvae import VQVAE
-
-    dump = SpeechDump.open(data)
-    if dump.sample_rate != cfg.data.sample_rate:
-        raise DataError(f"dump '{data}' is at {dump.sample_rate} Hz but data.sample_rate is "
-                        f"{cfg.data.sample_rate}; re-dump at that rate or set "
-                        f"data.sample_rate={dump.sample_rate}")
-    rank, local_rank, world = distributed_env()
-    if cfg.train.batch_size % world:
-        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
-                          f"{world} processes of torchrun; change one of them")
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if pick_device(cfg.train.device, local_rank, "train.device").type == "cuda" else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend)
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    model = VQVAE.from_config(cfg, list(dump.speakers))
-    fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()
-    if cfg.train.init_from and fresh:  # a resumed run takes everything from its own checkpoint
-        state = load_checkpoint(resolve_checkpoint(cfg.train.init_from))
-        untouched = model.init_from_(state, cfg.train.init_from)
-        if rank == 0:
-            kept = sorted({k.split(".")[0] for k in untouched})
-            print(f"train: initialised from {cfg.train.init_from}"
-                  + (f"; new: {', '.join(kept)}" if kept else ""), file=sys.stderr)
-    model.freeze_(cfg.train.freeze)
-    sampler = WindowSampler(dump.lengths, cfg.data.window, cfg.train.batch_size, cfg.seed,
-                            rank=rank, world_size=world)
-    batches = SpeechBatches(dump, sampler, hop=model.hop)
-    trainer = Trainer(model, cfg, exp_dir, batches=batches, step_fn=speech_step,
-                      extra_state={"speakers": list(dump.speakers), "kind": "speech"},
-                      progress=progress, command=command)
-    try:
+    task = get_task(cfg.task)
+    with process_group(cfg.train.device) as env:
+        check_batch_divisible(cfg.train.batch_size, env.world_size)
+        fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()
+        run = task.setup(cfg, data, valid=valid, rank=env.rank, world_size=env.world_size,
+                         fresh=fresh)
+        trainer = Trainer(run.model, cfg, exp_dir, batches=run.batches, step_fn=run.step_fn,
+                          extra_state=run.extra_state, exp_files=run.exp_files,
+                          valid_batches=run.valid_batches if cfg.train.valid_every else None,
+                          progress=progress, command=command)
         return trainer.fit()
-    finally:
-        if world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+
+
+def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike,
+                 **kwargs: Any) -> Path:
+    """`train` of a speech config (the name ``speechvq train`` called before tasks)."""
+    return train(cfg, data, exp_dir, **kwargs)

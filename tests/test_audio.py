@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from speechvq import audio
-from speechvq.config import DataConfig
+from speechvq.config.speech import DataConfig
 from speechvq.errors import AudioError, ConfigError
 
 SR = 16000

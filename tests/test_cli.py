@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from speechvq import __version__, cli
-from speechvq.config import Config, load_config_text
+from speechvq.config import default_config, load_config_text
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -74,8 +74,8 @@ def test_config_prints_resolved_yaml_that_round_trips(tmp_path):
     cfg = load_config_text(r.stdout)
     assert cfg.model.quantizer.codebook_size == 128 and cfg.train.max_steps == 10
     plain = run_cli("config", "--no-comments")
-    assert "#" not in plain.stdout and load_config_text(plain.stdout) == Config()
-    assert yaml.safe_load(plain.stdout)["seed"] == Config().seed
+    assert "#" not in plain.stdout and load_config_text(plain.stdout) == default_config()
+    assert yaml.safe_load(plain.stdout)["seed"] == default_config().seed
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from evaldata import SENTENCES, SPEAKERS, synth
-from speechvq.config import DataConfig
+from speechvq.config.speech import DataConfig
 from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError
 from speechvq.evaluation.speech.conversion import (evaluate_conversion, format_conversion,

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from speechvq.config import Config, DataConfig, EncoderConfig, MelHeadConfig, code_hop
+from speechvq.config import Config
+from speechvq.config.speech import DataConfig, EncoderConfig, MelHeadConfig, code_hop
 from speechvq.models.speech.decoders import MelDecoder, mel_l1_loss
 from speechvq.models.speech.encoders import SpeechEncoder, time_jitter, utterance_normalize
 

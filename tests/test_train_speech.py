@@ -33,6 +33,7 @@ import yaml
 
 from conftest import write_tiny_data_dir
 from speechvq import cli, train
+from speechvq.tasks import speech as speech_task
 from speechvq.checkpoint import load_checkpoint
 from speechvq.config import config_from_dict, load_config
 from speechvq.data.speech.dump import SpeechDump, dump_data_dir
@@ -303,7 +304,7 @@ def rank0_half_alone(dump_path: Path, exp: Path) -> dict:
     sampler = WindowSampler(dump.lengths, cfg.data.window, cfg.train.batch_size, cfg.seed,
                             rank=0, world_size=2)
     trainer = train.Trainer(model, cfg, exp, batches=SpeechBatches(dump, sampler, model.hop),
-                            step_fn=train.speech_step, progress=False)
+                            step_fn=speech_task.speech_step, progress=False)
     trainer.fit()
     return last_state(exp)
 
@@ -317,7 +318,7 @@ def test_ddp_two_processes_equal_one_process_on_the_whole_batch(tiny_dump, tmp_p
     assert run.returncode == 0, run.stdout + run.stderr
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
-    train.train_speech(load_config(None, DDP), tiny_dump, tmp_path / "single", progress=False)
+    train.train(load_config(None, DDP), tiny_dump, tmp_path / "single", progress=False)
     ddp, single = last_state(tmp_path / "ddp"), last_state(tmp_path / "single")
     half = rank0_half_alone(tiny_dump, tmp_path / "half")
 
@@ -348,14 +349,14 @@ def test_ddp_two_processes_equal_one_process_on_the_whole_batch(tiny_dump, tmp_p
 
 def test_nan_loss_is_exit_2_naming_step_and_checkpoint(tiny_dump, tmp_path, monkeypatch,
                                                        capsys):
-    real, calls = train.speech_step, []
+    real, calls = speech_task.speech_step, []
 
     def nan_at_step_2(model, batch):
         loss, metrics = real(model, batch)
         calls.append(1)
         return (loss * float("nan") if len(calls) == 2 else loss), metrics
 
-    monkeypatch.setattr(train, "speech_step", nan_at_step_2)
+    monkeypatch.setattr(speech_task, "speech_step", nan_at_step_2)
     exp = tmp_path / "exp"
     code = cli.main(train_args(tiny_dump, exp, [*TINY, "train.max_steps=4",
                                                 "train.checkpoint_every=1"]))

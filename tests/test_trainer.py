@@ -44,11 +44,12 @@ def toy_step(model, batch):
     return (err**2).mean(), {"abs_err": err.abs().mean().detach()}
 
 
-def make(exp, overrides, step_fn=toy_step):
+def make(exp, overrides, step_fn=toy_step, valid_batches=None):
     cfg = load_config(None, ["train.lr=0.05", "train.device=cpu", *overrides])
     torch.manual_seed(cfg.seed)
     return Trainer(Toy(), cfg, exp, batches=ToyBatches(), step_fn=step_fn,
-                   extra_state={"speakers": ["a", "b"]}, progress=False)
+                   extra_state={"labels": ["a", "b"]}, exp_files={"labels.txt": "a\nb\n"},
+                   valid_batches=valid_batches, progress=False)
 
 
 def test_resume_is_bit_exact_and_files_are_written(tmp_path):
@@ -64,13 +65,46 @@ def test_resume_is_bit_exact_and_files_are_written(tmp_path):
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     exp = tmp_path / "full"
-    assert (exp / "config.yaml").exists() and (exp / "speakers.txt").read_text() == "a\nb\n"
+    assert (exp / "config.yaml").exists() and (exp / "labels.txt").read_text() == "a\nb\n"
+    assert a["kind"] == "speech" and a["labels"] == ["a", "b"]  # the task's name is the kind
     assert "git commit" in (exp / "cmdline.txt").read_text()
     lines = [json.loads(ln) for ln in (exp / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [12]  # log_every=50 > max_steps: the final step only
     assert {"loss", "abs_err", "lr", "step_time", "data_wait"} <= set(lines[0])
     assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == [
         "last.pt", "step_00000004.pt", "step_00000008.pt", "step_00000012.pt"]
+
+
+def test_validation_keeps_training_bit_identical_and_best_pt(tmp_path):
+    held = [ToyBatches(seed=7)[i] for i in range(2)]
+    plain = make(tmp_path / "plain", ["train.max_steps=9", "train.checkpoint_every=3"])
+    plain.fit()
+    steps = ["train.max_steps=9", "train.checkpoint_every=3", "train.valid_every=3"]
+    valid = make(tmp_path / "valid", steps, valid_batches=held)
+    seen = []
+    valid.step_fn = lambda m, b: (seen.append(m.training), toy_step(m, b))[1]
+    valid.fit()
+    a = load_checkpoint(tmp_path / "plain" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "valid" / "checkpoints" / "last.pt")
+    for key in a["model"]:  # validation draws from its own RNG: training is unchanged
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert False in seen and True in seen  # validated in eval mode, trained in train mode
+    records = [json.loads(ln) for ln in (tmp_path / "valid" / "metrics.jsonl").read_text()
+               .splitlines()]
+    losses = {r["step"]: r["valid_loss"] for r in records if "valid_loss" in r}
+    assert sorted(losses) == [3, 6, 9] and all("valid_abs_err" in r for r in records
+                                               if "valid_loss" in r)
+    best = load_checkpoint(tmp_path / "valid" / "checkpoints" / "best.pt")
+    best_step = min(losses, key=losses.get)
+    assert best["step"] == best_step
+    assert best["best_valid_loss"] == pytest.approx(losses[best_step], abs=1e-6)
+    # the validation loss is what step_fn gives on the held-out batches with best.pt's weights
+    model = Toy()
+    model.load_state_dict(best["model"])
+    model.eval()
+    with torch.no_grad():
+        expect = sum(toy_step(model, h)[0].item() for h in held) / len(held)
+    assert losses[best_step] == pytest.approx(expect, rel=1e-5)
 
 
 def test_keep_checkpoints_and_nothing_to_do(tmp_path):

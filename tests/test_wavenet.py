@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from speechvq.config import WaveNetConfig
+from speechvq.config.speech import WaveNetConfig
 from speechvq.errors import ModelError
 from speechvq.models.speech.mol import class_to_value, mol_nll, mol_sample
 from speechvq.models.speech.wavenet import WaveNet

@@ -77,7 +77,8 @@ def add_model_arguments(p: argparse.ArgumentParser, required: bool = True) -> No
     p.add_argument("--model", metavar="M", required=required,
                    help="exp dir (uses checkpoints/last.pt) or a .pt checkpoint")
     p.add_argument("--checkpoint", metavar="NAME", default=None,
-                   help="another checkpoint of the exp dir, e.g. step_00001000.pt")
+                   help="another checkpoint of the exp dir: best (best.pt, the best "
+                        "validation loss) or e.g. step_00001000.pt")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:N")
 
 

@@ -1,6 +1,6 @@
-"""``speechvq train``: train or resume a VQ-VAE on a dump (stage 2). The config is resolved and
-validated before any data path is touched; the training itself is `speechvq.train`, imported by
-the command (it brings torch) so ``speechvq --help`` stays fast.
+"""``speechvq train``: train or resume the model of the config's task (stage 2). The config is
+resolved and validated before any data path is touched; the training itself is `speechvq.train`,
+imported by the command (it brings torch) so ``speechvq --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.data is None or args.exp is None:
         raise ConfigError("--data DUMP and --exp EXP are both needed (or --print-config)")
-    from speechvq.train import train_speech
-    last = train_speech(cfg, args.data, args.exp, progress=progress(args),
-                        command=["speechvq", *args.argv])
+    if args.valid is not None and not cfg.train.valid_every:
+        raise ConfigError("--valid is given but train.valid_every is 0 (off); set for example "
+                          "train.valid_every=1000, or leave out --valid")
+    from speechvq.train import train
+    last = train(cfg, args.data, args.exp, valid=args.valid, progress=progress(args),
+                 command=["speechvq", *args.argv])
     print(last)
     return 0
 
@@ -31,15 +34,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` to ``speechvq <command>``."""
     p = add_command(
-        sub, "train", cmd_train, help="train or resume a VQ-VAE (stage 2)",
-        description="Train a speech VQ-VAE on a dump for train.max_steps steps. Rerunning the "
-                    "same command on an exp dir with checkpoints/last.pt resumes it exactly. "
+        sub, "train", cmd_train, help="train or resume a model (stage 2)",
+        description="Train the model of the config's task (task: speech, the default, is the "
+                    "speech VQ-VAE on a dump) for train.max_steps steps. Rerunning the same "
+                    "command on an exp dir with checkpoints/last.pt resumes it exactly. "
                     "Multi-GPU: torchrun --nproc_per_node N $(which speechvq) train ...\n\n"
-                    "EXP gets config.yaml, cmdline.txt, speakers.txt, checkpoints/ "
-                    "(step_*.pt, last.pt), metrics.jsonl, log/ and TensorBoard events when "
-                    "tensorboard is installed.\n\nexample:\n  speechvq train --config "
-                    "conf/train.yaml --data dump/train --exp exp/mini train.max_steps=2000")
-    p.add_argument("--data", metavar="DUMP", help="training dump (from `speechvq dump`)")
+                    "EXP gets config.yaml, cmdline.txt, the task's files (speech: "
+                    "speakers.txt), checkpoints/ (step_*.pt, last.pt, best.pt with --valid), "
+                    "metrics.jsonl, log/ and TensorBoard events when tensorboard is "
+                    "installed.\n\nexample:\n  speechvq train --config conf/train.yaml --data "
+                    "dump/train --valid dump/dev --exp exp/mini train.valid_every=1000")
+    p.add_argument("--data", metavar="DUMP", help="training data (speech: a dump from "
+                                                   "`speechvq dump`)")
+    p.add_argument("--valid", metavar="DUMP", help="held-out data of the same kind: every "
+                   "train.valid_every steps the loss on its first train.valid_max_items items "
+                   "is logged (valid_* in metrics.jsonl) and the best checkpoint kept as best.pt")
     p.add_argument("--exp", metavar="EXP", help="experiment dir")
     add_config_arguments(p)
     add_progress_argument(p)

@@ -137,7 +137,8 @@ def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozens
 
     import numpy as np
 
-    from speechvq.config import code_hop, load_config
+    from speechvq.config import load_config
+    from speechvq.config.speech import code_hop
     from speechvq.data.codes import dedup, looks_deduplicated, read_units
     from speechvq.evaluation.speech.units import bitrate_bps, codes_used, perplexity
 

@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from speechvq.config import QuantizerConfig
+from speechvq.config.root import QuantizerConfig
 from speechvq.errors import ConfigError, ModelError
 
 __all__ = ["VQStats", "VectorQuantizer"]

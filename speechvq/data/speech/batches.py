@@ -179,3 +179,41 @@ class SpeechBatches(torch.utils.data.Dataset):
         if d.has_alignments:
             out["phones"] = torch.from_numpy(phones)
         return out
+
+
+def validation_batches(dump: SpeechDump, speakers: list[str], window: int, batch_size: int,
+                       max_items: int) -> list[dict[str, torch.Tensor]]:
+    """Fixed held-out batches: the first `max_items` utterances of `dump`, each from its start,
+    cut to `window` samples (zero-padded with its length when shorter).
+
+    Args:
+        dump: the held-out data (e.g. the dev split's dump).
+        speakers: the model's speaker list; ``speaker`` rows index it.
+        window, batch_size: as in training; max_items: utterances read.
+    Returns:
+        a list of dicts with ``wav`` (B, window) float32, ``speaker`` (B,), ``length`` (B,).
+    Raises:
+        DataError: a held-out speaker is not one of `speakers` (the model has no row for it).
+    """
+    from speechvq.errors import DataError
+
+    rows = {s: i for i, s in enumerate(speakers)}
+    n = min(len(dump), max_items)
+    unknown = sorted({dump.speaker(i) for i in range(n)} - set(rows))
+    if unknown:
+        raise DataError(f"validation dump '{dump.path}' has speakers the training data lacks "
+                        f"({', '.join(unknown[:5])}); validate on held-out utterances of the "
+                        f"training speakers (e.g. the dev split)")
+    batches = []
+    for first in range(0, n, batch_size):
+        items = range(first, min(n, first + batch_size))
+        wav = np.zeros((len(items), window), dtype=np.float32)  # (B, window)
+        length = np.zeros(len(items), dtype=np.int64)  # (B,)
+        for b, i in enumerate(items):
+            x = dump.waveform(i)[:window]
+            wav[b, :len(x)] = x
+            length[b] = len(x)
+        batches.append({"wav": torch.from_numpy(wav), "length": torch.from_numpy(length),
+                        "speaker": torch.tensor([rows[dump.speaker(i)] for i in items],
+                                                dtype=torch.int64)})
+    return batches

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechvq.config import MelHeadConfig
+from speechvq.config.speech import MelHeadConfig
 
 
 class MelDecoder(nn.Module):

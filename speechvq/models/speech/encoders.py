@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechvq import audio
-from speechvq.config import DataConfig, EncoderConfig
+from speechvq.config.speech import DataConfig, EncoderConfig
 
 
 def _strided_conv(in_ch: int, out_ch: int, stride: int, kernel_size: int) -> nn.Sequential:

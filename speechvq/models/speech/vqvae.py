@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechvq import audio
-from speechvq.checkpoint import load_checkpoint, resolve_checkpoint
-from speechvq.config import Config, code_hop, config_from_dict
+from speechvq.checkpoint import load_model
+from speechvq.config import Config
+from speechvq.config.speech import code_hop
 from speechvq.errors import ConfigError, ModelError
 from speechvq.models.speech.decoders import MelDecoder, mel_l1_loss
 from speechvq.models.speech.encoders import SpeechEncoder, time_jitter
@@ -374,22 +375,10 @@ def load_vqvae(model: str | os.PathLike, checkpoint: str | None = None,
 
     Args:
         model: exp dir of `speechvq train`, or a checkpoint file.
-        checkpoint: another checkpoint name inside the exp dir (e.g. ``step_00001000.pt``).
+        checkpoint: another checkpoint name inside the exp dir (``best``, ``step_00001000.pt``).
         device: where to put the model.
 
     Raises:
         ModelError: no such checkpoint, or it does not hold a speech VQ-VAE.
     """
-    path = resolve_checkpoint(model, checkpoint)
-    state = load_checkpoint(path, map_location="cpu")  # weights_only=True
-    if "speakers" not in state:
-        raise ModelError(f"checkpoint '{path}' has no speaker list; it is not a speech VQ-VAE")
-    cfg = config_from_dict(state["config"], source=f"checkpoint {path}")
-    vqvae = VQVAE.from_config(cfg, list(state["speakers"]))
-    try:
-        vqvae.load_state_dict(state["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ModelError(f"checkpoint '{path}' does not match the model its config describes "
-                         f"({first}); it was written by another speechvq version") from None
-    return vqvae.to(device).eval()
+    return load_model(model, checkpoint, kind="speech", device=device)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from speechvq.config import WaveNetConfig
+from speechvq.config.speech import WaveNetConfig
 from speechvq.errors import ModelError
 from speechvq.models.speech.mol import mol_nll, mol_sample
 
