@@ -209,3 +209,23 @@ def test_units_file_scored_under_another_name_is_not_listed_as_unscored(eval_cor
     make_report(exp)
     report = json.loads((exp / "report" / "report.json").read_text())
     assert "seen" in report["units"] and report["units_unscored"] == {}
+
+
+def test_speech_step_logs_the_defined_training_metrics():
+    """`step_metrics` (the names the report labels) is what `speech_step` logs today."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from speechvq.models.speech.outputs import STEP_METRICS, step_metrics
+    from speechvq.train import speech_step
+
+    t = {k: torch.tensor(float(i), requires_grad=True) for i, k in enumerate(
+        ("loss", "nll", "bits_per_sample", "vq_loss", "mel_loss", "perplexity", "codes_used"))}
+    out = SimpleNamespace(**t, stats=SimpleNamespace(perplexity=t["perplexity"],
+                                                     codes_used=t["codes_used"]))
+    loss, logged = speech_step(lambda wav, speaker, length: out,
+                               {"wav": None, "speaker": None, "length": None})
+    mine = step_metrics(out)
+    assert list(mine) == list(logged) == [m.name for m in STEP_METRICS]
+    assert all(torch.equal(mine[k], logged[k]) and not mine[k].requires_grad for k in mine)
