@@ -33,7 +33,9 @@ __all__ = ["make_report", "Renderer", "register_renderer", "renderer_for", "trai
 def renderer_for(task: str) -> Renderer:
     """The renderer registered for `task`, importing ``speechvq.evaluation.report.<task>`` (which
     registers itself) the first time; the generic one when the task has no renderer."""
-    if task not in RENDERERS and isinstance(task, str) and task.isidentifier():
+    if not isinstance(task, str):
+        return GENERIC
+    if task not in RENDERERS and task.isidentifier():
         module = f"{__name__}.{task}"
         try:
             importlib.import_module(module)
