@@ -472,29 +472,13 @@ def _topline(audio, refs, same_text, tgt, src_spk, train_speakers, sr):
 
 
 def format_conversion(result: dict) -> str:
-    """The conversion block(s) of a result as readable lines (percent with one decimal, dB)."""
-
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.1f} %"
-
-    def db(v):
-        return "-" if v is None else f"{v:.2f} dB"
+    """The conversion block(s) of a result as readable lines (percent with one decimal, dB),
+    one per metric of `speechvq.evaluation.speech.metrics.conversion_rows`."""
+    from speechvq.evaluation.speech.metrics import conversion_rows
 
     lines = []
     for name, m in result["conversion"].items():
-        lines += [
-            f"conversion {name}: {m['n_converted']} converted files",
-            f"  speaker-ID accuracy on held-out real audio  {pct(m['speaker_id_heldout_accuracy'])}"
-            f"  ({m['speaker_id_n_heldout']} utts, {m['speaker_id_heldout_set']})",
-            f"  converted identified as target               {pct(m['speaker_id_target'])}",
-            f"  converted identified as source               {pct(m['speaker_id_source'])}"
-            f"  ({m['n_seen_sources']} seen sources)",
-            f"  code agreement with the source               {pct(m['code_agreement'])}",
-            f"  mapping accuracy (converted / source)        {pct(m['mapping_accuracy'])} / "
-            f"{pct(m['mapping_accuracy_source'])}  (fitted on {m['mapping_fit_on']})",
-            f"  MCD converted vs target                      {db(m['mcd_db'])}  ({m['n_mcd']} "
-            f"files, {m['n_no_parallel']} without a parallel reading)",
-            f"  MCD baseline (source vs target)              {db(m['mcd_baseline_db'])}",
-            f"  MCD topline                                  {db(m['mcd_topline_db'])}"
-            f"  ({m['mcd_topline']})"]
+        lines.append(f"conversion {name}: {m.get('n_converted')} converted files")
+        lines += [f"  {c.label:<46} {c.show(m.get(c.name))}" + (f"  ({note})" if note else "")
+                  for c, note in conversion_rows(m)]
     return "\n".join(lines)
