@@ -36,6 +36,10 @@ class Config:
     task: str
     seed: int
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Config is the base class of every task's root config; make one with "
+                        "default_config(task), load_config(...) or root_class(task)(...)")
+
 
 @dataclass
 class QuantizerConfig:
