@@ -475,6 +475,9 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
         valid: held-out data of the same kind for the validation pass (``train.valid_every``).
     """
     task = get_task(cfg.task)
+    if cfg.train.valid_every and valid is None and distributed_env().rank == 0:
+        print(f"train: train.valid_every={cfg.train.valid_every} but no --valid data was given: "
+              f"no validation, no best.pt", file=sys.stderr)
     with process_group(cfg.train.device) as env:
         check_batch_divisible(cfg.train.batch_size, env.world_size)
         fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()

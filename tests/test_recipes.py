@@ -112,6 +112,10 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     exp = work / "exp" / "mini run"
     assert (work / "exp" / "mini run_codes" / "checkpoints" / "last.pt").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()
+    for run in (work / "exp" / "mini run_codes", exp):  # both runs validated on dump/valid
+        assert (run / "checkpoints" / "best.pt").is_file()
+        records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+        assert any("valid_loss" in r for r in records), run
     assert "train: initialised from exp/mini run_codes; new: wavenet" in log
     assert {p.name for p in (work / "data").iterdir()} >= {"train", "dev", "test", "test_unseen",
                                                           "test_reread"}
@@ -195,6 +199,7 @@ def test_mini_recipe_on_a_prepared_corpus_dir(tmp_path, tiny_data_dir):
     assert (work / "dump" / "train" / "dump.json").is_file()
     exp = work / "exp" / "mini"
     assert (exp / "checkpoints" / "last.pt").is_file()
+    assert not (exp / "checkpoints" / "best.pt").exists()  # no held-out split: no validation
     assert not (exp / "eval").exists()
     units = _units(exp / "units" / "train.txt")
     assert sorted(units) == sorted(read_table(tiny_data_dir / "utt2spk"))
