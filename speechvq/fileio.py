@@ -85,7 +85,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Non
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
 
 
-def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write `array` as a ``.npy`` file (no pickle) at exactly `path`, atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray, *,
+                    stable_name: bool = False) -> None:
+    """Write `array` as a ``.npy`` file (no pickle) at exactly `path`, atomically
+    (`stable_name` as `atomic_path`'s)."""
+    with atomic_path(path, stable_name=stable_name) as tmp, open(tmp, "wb") as f:
         np.save(f, array, allow_pickle=False)

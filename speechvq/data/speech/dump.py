@@ -143,7 +143,8 @@ def _write_part(parts_dir: Path, k: int, results: list[list[tuple]], files: list
             else:
                 lines.append(f"bad\t{utt}\t{_clean(file)}\t{_clean(payload)}")
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)  # (T_part,)
-    atomic_save_npy(parts_dir / f"part_{k:05d}.npy", audio)
+    # a stable temp name: a rerun after a kill mid-write overwrites it, so none is left over
+    atomic_save_npy(parts_dir / f"part_{k:05d}.npy", audio, stable_name=True)
     atomic_write_text(parts_dir / f"part_{k:05d}.tsv", "".join(x + "\n" for x in lines))
 
 
@@ -346,7 +347,7 @@ def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[lis
     spans = [(0, 0)] * len(utts)
     if phones is not None:
         rows, spans = _phone_rows(data, utts, lengths, phones, want["sample_rate"])
-        atomic_save_npy(tmp / "phones.npy", rows)
+        atomic_save_npy(tmp / "phones.npy", rows, stable_name=True)
         atomic_write_text(tmp / "phones.txt", "".join(f"{p} {i}\n" for i, p in enumerate(phones)))
     spk = [data.utt2spk[u] for u in utts]
     atomic_write_text(tmp / "index.tsv", INDEX_HEADER + "".join(
