@@ -8,18 +8,18 @@
 - `spectrograms`: log-mel spectrograms (`speechvq.audio.log_mel`) of source, converted and target
   real reading for a few converted sentences.
 
-Each writes to a temp name beside the target and renames it; each returns the file name (for
+Each writes atomically (`speechvq.fileio.atomic_path`); each returns the file name (for
 Markdown) or None when there is nothing to draw.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from speechvq.fileio import atomic_path
 from speechvq.models.outputs import Metric
 
 
@@ -33,12 +33,10 @@ def _plt():
 
 
 def _save(fig, path: Path, dpi: int = 110) -> str:
-    plt = _plt()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fig.tight_layout()
-    fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    _plt().close(fig)
     return path.name
 
 
