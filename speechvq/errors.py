@@ -34,3 +34,18 @@ class ModelError(SpeechVQError):
 
 class TrainingError(SpeechVQError):
     """Training cannot go on (a NaN or infinite loss, an exp dir made with another config)."""
+
+
+class OutputError(SpeechVQError):
+    """An output path breaks the output rules (`speechvq.ownership`): it is one of the command's
+    inputs, it holds files the command did not make, or a link inside it leads out of it.
+    Nothing was changed."""
+
+
+class LockedError(OutputError):
+    """Another run is writing the same output now (`speechvq.locks`); it names the holder."""
+
+
+class DiskFullError(SpeechVQError):
+    """A write ran out of disk space (ENOSPC or a quota); the partial file was removed and the
+    previous complete output is intact."""

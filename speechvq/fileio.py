@@ -9,12 +9,21 @@ torch, soundfile, matplotlib) writes through it; the helpers below cover text, J
 
     with atomic_path(out / "figure.png") as tmp:
         fig.savefig(tmp, format="png")
+
+A full disk (ENOSPC, or a quota: EDQUOT) while writing, syncing or renaming is raised as one
+`DiskFullError` naming the file, the space it needed (when the writer says, ``size=``) or had
+written, and the space left; the partial temp is removed first, so the previous complete file is
+intact and the disk is not left fuller. Writers whose own error hides the errno (torch,
+libsndfile) are recognised by the file system being full when they fail. `append_text` does the
+same for the logs that grow line by line: a line that did not fit is cut off again.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +31,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npy"]
+from speechvq.errors import DiskFullError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken to be a full disk
+
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npy",
+           "append_text", "disk_full_error"]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # os.umask can only be read by setting it
@@ -41,9 +56,55 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"
+
+
+def _free(path: Path) -> int | None:
+    for p in (path, *path.parents):
+        try:
+            return shutil.disk_usage(p).free
+        except OSError:
+            continue
+    return None
+
+
+def disk_full_error(exc: BaseException, path: str | os.PathLike, *, size: int | None = None,
+                    written: int | None = None, was_full: bool | None = None
+                    ) -> DiskFullError | None:
+    """The `DiskFullError` that `exc`, raised while writing `path`, stands for, or None.
+
+    Args:
+        exc: the writer's exception; a full disk when it (or the error it came from) carries
+            ENOSPC or EDQUOT, or when any other error meets a file system with under 1 MB free.
+        path: the file the user asked for. size: the bytes the write needed, when known.
+        written: the bytes it had written when it failed (said when `size` is unknown).
+        was_full: whether the file system was nearly full when `exc` was raised (default:
+            whether it is now; a caller that removed the partial file measures it before).
+    """
+    if isinstance(exc, DiskFullError):
+        return exc
+    path = Path(path)
+    chain, e = [], exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    free = _free(path.parent)
+    if was_full is None:
+        was_full = free is not None and free < _NEARLY_FULL
+    full = any(isinstance(e, OSError) and e.errno in _FULL for e in chain)
+    if not full and not (isinstance(exc, Exception) and was_full):
+        return None
+    need = f"{_mb(size)} needed" if size is not None else         f"it needs more than the {_mb(written or 0)} written"
+    left = f"{_mb(free)} free" if free is not None else "free space unknown"
+    return DiskFullError(f"no space left on the device writing '{path}' ({need}, {left} "
+                         f"there); free some space or write elsewhere, then rerun; the partial "
+                         f"file was removed and any previous '{path.name}' is intact")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
-                stable_name: bool = False) -> Iterator[Path]:
+                stable_name: bool = False, size: int | None = None) -> Iterator[Path]:
     """Write `path` atomically: yield a temp path in the same folder, rename it onto `path` when
     the block ends without error (after an fsync of the file), remove it when the block raises.
 
@@ -54,8 +115,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
         stable_name: the temp is ``.NAME<suffix>`` instead of a unique name, so a rerun
             overwrites the temp a killed run left (for large files such as checkpoints; only
             one writer per target may use it).
+        size: the bytes the file will take, when known, for the message of a full disk.
     Yields:
         The temp path (an empty file, unless `stable_name` and a killed run left one).
+    Raises:
+        DiskFullError: the disk filled up (see the module docstring); the temp is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +133,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
         yield Path(tmp)
         _fsync(tmp)
         _replace(tmp, str(path))
+    except BaseException as e:
+        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+        free = _free(path.parent)
+        if os.path.exists(tmp):
+            os.unlink(tmp)  # first: the space it held is free again when the message says
+        full = disk_full_error(e, path, size=size, written=written,
+                               was_full=free is not None and free < _NEARLY_FULL)
+        if full is None or full is e:
+            raise
+        raise full from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -89,5 +163,25 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray, *,
                     stable_name: bool = False) -> None:
     """Write `array` as a ``.npy`` file (no pickle) at exactly `path`, atomically
     (`stable_name` as `atomic_path`'s)."""
-    with atomic_path(path, stable_name=stable_name) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, stable_name=stable_name, size=array.nbytes + 128) as tmp, \
+            open(tmp, "wb") as f:
         np.save(f, array, allow_pickle=False)
+
+
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append UTF-8 `text` to `path` (a log: metrics.jsonl, train.log, cmdline.txt), made if
+    missing. On a full disk the file is cut back to its old length (no torn line stays) and
+    `DiskFullError` is raised."""
+    path = Path(path)
+    data = text.encode("utf-8")
+    with open(path, "ab") as f:
+        start = f.tell()
+        try:
+            f.write(data)
+            f.flush()
+        except OSError as e:
+            f.truncate(start)
+            full = disk_full_error(e, path, size=len(data))
+            if full is None:
+                raise
+            raise full from None

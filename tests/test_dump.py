@@ -17,7 +17,7 @@ from speechvq.data.speech.dump import SpeechDump, dump_data_dir
 from speechvq.data.speech.kaldi import DataDir, frame_labels
 from speechvq.data.speech.batches import SpeechBatches, WindowSampler, window_phone_labels
 from speechvq.data.speech.utterances import Utterances
-from speechvq.errors import DataError
+from speechvq.errors import DataError, OutputError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 Q = 1.0 / 32768  # one int16 step of the dump
@@ -234,7 +234,7 @@ def test_rerun_skips_complete_and_refuses_different(tiny_data_dir, tmp_path, cap
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     with pytest.raises(DataError, match="made differently.*sample_rate 16000 there, 8000 asked.*remove"):
         dump_data_dir(tiny_data_dir, out, sample_rate=8000, progress=False)
-    with pytest.raises(DataError, match="is a Kaldi data dir"):
+    with pytest.raises(OutputError, match="is also an input.*nothing was changed"):
         dump_data_dir(tiny_data_dir, tiny_data_dir, progress=False)
 
 

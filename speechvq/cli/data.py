@@ -31,6 +31,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    if (Path(args.data) / "dump.json").is_file():
+        from speechvq.data.speech.dumpfile import SpeechDump
+        dump = SpeechDump(args.data)
+        sums = "checksums match" if dump.verify() else \
+            "no checksums recorded (made by an older speechvq)"
+        print(f"{args.data}: OK, dump of {len(dump)} utterances, {len(dump.speakers)} "
+              f"speakers, {sums}")
+        return 0
     from speechvq.data.speech.kaldi import validate_data_dir
     d = validate_data_dir(args.data)
     extra = [name for name, present in (("text", d.text), ("segments", d.segments),
@@ -108,13 +117,15 @@ def _add_prepare_command(sub: argparse._SubParsersAction) -> None:
 
 def _add_validate_commands(sub: argparse._SubParsersAction) -> None:
     v = add_command(sub, "validate", cmd_validate,
-                    help="check a Kaldi data dir (as Kaldi's validate_data_dir.sh)",
+                    help="check a Kaldi data dir (as Kaldi's validate_data_dir.sh) or a dump",
                     description="Check a Kaldi data dir: required files, LC_ALL=C order, "
                                 "unique ids, consistent utt2spk/spk2utt/wav.scp/text/"
                                 "segments/phones.ctm, audio files present, segments inside "
-                                "their recordings. The first problem is reported with its "
-                                "file, line and fix; exit status 2.")
-    v.add_argument("data", help="Kaldi data dir")
+                                "their recordings. Or check a dump: its structure, and every "
+                                "file against the checksum recorded when it was made. The "
+                                "first problem is reported with its file, line and fix; exit "
+                                "status 2.")
+    v.add_argument("data", help="Kaldi data dir or dump")
     f = add_command(sub, "fix", cmd_fix,
                     help="sort a Kaldi data dir and drop inconsistent entries "
                          "(as fix_data_dir.sh)",

@@ -18,13 +18,18 @@ reads its feature dump (one array + per-utterance offsets/lengths). Layout of ``
   become samples as ``floor(t * sample_rate + 0.5)``.
 - ``skipped.txt``: ``utt file reason`` for each utterance left out by ``skip_bad=True``.
 - ``dump.json`` (written last): version, sample_rate, n_utts, n_samples, n_speakers, normalize,
-  source, source_digest (of the data dir's text files), has_alignments, n_skipped, pcm_scale.
+  source, source_digest (of the data dir's text files), has_alignments, n_skipped, pcm_scale,
+  and checksums (SHA-256 of every file above, taken when the dump is made; ``speechvq validate
+  DUMP`` checks them, `SpeechDump.verify`).
+- ``.speechvq``: the marker saying `speechvq dump` made the folder (`speechvq.ownership`).
 
 Each file is decoded once (all its ``segments`` are cut from it) by ``nj`` spawned worker
 processes, in order. Work is committed in parts (``OUT.tmp/parts/part_00012.{npy,tsv}``, each
 written atomically, the ``.tsv`` last), so a rerun after a kill continues from the last finished
-part; the finished dump is assembled in ``OUT.tmp/`` and renamed to ``OUT``. The reader,
-`SpeechDump`, lives in `speechvq.data.speech.dumpfile`.
+part; the finished dump is assembled in ``OUT.tmp/`` and renamed to ``OUT``. The whole run holds
+OUT's lock and follows the output rules (`speechvq.ownership.claim`): a second dump to the same
+OUT at once is refused, and an OUT or OUT.tmp that `speechvq dump` did not make is never replaced.
+The reader, `SpeechDump`, lives in `speechvq.data.speech.dumpfile`.
 """
 
 from __future__ import annotations
@@ -46,10 +51,12 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from speechvq.audio import is_silent, load_audio
-from speechvq.data.speech.dumpfile import DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump
+from speechvq.data.speech.dumpfile import (DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump,
+                                           dump_checksums)
 from speechvq.data.speech.kaldi import DataDir, write_table
-from speechvq.errors import ConfigError, DataError, SpeechVQError
-from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
+from speechvq.errors import ConfigError, DataError, DiskFullError, SpeechVQError
+from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text, disk_full_error
+from speechvq.ownership import MARKER, Claim, claim
 
 __all__ = ["dump_data_dir", "SpeechDump", "SILENCE_DB", "PART_FILES"]
 
@@ -176,13 +183,22 @@ def _source_digest(data_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _is_dump(path: Path) -> bool:
+    """A dump made before dumps carried the ownership marker."""
+    return (path / "dump.json").is_file()
+
+
+def _is_dump_tmp(path: Path) -> bool:
+    """An ``OUT.tmp`` that `dump_data_dir` left (killed or stopped by a bad file)."""
+    return (path / "plan.json").is_file() or (path / "dump.json").is_file()
+
+
 def _check_existing(out: Path, want: dict, progress: bool) -> None:
     """Return if `out` is a complete dump made the same way; otherwise raise DataError."""
     meta_path = out / "dump.json"
     if not meta_path.is_file():
-        what = "a Kaldi data dir" if (out / "wav.scp").is_file() else "not a complete dump"
-        raise DataError(f"output '{out}' exists and is {what} (no dump.json); remove it or choose "
-                        f"another OUT")
+        raise DataError(f"output '{out}' exists and is not a complete dump (no dump.json); "
+                        f"remove it or choose another OUT")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -230,7 +246,10 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
         The path of the complete dump.
     Raises:
         DataError: invalid data dir, a bad file (naming file and utterance; OUT is not created,
-            finished parts stay in OUT.tmp for the rerun), or OUT exists but is something else.
+            finished parts stay in OUT.tmp for the rerun), or OUT is a dump made differently.
+        LockedError: another run is writing OUT. OutputError: OUT is inside (or holds) the
+            data dir, or OUT / OUT.tmp exist and were not made by `speechvq dump`.
+        DiskFullError: the disk filled up (the partial file is removed, finished parts kept).
     """
     data_dir, out = Path(data_dir), Path(out_dir)
     if nj < 1:
@@ -239,9 +258,25 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
         raise ConfigError(f"sample_rate must be positive (got {sample_rate})")
     want = {"version": DUMP_VERSION, "source": str(data_dir.resolve()), "sample_rate":
             int(sample_rate), "normalize": bool(normalize), "source_digest": None}
+    tmp = out.with_name(out.name + ".tmp")
+    with claim(out, "dump", inputs=[data_dir], ours_if=_is_dump) as c:
+        c.check(tmp, ours_if=_is_dump_tmp)
+        try:
+            return _dump(c, data_dir, out, tmp, want, nj=nj, skip_bad=skip_bad,
+                         progress=progress)
+        except DiskFullError as e:
+            if not tmp.exists():
+                raise
+            raise DiskFullError(f"{e}; the finished parts stay in '{tmp}' for the rerun (remove "
+                                f"that folder to free their space)") from None
+
+
+def _dump(c: Claim, data_dir: Path, out: Path, tmp: Path, want: dict, *, nj: int,
+          skip_bad: bool, progress: bool) -> Path:
+    """`dump_data_dir` once OUT is claimed."""
     if (data_dir / "wav.scp").is_file():
         want["source_digest"] = _source_digest(data_dir)
-    if out.exists():
+    if out.exists() and any(e.name != MARKER for e in out.iterdir()):
         _check_existing(out, want, progress)
         return out
     data = DataDir.load(data_dir)  # validates; DataError naming the file and line otherwise
@@ -257,13 +292,12 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
     parts = [paths[i:i + PART_FILES] for i in range(0, len(paths), PART_FILES)]
     part_utts = [[u for p in part for u, _, _ in files[p]] for part in parts]
 
-    tmp = out.with_name(out.name + ".tmp")
     parts_dir = tmp / "parts"
     plan = dict(want, part_files=PART_FILES, n_files=len(paths), n_utts=len(utts))
     plan_path = tmp / "plan.json"
     if tmp.exists():
         if _finished(tmp, want):  # killed between the last write and the rename
-            os.replace(tmp, out)
+            _rename(tmp, out)
             return out
         try:
             old = json.loads(plan_path.read_text(encoding="utf-8"))
@@ -274,6 +308,7 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
             shutil.rmtree(tmp)
     if not tmp.exists():
         parts_dir.mkdir(parents=True)
+        c.mark(tmp)
         atomic_write_json(plan_path, plan)
 
     done = {k: rows for k in range(len(parts))
@@ -288,7 +323,7 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
                     raise DataError(f"bad audio '{r[2]}' (utterance {r[1]}): {r[3]}; fix or "
                                     f"remove it in {data_dir}, or rerun with --skip-bad")
 
-    items = [(p, int(sample_rate), bool(normalize), files[p]) for _, p in todo]
+    items = [(p, want["sample_rate"], want["normalize"], files[p]) for _, p in todo]
     left = {k: len(parts[k]) for k, _ in todo}
     pending: dict[int, list] = {}
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="file", disable=not progress,
@@ -310,8 +345,33 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
     assert not pending and len(done) == len(parts), "every part is committed"
 
     _assemble(tmp, data, data_dir, [done[k] for k in range(len(parts))], phones, want, progress)
-    os.replace(tmp, out)
+    _rename(tmp, out)
     return out
+
+
+def _rename(tmp: Path, out: Path) -> None:
+    """Move the finished ``OUT.tmp`` onto OUT (which is absent, or empty: the claim checked)."""
+    if out.is_dir():
+        (out / MARKER).unlink(missing_ok=True)
+        out.rmdir()
+    os.replace(tmp, out)
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the whole file now, so a full disk fails here with `DiskFullError` instead of
+    as a SIGBUS in the middle of writing through the memory map."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        full = disk_full_error(e, path, size=size)
+        if full is None:
+            raise
+        raise full from None
+    finally:
+        os.close(fd)
+
 
 
 def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[list[str]]],
@@ -335,6 +395,12 @@ def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[lis
     total = int(offsets[-1])
 
     audio = open_memmap(tmp / "audio.npy", mode="w+", dtype=np.int16, shape=(total,))  # (N,)
+    try:
+        _reserve(tmp / "audio.npy")
+    except DiskFullError:
+        del audio
+        (tmp / "audio.npy").unlink()
+        raise
     src = {}
     for i, u in enumerate(utts):
         k, off, n = where[u]
@@ -362,7 +428,8 @@ def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[lis
         atomic_write_text(tmp / "skipped.txt", "".join(f"{u} {f} {r}\n" for u, f, r in skipped))
         _say(f"skipped {len(skipped)} bad utterance(s), listed in skipped.txt", progress)
     meta = dict(want, n_utts=len(utts), n_samples=total, n_speakers=len(speakers),
-                has_alignments=phones is not None, n_skipped=len(skipped), pcm_scale=PCM_SCALE)
+                has_alignments=phones is not None, n_skipped=len(skipped), pcm_scale=PCM_SCALE,
+                checksums=dump_checksums(tmp))
     atomic_write_json(tmp / "dump.json", meta)  # last: a tmp with dump.json is complete
     SpeechDump(tmp)  # the result must pass the reader's checks before it is renamed
     _finished(tmp, want)

@@ -5,11 +5,14 @@ documented there. Reading follows nanoGPT's ``get_batch`` and fairseq's ``simple
 reader: the int16 samples stay on disk behind ``np.load(mmap_mode="r")`` and an utterance is a
 slice ``audio[offset:offset + length]``, so nothing is decoded and little is held in memory.
 `SpeechDump` checks everything it opens (format version, index, array length, alignments) and
-raises `DataError` saying what is wrong and how to remake the dump.
+raises `DataError` saying what is wrong and how to remake the dump; `SpeechDump.verify` also
+compares every file with the SHA-256 checksum the dump recorded when it was made (``speechvq
+validate DUMP``), which catches what the structure cannot: samples changed in place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,12 +20,26 @@ import numpy as np
 
 from speechvq.errors import DataError
 
-__all__ = ["SpeechDump", "DUMP_VERSION", "PCM_SCALE", "INDEX_HEADER"]
+__all__ = ["SpeechDump", "DUMP_VERSION", "PCM_SCALE", "INDEX_HEADER", "dump_checksums"]
 
 DUMP_VERSION = 1  # bump when the layout changes; readers refuse other versions
 PCM_SCALE = 32768  # float x in [-1, 1) <-> int16 round(x * PCM_SCALE), as libsndfile reads PCM_16
 INDEX_HEADER = "utt\tspeaker\toffset\tlength\tseg_offset\tseg_count\n"
 _REMAKE = "remove it and run `speechvq dump DATA OUT` again"
+# The files whose checksums dump.json records (those present); dump.json itself holds them.
+CHECKSUMMED = ("audio.npy", "index.tsv", "speakers.txt", "utt2spk", "text", "phones.npy",
+               "phones.txt", "skipped.txt")
+
+
+def dump_checksums(path: str | Path) -> dict[str, str]:
+    """{file: "sha256:<hex>"} of the `CHECKSUMMED` files present in the dump folder `path`."""
+    sums = {}
+    for name in CHECKSUMMED:
+        f = Path(path) / name
+        if f.is_file():
+            with open(f, "rb") as fh:
+                sums[name] = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+    return sums
 
 
 class SpeechDump:
@@ -112,6 +129,26 @@ class SpeechDump:
                 raise self._fail(f"index.tsv points past the {rows.shape[0]} rows of phones.npy")
             if rows.size and (rows[:, 2].min() < 0 or rows[:, 2].max() >= len(self.phones)):
                 raise self._fail("phones.npy holds phone indices outside phones.txt")
+
+    def verify(self) -> bool:
+        """Compare every file with the checksum recorded when the dump was made.
+
+        Returns:
+            True when they all match; False for a dump made before dumps recorded checksums.
+        Raises:
+            DataError: a file is missing or differs from what was dumped (naming it).
+        """
+        recorded = self.meta.get("checksums")
+        if not isinstance(recorded, dict):
+            return False
+        now = dump_checksums(self.path)
+        for name, digest in sorted(recorded.items()):
+            if name not in now:
+                raise self._fail(f"{name} is missing (it was part of the dump when it was made)")
+            if now[name] != digest:
+                raise self._fail(f"{name} differs from the dump that was made (its checksum "
+                                 f"does not match dump.json's): it was changed or damaged")
+        return True
 
     def _read_lines(self, name: str) -> list[str]:
         f = self.path / name
