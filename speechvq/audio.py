@@ -129,9 +129,11 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
         try:
             sf.write(tmp, np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+            # the name and subtype were checked above: this is the file system (a full disk is
+            # told apart by atomic_path, which raises DiskFullError instead)
             why = str(e).replace(str(tmp), str(path))  # name the file the user asked for
-            raise AudioError(f"cannot write audio file '{path}' ({why}); use a .wav or .flac "
-                             f"name and a subtype that format supports") from None
+            raise AudioError(f"cannot write audio file '{path}' ({why}); check that its "
+                             f"folder is writable") from None
 
 
 def is_silent(x, threshold_db: float = -60.0) -> bool:

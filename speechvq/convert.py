@@ -13,7 +13,9 @@ et al. 2017, section 4.3). Two decoders can render the codes:
 Many conversions in one call are written as a Kaldi data dir (``wav.scp``, ``utt2spk`` = target
 speaker, ``utt2src`` = source utterance, ``text`` copied from the source) so they can be scored
 like any other data; finished wavs are kept when a run is restarted with the same model and
-settings (``DIR/conversion.json`` records them; any change converts afresh).
+settings (``DIR/conversion.json`` records them; any change converts afresh). Both hold their
+output's lock and follow the output rules (`speechvq.ownership.claim`): the output is never the
+source, the data or the checkpoint, and a file or folder convert did not make is not replaced.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from speechvq.data.speech.utterances import Utterances
 from speechvq.encode import pick_device
 from speechvq.errors import DataError, ModelError
 from speechvq.models.speech.vqvae import VQVAE, load_vqvae
+from speechvq.ownership import Claim, claim
 
 
 def choose_head(model: VQVAE, head: str) -> str:
@@ -81,12 +84,14 @@ def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker:
                  out: str | os.PathLike, *, head: str = "auto", temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto") -> Path:
     """`speechvq convert --src a.wav --speaker S -o out.wav`: one file, any rate (resampled)."""
-    model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
-    model.speaker_index(speaker)  # an unknown speaker fails before any audio is read
-    wav, _ = load_audio(src, model.sample_rate)
-    (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
-                             seed=seed)
-    save_audio(out, y, model.sample_rate)
+    ckpt = resolve_checkpoint(model_path, checkpoint)
+    with claim(out, "convert", inputs=[src, ckpt]):
+        model = load_vqvae(ckpt, device=pick_device(device))
+        model.speaker_index(speaker)  # an unknown speaker fails before any audio is read
+        wav, _ = load_audio(src, model.sample_rate)
+        (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
+                                 seed=seed)
+        save_audio(out, y, model.sample_rate)
     return Path(out)
 
 
@@ -153,8 +158,32 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
 
     Returns:
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
+    Raises:
+        LockedError: another run writes DIR. OutputError: DIR is, holds or lies inside DATA,
+            REF or the checkpoint, or holds files convert did not make (nothing is deleted).
     """
-    model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
+    ckpt = resolve_checkpoint(model_path, checkpoint)
+    with claim(out_dir, "convert", inputs=[data_path, parallel_to, ckpt],
+               ours_if=_is_conversion_dir) as c:
+        return _convert_data(c, ckpt, data_path, speakers, head=head, max_utts=max_utts,
+                             per_speaker=per_speaker, parallel_to=parallel_to,
+                             n_targets=n_targets, batch_size=batch_size,
+                             temperature=temperature, seed=seed, device=device,
+                             progress=progress)
+
+
+def _is_conversion_dir(path: Path) -> bool:
+    """A conversion dir made before they carried the ownership marker (``utt2src`` is older
+    than ``conversion.json``)."""
+    return (path / "conversion.json").is_file() or (path / "utt2src").is_file()
+
+
+def _convert_data(c: Claim, ckpt: Path, data_path, speakers, *, head: str,
+                  max_utts: int | None, per_speaker: int | None, parallel_to,
+                  n_targets: int | None, batch_size: int, temperature: float, seed: int,
+                  device: str, progress: bool) -> DataDir:
+    """`convert_data` once DIR (``c.path``) is claimed."""
+    model = load_vqvae(ckpt, device=pick_device(device))
     speakers = list(model.speakers if speakers is None else speakers)
     for s in speakers:
         model.speaker_index(s)  # unknown targets fail before any work
@@ -162,7 +191,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     readers = None if parallel_to is None else \
         parallel_readers(Utterances(parallel_to, model.sample_rate, "--parallel-to"))
     head = choose_head(model, head)
-    out = Path(out_dir)
+    out = c.path
     pairs = conversion_pairs(data, speakers, max_utts, per_speaker, readers=readers,
                              n_targets=n_targets)
     if not pairs:
@@ -173,9 +202,8 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     for new_utt, _, _ in pairs:
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
-    made_by = _made_by(model_path, checkpoint, head, temperature, seed)
-    _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs},
-                     [data_path] + ([parallel_to] if parallel_to is not None else []))
+    made_by = _made_by(ckpt, head, temperature, seed)
+    _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs})
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
     if len(todo) < len(pairs):
         print(f"convert: {len(pairs) - len(todo)} of {len(pairs)} conversions already in "
@@ -203,11 +231,11 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     return result
 
 
-def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int) -> dict:
+def _made_by(ckpt: Path, head: str, temperature: float, seed: int) -> dict:
     """What the wavs of a conversion dir depend on, to tell a restart from a new run. The
     checkpoint is identified by path, size and modification time (retraining rewrites it); the
     sampling temperature and seed matter only to the WaveNet."""
-    ckpt = resolve_checkpoint(model_path, checkpoint).resolve()
+    ckpt = ckpt.resolve()
     st = ckpt.stat()
     made_by = {"checkpoint": str(ckpt), "checkpoint_bytes": st.st_size,
                "checkpoint_mtime_ns": st.st_mtime_ns, "head": head}
@@ -219,26 +247,15 @@ def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int) -
 CONVERSION_TABLES = ("wav.scp", "utt2spk", "spk2utt", "utt2src", "text")
 
 
-def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -> None:
-    """Make ``out`` ready for this call's conversions, deleting only what convert made there.
+def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str]) -> None:
+    """Make ``out`` (claimed: made by convert, or new) ready for this call's conversions.
 
-    ``out`` is ours when it holds ``conversion.json`` (or, from before that file existed,
-    ``utt2src``). In a dir of ours, wavs of another model or settings are deleted, and so are
-    wavs this call does not list; finished wavs of the same model and settings are kept. A dir
-    that is not ours but holds audio (a prepared data dir, say) is refused, never emptied.
+    Wavs of another model or settings are deleted, and so are wavs this call does not list;
+    finished wavs of the same model and settings are kept.
     """
-    out_r = out.resolve()
-    for path in inputs:
-        if Path(path).resolve() == out_r:
-            raise DataError(f"--out {out} is also an input ({path}); give a new folder for "
-                            f"the conversions")
     wav_dir, stamp = out / "wav", out / "conversion.json"
-    ours = stamp.is_file() or (out / "utt2src").is_file()
     wavs = [p for p in wav_dir.glob("*.wav") if not p.name.startswith(".")] \
         if wav_dir.is_dir() else []
-    if not ours and (wavs or (out / "wav.scp").is_file()):
-        raise DataError(f"--out {out} holds audio or a data dir that `speechvq convert` did not "
-                        f"write; give a new folder (nothing was deleted)")
     try:
         before = json.loads(stamp.read_text()) if stamp.is_file() else None
     except (json.JSONDecodeError, UnicodeDecodeError):

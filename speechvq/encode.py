@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from speechvq.checkpoint import resolve_checkpoint
 from speechvq.data.codes import write_units
 from speechvq.data.speech.utterances import Utterances
 from speechvq.models.speech.vqvae import VQVAE, load_vqvae
 from speechvq.device import pick_device
+from speechvq.ownership import claim
 
 __all__ = ["load_vqvae", "encode_utterances", "encode_to_file", "pick_device"]
 
@@ -65,13 +67,17 @@ def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
                    out: str | os.PathLike, *, fmt: str = "kaldi", dedup: bool = False,
                    batch_size: int = 8, checkpoint: str | None = None, device: str = "auto",
                    progress: bool = True) -> dict[str, np.ndarray]:
-    """`speechvq encode`: encode DATA with the model and write a units file (atomically).
+    """`speechvq encode`: encode DATA with the model and write a units file (atomically),
+    holding the file's lock; the output rules (`speechvq.ownership`) are checked first, so the
+    file is never the checkpoint or inside DATA, and a file encode did not make is not replaced.
 
     Returns:
         the frame-level codes per utterance (before any `dedup`).
     """
-    model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
-    data = Utterances(data_path, model.sample_rate)
-    codes = encode_utterances(model, data, batch_size=batch_size, progress=progress)
-    write_units(out, codes, format=fmt, dedup=dedup)
+    ckpt = resolve_checkpoint(model_path, checkpoint)
+    with claim(out, "encode", inputs=[data_path, ckpt]):
+        model = load_vqvae(ckpt, device=pick_device(device))
+        data = Utterances(data_path, model.sample_rate)
+        codes = encode_utterances(model, data, batch_size=batch_size, progress=progress)
+        write_units(out, codes, format=fmt, dedup=dedup)
     return codes

@@ -95,7 +95,8 @@ def disk_full_error(exc: BaseException, path: str | os.PathLike, *, size: int | 
     full = any(isinstance(e, OSError) and e.errno in _FULL for e in chain)
     if not full and not (isinstance(exc, Exception) and was_full):
         return None
-    need = f"{_mb(size)} needed" if size is not None else         f"it needs more than the {_mb(written or 0)} written"
+    need = f"{_mb(size)} needed" if size is not None else \
+        f"it needs more than the {_mb(written or 0)} written"
     left = f"{_mb(free)} free" if free is not None else "free space unknown"
     return DiskFullError(f"no space left on the device writing '{path}' ({need}, {left} "
                          f"there); free some space or write elsewhere, then rerun; the partial "

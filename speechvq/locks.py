@@ -52,7 +52,6 @@ def _command(command: Sequence[str] | None) -> str:
 
 def _acquire(path: Path, target: Path) -> int:
     """An fd of `path` holding its flock (LockedError when another process holds it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
@@ -84,7 +83,8 @@ def output_lock(target: str | os.PathLike, command: Sequence[str] | None = None
     """Hold the exclusive lock of `target` (``target.lock``) for the block.
 
     Args:
-        target: the output (a file or folder; it need not exist). Its parent is made.
+        target: the output (a file or folder; it need not exist). Its parent is made for the
+            lock file, and removed again at the end if it is still empty.
         command: what the lock file says the holder runs (default: this process's argv).
     Yields:
         The lock file's path.
@@ -101,7 +101,13 @@ def output_lock(target: str | os.PathLike, command: Sequence[str] | None = None
         finally:
             _HELD[key] -= 1
         return
-    fd = _acquire(path, Path(target))
+    made = [p for p in path.parents if not p.exists()]  # deepest first; removed again if empty
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = _acquire(path, Path(target))
+    except BaseException:
+        _remove_empty(made)
+        raise
     holder = (f"pid {os.getpid()} on {socket.gethostname()}, since "
               f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {_command(command)}")
     os.ftruncate(fd, 0)
@@ -116,3 +122,12 @@ def output_lock(target: str | os.PathLike, command: Sequence[str] | None = None
         except FileNotFoundError:
             pass
         os.close(fd)
+        _remove_empty(made)  # a refused or failed run leaves no empty folders behind
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the command wrote there), or gone
+            return

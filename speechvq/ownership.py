@@ -56,8 +56,7 @@ def made_here(folder: str | os.PathLike) -> dict[str, str]:
 
 def _mark(path: Path, command: str) -> None:
     """Record that `command` made `path` (a folder: in its own marker; a file: in its folder's)."""
-    folder, name = (path, ".") if path.is_dir() and not path.is_symlink() else \
-        (path.parent, path.name)
+    folder, name = (path, ".") if path.is_dir() else (path.parent, path.name)
     if made_here(folder).get(name) == command:
         return
     marker = folder / MARKER
@@ -116,7 +115,7 @@ class Claim:
         """True when `p` may be replaced or deleted by this command (rule 2)."""
         if not os.path.lexists(p):
             return True
-        if p.is_dir() and not p.is_symlink():
+        if p.is_dir():  # a link to a folder counts as the folder (``exp -> /scratch/exp``)
             if made_here(p).get(".") == self.command:
                 return True
             if all(e.name == MARKER for e in p.iterdir()):  # empty

@@ -13,8 +13,16 @@ a checkpoint holds model, optimiser, scheduler, scaler and RNG state, so a run k
 and restarted with the same command reaches bit-identical weights on CPU. The validation pass runs
 under its own seeded RNG (`torch.random.fork_rng`), so training is bit-identical with it on or off.
 
-`train` is what ``speechvq train`` calls: it asks the config's task (`speechvq.registry`) to set
-the run up and hands it to a Trainer.
+Resuming with other optimiser settings: a rerun whose config differs from the checkpoint's in a
+key of `OPTIMIZER_CHANGES` (``train.lr``, ``train.grad_clip``, ``train.warmup_steps``) resumes
+only when asked (``optimizer_changes=True``, ``speechvq train --change-optimizer``): the new peak
+lr replaces the checkpoint's at the same point of the schedule, and the change is written to
+cmdline.txt and log/train.log. Everything else a checkpoint holds is restored as it was.
+
+`train` is what ``speechvq train`` calls: it holds the exp dir's lock and checks the output rules
+(`speechvq.ownership.claim`: one run per exp dir; the exp dir is not an input, holds only what
+training made, and no link in it leads out of it), asks the config's task (`speechvq.registry`)
+to set the run up and hands it to a Trainer.
 """
 
 from __future__ import annotations
@@ -41,13 +49,17 @@ from speechvq.device import pick_device
 from speechvq.distributed import check_batch_divisible, distributed_env, process_group
 from speechvq.errors import TrainingError
 from speechvq.experiment import config_differences, resolved_config, run_info, truncate_metrics
-from speechvq.fileio import atomic_write_text
+from speechvq.fileio import append_text, atomic_write_text
+from speechvq.ownership import claim
 from speechvq.registry import StepFn, get_task
 
 # Keys that may change between a run and its resumption (they do not change what is learned).
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
                      "train.keep_checkpoints", "train.device", "train.num_workers",
                      "train.valid_every", "train.valid_max_items"}
+# Keys that may change on resume when the user says so (``speechvq train --change-optimizer``):
+# the way on after a NaN loss is the same run with a lower lr or a tighter clip.
+OPTIMIZER_CHANGES = {"train.lr", "train.grad_clip", "train.warmup_steps"}
 
 
 # --------------------------------------------------------------------------------- environment
@@ -93,6 +105,8 @@ class Trainer:
         exp_files: file name -> text the task keeps in the exp dir (e.g. ``speakers.txt``).
         valid_batches: fixed held-out batches; with ``train.valid_every`` > 0 they are scored
             through `step_fn` every that many steps and the best checkpoint kept as best.pt.
+        optimizer_changes: on resume, accept new values of the `OPTIMIZER_CHANGES` keys (the
+            module docstring says how they apply); otherwise they are refused as another config.
     """
 
     def __init__(self, model: nn.Module, cfg: Config, exp_dir: str | os.PathLike, *,
@@ -100,7 +114,8 @@ class Trainer:
                  extra_state: dict[str, Any] | None = None,
                  exp_files: Mapping[str, str] | None = None,
                  valid_batches: Sequence[Mapping[str, Any]] | None = None,
-                 progress: bool = True, command: Sequence[str] | None = None):
+                 progress: bool = True, command: Sequence[str] | None = None,
+                 optimizer_changes: bool = False):
         self.cfg, self.tc = cfg, cfg.train
         self.exp = Path(exp_dir)
         self.batches, self.step_fn = batches, step_fn
@@ -111,6 +126,8 @@ class Trainer:
         self.valid_items = 0
         self.progress = progress
         self.command = command
+        self.optimizer_changes = optimizer_changes
+        self.resume_changes: list[str] = []  # "train.lr 0.001 -> 0.0005", for the logs
         self.rank, self.local_rank, self.world = distributed_env()
         self.device = pick_device(self.tc.device, self.local_rank, option="train.device")
         self.amp_dtype, use_scaler = amp_settings(self.tc.amp, self.device)
@@ -185,15 +202,36 @@ class Trainer:
         if not last.exists():
             return
         state = load_checkpoint(last, map_location=self.device)
-        changed = [k for k in config_differences(resolved_config(state["config"], last),
-                                                 config_to_dict(self.cfg))
-                   if k not in RESUMABLE_CHANGES]
-        if changed:
+        old, new = resolved_config(state["config"], last), config_to_dict(self.cfg)
+        changed = config_differences(old, new)
+        allowed = RESUMABLE_CHANGES | (OPTIMIZER_CHANGES if self.optimizer_changes else set())
+        refused = [k for k in changed if k not in allowed]
+        if refused:
+            hint = ""
+            if not self.optimizer_changes and set(refused) <= OPTIMIZER_CHANGES:
+                hint = (f"; to resume with the new {', '.join(refused)}, rerun with "
+                        f"--change-optimizer")
             raise TrainingError(f"exp dir '{self.exp}' holds a run with another config ("
-                                f"changed: {', '.join(changed)}); use a new --exp, or the same "
+                                f"changed: {', '.join(refused)}); use a new --exp, or the same "
                                 f"config to resume (only {', '.join(sorted(RESUMABLE_CHANGES))} "
-                                f"may change)")
+                                f"may change, and with --change-optimizer also "
+                                f"{', '.join(sorted(OPTIMIZER_CHANGES))}){hint}")
         self.load_state_dict(state)
+        optimizer_keys = [k for k in changed if k in OPTIMIZER_CHANGES]
+        self.resume_changes = [f"{k} {_dotted(old, k)} -> {_dotted(new, k)}"
+                               for k in optimizer_keys]
+        if optimizer_keys:
+            self._restart_schedule()
+
+    def _restart_schedule(self) -> None:
+        """After a resume with new optimiser settings: the new peak lr (``train.lr``) and
+        warm-up, at the step the checkpoint reached (the clip is read at every step)."""
+        factor = self.sched.lr_lambdas[0](self.sched.last_epoch)  # this config's schedule
+        self.sched.base_lrs = [self.tc.lr for _ in self.opt.param_groups]
+        for group in self.opt.param_groups:
+            group["initial_lr"] = self.tc.lr
+            group["lr"] = self.tc.lr * factor
+        self.sched._last_lr = [group["lr"] for group in self.opt.param_groups]
 
     # files --------------------------------------------------------------------------------
     def _prepare_exp(self) -> None:
@@ -201,8 +239,9 @@ class Trainer:
             return
         (self.exp / "log").mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.exp / "config.yaml", dump_config(self.cfg))
-        with open(self.exp / "cmdline.txt", "a", encoding="utf-8") as f:
-            f.write(run_info(self.command))
+        changes = "".join(f"# resumed at step {self.step} with {c} (--change-optimizer)\n"
+                          for c in self.resume_changes)
+        append_text(self.exp / "cmdline.txt", run_info(self.command) + changes)
         for name, text in self.exp_files.items():
             atomic_write_text(self.exp / name, text)
 
@@ -211,8 +250,7 @@ class Trainer:
             return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         tqdm.write(line, file=sys.stderr)
-        with open(self.exp / "log" / "train.log", "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        append_text(self.exp / "log" / "train.log", line + "\n")
 
     def _truncate_metrics(self) -> None:
         if self.is_main:
@@ -224,7 +262,8 @@ class Trainer:
         self._resume()  # first: a rerun refused for another config leaves the exp dir as it was
         self._prepare_exp()
         if self.step:
-            self._log(f"resumed from {self.ckpt_dir / 'last.pt'} at step {self.step}")
+            changes = f" with {', '.join(self.resume_changes)}" if self.resume_changes else ""
+            self._log(f"resumed from {self.ckpt_dir / 'last.pt'} at step {self.step}{changes}")
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -318,8 +357,10 @@ class Trainer:
             good = f"the last good checkpoint is {last}" if last.exists() else \
                 "no checkpoint was written yet"
             raise TrainingError(f"{what} became {float(loss_and_norm[k])} at step "
-                                f"{self.step + 1}; {good}; lower train.lr or train.grad_clip, or "
-                                f"check the data, then rerun the same command to resume")
+                                f"{self.step + 1}; {good}; to resume from it with a lower lr, "
+                                f"rerun the same command with train.lr={self.tc.lr / 2:g} (or "
+                                f"a lower train.grad_clip) and --change-optimizer; or check "
+                                f"the data")
 
     def validate(self) -> dict[str, float]:
         """Mean loss and metrics over the held-out batches (weighted by batch size), in eval
@@ -358,8 +399,7 @@ class Trainer:
             return
         means = self.validate()
         record = {"step": self.step, **{f"valid_{k}": round(v, 6) for k, v in means.items()}}
-        with open(self.exp / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_text(self.exp / "metrics.jsonl", json.dumps(record) + "\n")
         if writer is not None:
             for key, value in means.items():
                 writer.add_scalar(f"valid/{key}", value, self.step)
@@ -381,8 +421,7 @@ class Trainer:
         record = {"step": self.step, **{k: round(v, 6) for k, v in means.items()},
                   "lr": self.sched.get_last_lr()[0]}
         self.last_metrics = record
-        with open(self.exp / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_text(self.exp / "metrics.jsonl", json.dumps(record) + "\n")
         if writer is not None:
             for key, value in record.items():
                 if key != "step":
@@ -399,12 +438,25 @@ class Trainer:
         return SummaryWriter(log_dir=str(self.exp / "tensorboard"), purge_step=self.step or None)
 
 
+def _dotted(values: dict, key: str) -> Any:
+    """``values["train"]["lr"]`` for ``train.lr``."""
+    for part in key.split("."):
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
+
+
 # --------------------------------------------------------------------------------- entry point
+
+
+def _is_exp_dir(path: Path) -> bool:
+    """An exp dir that training made before exp dirs carried the ownership marker."""
+    return any((path / name).is_file() for name in ("config.yaml", "cmdline.txt",
+                                                    "checkpoints/last.pt"))
 
 
 def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
           valid: str | os.PathLike | None = None, progress: bool = True,
-          command: Sequence[str] | None = None) -> Path:
+          command: Sequence[str] | None = None, optimizer_changes: bool = False) -> Path:
     """Train (or resume) the model of `cfg.task` on `data`; returns the path of ``last.pt``.
 
     Args:
@@ -412,12 +464,20 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
         data: the training data (speech: a dump made by `speechvq dump`).
         exp_dir: the experiment folder.
         valid: held-out data of the same kind for the validation pass (``train.valid_every``).
+        optimizer_changes: resume even though `OPTIMIZER_CHANGES` keys differ (``speechvq
+            train --change-optimizer``).
+    Raises:
+        LockedError: another run is training in `exp_dir`. OutputError: `exp_dir` is an input,
+            holds files training did not make, or a link in it leads out of it.
     """
     task = get_task(cfg.task)
-    if cfg.train.valid_every and valid is None and distributed_env().rank == 0:
+    main = distributed_env().rank == 0
+    if cfg.train.valid_every and valid is None and main:
         print(f"train: train.valid_every={cfg.train.valid_every} but no --valid data was given: "
               f"no validation, no best.pt", file=sys.stderr)
-    with process_group(cfg.train.device) as env:
+    owner = claim(exp_dir, "train", inputs=[data, valid, cfg.train.init_from or None],
+                  ours_if=_is_exp_dir) if main else contextlib.nullcontext()
+    with owner, process_group(cfg.train.device) as env:
         check_batch_divisible(cfg.train.batch_size, env.world_size)
         fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()
         run = task.setup(cfg, data, valid=valid, rank=env.rank, world_size=env.world_size,
@@ -425,5 +485,6 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
         trainer = Trainer(run.model, cfg, exp_dir, batches=run.batches, step_fn=run.step_fn,
                           extra_state=run.extra_state, exp_files=run.exp_files,
                           valid_batches=run.valid_batches if cfg.train.valid_every else None,
-                          progress=progress, command=command)
+                          progress=progress, command=command,
+                          optimizer_changes=optimizer_changes)
         return trainer.fit()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from speechvq.convert import convert_data
-from speechvq.errors import DataError
+from speechvq.errors import DataError, OutputError
 
 
 def test_restart_keeps_only_wavs_of_the_same_model_and_settings(eval_corpus, tmp_path, capsys):
@@ -46,9 +46,10 @@ def test_out_dirs_convert_did_not_write_are_refused_untouched(eval_corpus, tmp_p
     data = tmp_path / "data"
     shutil.copytree(eval_corpus["train"], data)  # a prepared data dir, wavs in data/wav
     before = sorted(p.name for p in (data / "wav").iterdir())
-    with pytest.raises(DataError, match="did not write; give a new folder .nothing was deleted"):
+    with pytest.raises(OutputError, match="was not made by `speechvq convert`.*nothing was "
+                                          "changed"):
         convert_data(exp, test, ["spk2"], data, head="wavenet", max_utts=1, progress=False)
-    with pytest.raises(DataError, match="is also an input"):
+    with pytest.raises(OutputError, match="is also an input"):
         convert_data(exp, data, ["spk2"], data, head="wavenet", max_utts=1, progress=False)
     assert sorted(p.name for p in (data / "wav").iterdir()) == before
     assert not (data / "conversion.json").exists()

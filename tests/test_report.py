@@ -13,6 +13,7 @@ from speechvq.evaluation.speech.conversion import evaluate_conversion
 from speechvq.evaluation.report import make_report, training_summary
 from speechvq.evaluation.report.speech import baseline_wins
 from speechvq.evaluation.speech.unit_eval import evaluate_units_model
+from speechvq.ownership import MARKER
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -37,7 +38,7 @@ def test_report_files_and_figures_exist(reported):
         png = exp / "report" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG and png.stat().st_size > 5000, name
         assert f"![{name}.png]({name}.png)" in md.read_text()
-    assert not list((exp / "report").glob(".*"))  # no temp files left
+    assert [p.name for p in (exp / "report").glob(".*")] == [MARKER]  # no temp files left
 
 
 def test_report_json_numbers_equal_the_evaluations(reported):

@@ -44,12 +44,13 @@ def toy_step(model, batch):
     return (err**2).mean(), {"abs_err": err.abs().mean().detach()}
 
 
-def make(exp, overrides, step_fn=toy_step, valid_batches=None):
+def make(exp, overrides, step_fn=toy_step, valid_batches=None, optimizer_changes=False):
     cfg = load_config(None, ["train.lr=0.05", "train.device=cpu", *overrides])
     torch.manual_seed(cfg.seed)
     return Trainer(Toy(), cfg, exp, batches=ToyBatches(), step_fn=step_fn,
                    extra_state={"labels": ["a", "b"]}, exp_files={"labels.txt": "a\nb\n"},
-                   valid_batches=valid_batches, progress=False)
+                   valid_batches=valid_batches, progress=False,
+                   optimizer_changes=optimizer_changes)
 
 
 def test_resume_is_bit_exact_and_files_are_written(tmp_path):
@@ -137,8 +138,31 @@ def test_nan_loss_stops_naming_step_and_checkpoint(tmp_path):
 
     t = make(tmp_path, ["train.max_steps=10", "train.checkpoint_every=2"], step_fn=nan_after_3)
     with pytest.raises(TrainingError, match=r"loss became nan at step 4; the last good "
-                                            r"checkpoint is .*last.pt"):
+                                            r"checkpoint is .*last.pt") as e:
         t.fit()
+    assert "train.lr=0.025" in str(e.value) and "--change-optimizer" in str(e.value)
+
+
+def test_the_nan_advice_works_resume_with_a_lower_lr(tmp_path):
+    """The NaN message's advice: the same command, a lower train.lr, --change-optimizer."""
+    base = ["train.max_steps=6", "train.checkpoint_every=2", "train.log_every=1",
+            "train.warmup_steps=4"]
+    make(tmp_path, [*base, "train.max_steps=2"]).fit()
+    lower = [*base, "train.lr=0.025"]
+    with pytest.raises(TrainingError, match=r"changed: train.lr\).*rerun with --change-optimizer"):
+        make(tmp_path, lower).fit()
+    with pytest.raises(TrainingError, match=r"changed: train.schedule"):  # only optimiser keys
+        make(tmp_path, [*lower, "train.schedule=cosine"], optimizer_changes=True).fit()
+    t = make(tmp_path, lower, optimizer_changes=True)
+    t.fit()
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # warm-up over 4 steps at 0.05, then at 0.025 from step 3 on, at the same point of warm-up
+    assert lrs == pytest.approx([0.05 * 2 / 4, 0.05 * 3 / 4, 0.025 * 4 / 4, 0.025, 0.025, 0.025])
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["config"]["train"]["lr"] == 0.025
+    said = "resumed at step 2 with train.lr 0.05 -> 0.025 (--change-optimizer)"
+    assert said in (tmp_path / "cmdline.txt").read_text()
+    assert "with train.lr 0.05 -> 0.025" in (tmp_path / "log" / "train.log").read_text()
+    make(tmp_path, [*lower, "train.max_steps=8"]).fit()  # from now on the new lr is the run's
 
 
 @pytest.mark.parametrize("schedule, expect", [

@@ -14,6 +14,7 @@ a bug and keeps its traceback. Commands whose library part is not built yet are 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from typing import Callable, Sequence
@@ -75,6 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(e).split())  # always one line
         print(f"speechvq {args.command}: error: {message}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a write outside the atomic writers (those raise DiskFullError, with the space needed)
+        where = f" writing '{e.filename}'" if e.filename else ""
+        print(f"speechvq {args.command}: error: no space left on the device{where}; free some "
+              f"space or write elsewhere, then rerun", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"speechvq {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -6,7 +6,9 @@ warnings are printed. Parsing and messages only; the work is the library's.
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
+from contextlib import AbstractContextManager
 from typing import Callable, Iterable
 
 from speechvq.config import Config, load_config
@@ -95,6 +97,16 @@ def add_seed_argument(p: argparse.ArgumentParser, help: str) -> None:
 def add_results_exp_argument(p: argparse.ArgumentParser) -> None:
     """--exp of an evaluation: where EXP/eval/*.json goes when not beside the model."""
     p.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
+
+
+def results_claim(args: argparse.Namespace, *inputs: str | os.PathLike | None
+                  ) -> AbstractContextManager:
+    """The lock and output rules of an evaluation's EXP/eval (`speechvq.evaluation.results.
+    claim_results`), EXP from --exp or --model; `inputs` and the checkpoint are its inputs."""
+    from speechvq.checkpoint import resolve_checkpoint
+    from speechvq.evaluation.results import claim_results, resolve_exp_dir
+    ckpt = resolve_checkpoint(args.model, args.checkpoint) if args.model is not None else None
+    return claim_results(resolve_exp_dir(args.model, args.exp), [*inputs, ckpt])
 
 
 def add_progress_argument(p: argparse.ArgumentParser) -> None:

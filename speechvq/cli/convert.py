@@ -10,7 +10,8 @@ import argparse
 
 from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
-                                 add_seed_argument, positive_int, print_results, progress)
+                                 add_seed_argument, positive_int, print_results, progress,
+                                 results_claim)
 from speechvq.errors import ConfigError
 
 
@@ -54,10 +55,11 @@ def cmd_evaluate_conversion(args: argparse.Namespace) -> int:
     if names is not None and len(names) != len(args.data):
         raise ConfigError(f"--name has {len(names)} names for {len(args.data)} --data dirs; give "
                           f"one per dir, comma-separated, or leave it out")
-    results = evaluate_conversions(args.data, args.ref, args.model, names=names, train=args.train,
-                                   src=args.src, exp_dir=args.exp, checkpoint=args.checkpoint,
-                                   device=args.device, batch_size=args.batch_size,
-                                   seed=args.seed, progress=progress(args))
+    with results_claim(args, *args.data, *args.ref, args.train, args.src):
+        results = evaluate_conversions(
+            args.data, args.ref, args.model, names=names, train=args.train, src=args.src,
+            exp_dir=args.exp, checkpoint=args.checkpoint, device=args.device,
+            batch_size=args.batch_size, seed=args.seed, progress=progress(args))
     print_results(results, format_conversion)
     return 0
 

@@ -26,7 +26,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           "train.valid_every=1000, or leave out --valid")
     from speechvq.train import train
     last = train(cfg, args.data, args.exp, valid=args.valid, progress=progress(args),
-                 command=["speechvq", *args.argv])
+                 command=["speechvq", *args.argv], optimizer_changes=args.change_optimizer)
     print(last)
     return 0
 
@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub, "train", cmd_train, help="train or resume a model (stage 2)",
         description="Train the model of the config's task (task: speech, the default, is the "
                     "speech VQ-VAE on a dump) for train.max_steps steps. Rerunning the same "
-                    "command on an exp dir with checkpoints/last.pt resumes it exactly. "
+                    "command on an exp dir with checkpoints/last.pt resumes it exactly; with "
+                    "--change-optimizer it may resume with a new train.lr, train.grad_clip or "
+                    "train.warmup_steps (after a NaN loss, say). One run per exp dir at a time. "
                     "Multi-GPU: torchrun --nproc_per_node N $(which speechvq) train ...\n\n"
                     "EXP gets config.yaml, cmdline.txt, the task's files (speech: "
                     "speakers.txt), checkpoints/ (step_*.pt, last.pt, best.pt with --valid), "
@@ -50,5 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "train.valid_every steps the loss on its first train.valid_max_items items "
                    "is logged (valid_* in metrics.jsonl) and the best checkpoint kept as best.pt")
     p.add_argument("--exp", metavar="EXP", help="experiment dir")
+    p.add_argument("--change-optimizer", action="store_true",
+                   help="resume although train.lr, train.grad_clip or train.warmup_steps differ "
+                        "from the checkpoint's: the new values apply from its step on (logged "
+                        "to cmdline.txt and log/train.log)")
     add_config_arguments(p)
     add_progress_argument(p)

@@ -9,7 +9,8 @@ import argparse
 
 from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
-                                 add_seed_argument, positive_int, print_results, progress)
+                                 add_seed_argument, positive_int, print_results, progress,
+                                 results_claim)
 from speechvq.errors import ConfigError
 
 
@@ -30,10 +31,16 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_units(args: argparse.Namespace) -> int:
-    from speechvq.evaluation.speech import unit_eval
     if (args.model is None) == (args.units is None):
         raise ConfigError("give either --model M --data DATA, or --units FILE --frame-rate R "
                           "--alignments DATA_OR_CTM")
+    with results_claim(args, *(args.data or []), args.fit_on, args.units, args.alignments,
+                       args.fit_units, args.fit_alignments):
+        return _evaluate_units(args)
+
+
+def _evaluate_units(args: argparse.Namespace) -> int:
+    from speechvq.evaluation.speech import unit_eval
     if args.model is not None:
         if args.data is None:
             raise ConfigError("--model needs --data DATA (a dump or Kaldi dir with phones.ctm)")

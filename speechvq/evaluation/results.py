@@ -5,7 +5,8 @@ stage 4), holding its numbers under DESIGN.md's keys (``units.<name>.<system>.<m
 ``conversion.<name>.<metric>``) beside ``command`` (the command line that reproduces them, in
 `shlex` quoting) and ``data`` (the paths it read). `speechvq.evaluation.report` gathers them.
 Files are written to a temp name in the same folder and renamed, so a reader never sees half a
-file.
+file; ``EXP/eval`` is claimed by `claim_results` (its lock, the output rules of
+`speechvq.ownership`) for the whole of an evaluation, and by `write_result` for each write.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import os
 import re
 import shlex
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from speechvq.errors import ConfigError, DataError
 from speechvq.fileio import atomic_write_json
+from speechvq.ownership import claim
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -75,12 +78,29 @@ def command_line(parts: Iterable[Any]) -> str:
     return shlex.join([w for w in words if w != ""])
 
 
+def _is_results_dir(path: Path) -> bool:
+    """An ``EXP/eval`` written before it carried the ownership marker: results only."""
+    return path.is_dir() and all(p.suffix == ".json" and p.is_file() for p in path.iterdir())
+
+
+@contextmanager
+def claim_results(exp_dir: str | os.PathLike,
+                  inputs: Iterable[str | os.PathLike | None] = ()) -> Iterator[Path]:
+    """Hold ``EXP/eval``'s lock for an evaluation that reads `inputs` (None skipped), checking
+    the output rules first (`speechvq.ownership.claim`). Yields: the eval folder."""
+    folder = Path(exp_dir) / "eval"
+    with claim(folder, "evaluate", inputs=inputs, ours_if=_is_results_dir):
+        yield folder
+
+
 def write_result(exp_dir: str | os.PathLike, kind: str, name: str, result: dict) -> Path:
-    """Write ``EXP/eval/<kind>_<name>.json`` atomically; adds ``created`` and ``output`` (the
-    file's path) to `result` in place, so the caller's dict equals the file. Returns: the path."""
+    """Write ``EXP/eval/<kind>_<name>.json`` atomically, under `claim_results`; adds
+    ``created`` and ``output`` (the file's path) to `result` in place, so the caller's dict
+    equals the file. Returns: the path."""
     path = Path(exp_dir) / "eval" / f"{kind}_{check_name(name)}.json"
-    result.update(created=time.strftime("%Y-%m-%d %H:%M:%S"), output=str(path))
-    atomic_write_json(path, result)
+    with claim_results(exp_dir):
+        result.update(created=time.strftime("%Y-%m-%d %H:%M:%S"), output=str(path))
+        atomic_write_json(path, result)
     return path
 
 

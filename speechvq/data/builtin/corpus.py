@@ -45,6 +45,8 @@ from speechvq.data.builtin.text import HANDWRITTEN, make_sentences
 from speechvq.data.speech.kaldi import DataDir, check_id, read_ctm, read_table, write_ctm, write_table
 from speechvq.errors import DataError
 from speechvq.fileio import atomic_write_json, atomic_write_text
+from speechvq.ownership import Claim, claim
+from speechvq.workers import die_with_parent, worker_initargs
 
 __all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "UNSEEN", "SIZES",
            "SPLITS", "GENERATOR_VERSION"]
@@ -197,7 +199,8 @@ def _generate(corpus: Path, size: str, seed: int, nj: int, progress: bool) -> No
     # One fresh process per speaker: eSpeak's wave generator keeps state across utterances.
     ctx = multiprocessing.get_context("spawn")
     ctm: dict[str, list[tuple[float, float, str]]] = {}
-    with ctx.Pool(max(1, min(nj, len(tasks))), maxtasksperchild=1) as pool:
+    with ctx.Pool(max(1, min(nj, len(tasks))), maxtasksperchild=1, initializer=die_with_parent,
+                  initargs=worker_initargs()) as pool:  # workers end with this process
         results = pool.imap_unordered(synth.synthesize_speaker, tasks)
         for _spk_id, utts in tqdm(results, total=len(tasks), desc="builtin: speakers",
                                   unit="spk", disable=not progress):
@@ -282,8 +285,23 @@ def _place(src: Path, dst: Path, move: bool) -> None:
         shutil.copyfile(src, dst)
 
 
-def _write_splits(corpus: Path, out_dir: Path, move: bool) -> dict[str, Path]:
-    """Kaldi dirs ``out_dir/<split>`` from a corpus dir (wavs hard-linked, copied or moved)."""
+def _is_builtin_split(path: Path) -> bool:
+    """A split dir of the built-in corpus made before split dirs carried the ownership marker."""
+    return (path / "phones_fold.txt").is_file() and (path / "spk2gender").is_file()
+
+
+def _is_builtin_readme(path: Path) -> bool:
+    """The README.md an older `prepare builtin` wrote."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith("# speechvq built-in corpus")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write_splits(corpus: Path, out_dir: Path, move: bool, c: Claim) -> dict[str, Path]:
+    """Kaldi dirs ``out_dir/<split>`` from a corpus dir (wavs hard-linked, copied or moved);
+    each is marked as prepare's (`c`) before it is renamed into place."""
     utt2spk = read_table(corpus / "utt2spk")
     utt2split = read_table(corpus / "utt2split")
     text = read_table(corpus / "text")
@@ -304,6 +322,7 @@ def _write_splits(corpus: Path, out_dir: Path, move: bool) -> dict[str, Path]:
         d.save(tmp)  # wav.scp, utt2spk, spk2utt, text, phones.ctm, phones.txt
         write_table(tmp / "spk2gender", {s: sex[s] for s in d.speakers()})
         write_table(tmp / "phones_fold.txt", synth.TIMIT_FOLD39)
+        c.mark(tmp)
         old = out_dir / f".{split}.old-{os.getpid()}"
         if final.exists():
             os.rename(final, old)
@@ -322,7 +341,8 @@ def prepare_builtin(out_dir: str | os.PathLike, *, size: str = "default", seed: 
     usual ``if __name__ == "__main__":`` guard.
 
     Args:
-        out_dir: where the split dirs go (made if missing; existing split dirs are replaced).
+        out_dir: where the split dirs go (made if missing; split dirs and the README.md an
+            earlier `prepare builtin` made are replaced, anything else there is refused).
         size: ``tiny`` (2 min of audio, seconds to make; for tests), ``default`` (16 speakers,
             72 min, 40 of them train) or ``large`` (32 speakers, 4.8 h).
         seed: chooses the grammar sentences, the splits, the readers and eSpeak's noise.
@@ -343,19 +363,25 @@ def prepare_builtin(out_dir: str | os.PathLike, *, size: str = "default", seed: 
     out_dir = Path(out_dir).absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir} is a file; give a directory for the built-in corpus's splits")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if use_cache:
-        splits = _write_splits(_cached_corpus(size, seed, nj, progress), out_dir, move=False)
-    else:
-        prefix = ".builtin.tmp-"
-        _clean_stale(out_dir, prefix)
-        tmp = out_dir / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            _generate(tmp, size, seed, nj, progress)
-            splits = _write_splits(tmp, out_dir, move=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    _write_readme(out_dir, splits, size, seed)
+    with claim(out_dir, "prepare", check=False) as c:  # OUT's lock; its entries are checked
+        for split in SPLITS:
+            c.check(out_dir / split, ours_if=_is_builtin_split)
+        c.check(out_dir / "README.md", ours_if=_is_builtin_readme)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if use_cache:
+            splits = _write_splits(_cached_corpus(size, seed, nj, progress), out_dir,
+                                   move=False, c=c)
+        else:
+            prefix = ".builtin.tmp-"
+            _clean_stale(out_dir, prefix)
+            tmp = out_dir / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                _generate(tmp, size, seed, nj, progress)
+                splits = _write_splits(tmp, out_dir, move=True, c=c)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        _write_readme(out_dir, splits, size, seed)
+        c.mark(out_dir / "README.md")
     return splits
 
 

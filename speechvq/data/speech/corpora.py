@@ -55,6 +55,7 @@ from tqdm import tqdm
 from speechvq.data.speech.kaldi import (TIMIT_FOLD, DataDir, Segment, check_id,
                                  read_textgrid_phones, timit_phn_to_segments)
 from speechvq.errors import DataError
+from speechvq.ownership import Claim, claim
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,10 @@ def _subdirs(path: Path) -> list[Path]:
 
 
 def _write_splits(out_dir: str | os.PathLike, splits: dict[str, list[_Utt]],
-                  phones: list[str] | None = None) -> dict[str, Path]:
-    """Write each non-empty split as a Kaldi dir OUT/SPLIT (built in OUT/.SPLIT.tmp, renamed).
+                  phones: list[str] | None = None, *, source: Path) -> dict[str, Path]:
+    """Write each non-empty split as a Kaldi dir OUT/SPLIT (built in OUT/.SPLIT.tmp, renamed),
+    holding OUT's lock; a split dir that `speechvq prepare` did not make, or one that is, holds
+    or lies inside the corpus `source`, is refused before anything is written.
 
     Every id has been checked when this runs; duplicates are found here, before any write.
     """
@@ -157,32 +160,42 @@ def _write_splits(out_dir: str | os.PathLike, splits: dict[str, list[_Utt]],
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise DataError(f"output {out} exists and is not a folder; pass a folder path")
-    out.mkdir(parents=True, exist_ok=True)
-    out = out.resolve()
-    written: dict[str, Path] = {}
-    for name, utts in splits.items():
-        if not utts:
-            log.info("split %s is empty in this corpus: not written", name)
-            continue
-        tmp, final, old = out / f".{name}.tmp", out / name, out / f".{name}.old"
-        for stale in (tmp, old):
-            if stale.exists():
-                shutil.rmtree(stale)
-        ctm = {u.utt: list(u.segments) for u in utts if u.segments}
-        has_text = any(u.text is not None for u in utts)
-        DataDir(path=tmp, wav_scp={u.utt: str(u.path) for u in utts},
-                utt2spk={u.utt: u.spk for u in utts},
-                text={u.utt: u.text or "" for u in utts} if has_text else None,
-                ctm=ctm or None, phones=phones if ctm else None).save(tmp)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old.exists():
-            shutil.rmtree(old)
-        written[name] = final
-        log.info("wrote %s: %d utterances, %d speakers", final, len(utts),
-                 len({u.spk for u in utts}))
-    return written
+    with claim(out, "prepare", inputs=[source], check=False) as c:
+        for name, utts in splits.items():
+            if utts:
+                c.check(out / name)
+        out.mkdir(parents=True, exist_ok=True)
+        written: dict[str, Path] = {}
+        for name, utts in splits.items():
+            if utts:
+                written[name] = _write_split(c, out.resolve(), name, utts, phones)
+            else:
+                log.info("split %s is empty in this corpus: not written", name)
+        return written
+
+
+def _write_split(c: Claim, out: Path, name: str, utts: list[_Utt],
+                 phones: list[str] | None) -> Path:
+    """OUT/NAME from `utts`, built in OUT/.NAME.tmp (marked as prepare's) and renamed."""
+    tmp, final, old = out / f".{name}.tmp", out / name, out / f".{name}.old"
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    ctm = {u.utt: list(u.segments) for u in utts if u.segments}
+    has_text = any(u.text is not None for u in utts)
+    DataDir(path=tmp, wav_scp={u.utt: str(u.path) for u in utts},
+            utt2spk={u.utt: u.spk for u in utts},
+            text={u.utt: u.text or "" for u in utts} if has_text else None,
+            ctm=ctm or None, phones=phones if ctm else None).save(tmp)
+    c.mark(tmp)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)
+    log.info("wrote %s: %d utterances, %d speakers", final, len(utts),
+             len({u.spk for u in utts}))
+    return final
 
 
 # ------------------------------------------------------------------------------------- VCTK
@@ -244,7 +257,7 @@ def prepare_vctk(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                   "skipped" + ("; mic1 has them" if mic == "mic2" else ""))
     _warn_missing("VCTK utterances have no transcript under txt/", no_text,
                   "audio kept, with an empty line in text")
-    return _write_splits(out_dir, _vctk_splits(utts))
+    return _write_splits(out_dir, _vctk_splits(utts), source=root)
 
 
 def _vctk_sentence(utt: _Utt) -> int | None:
@@ -351,7 +364,7 @@ def prepare_librispeech(corpus_dir: str | os.PathLike, out_dir: str | os.PathLik
         phones = _phone_inventory({p for _, _, p in aligned})
         _warn_missing("LibriSpeech utterances have no TextGrid", no_align,
                       "kept without alignments (left out of phones.ctm)")
-    return _write_splits(out_dir, splits, phones)
+    return _write_splits(out_dir, splits, phones, source=root)
 
 
 def _index_textgrids(folder: Path) -> dict[str, Path]:
@@ -453,7 +466,7 @@ def prepare_timit(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     _warn_missing("TIMIT utterances have no .TXT file", no_text,
                   "audio kept, with an empty line in text")
     phones = ["SIL", *sorted({p for p in TIMIT_FOLD.values() if p and p != "SIL"})]
-    return _write_splits(out_dir, splits, phones)
+    return _write_splits(out_dir, splits, phones, source=root)
 
 
 def _timit_text(path: Path) -> str:
@@ -515,7 +528,7 @@ def prepare_folder(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     if len(no_text) < len(utts):
         _warn_missing("utterances have no .txt/.lab transcript", no_text,
                       "audio kept, with an empty line in text")
-    return _write_splits(out_dir, {"all": utts})
+    return _write_splits(out_dir, {"all": utts}, source=root)
 
 
 #: The preparers the CLI offers, by corpus name (``speechvq prepare NAME SRC OUT``).

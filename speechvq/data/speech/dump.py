@@ -57,6 +57,7 @@ from speechvq.data.speech.kaldi import DataDir, write_table
 from speechvq.errors import ConfigError, DataError, DiskFullError, SpeechVQError
 from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text, disk_full_error
 from speechvq.ownership import MARKER, Claim, claim
+from speechvq.workers import die_with_parent, worker_initargs
 
 __all__ = ["dump_data_dir", "SpeechDump", "SILENCE_DB", "PART_FILES"]
 
@@ -121,7 +122,7 @@ def _decoded(items: list[tuple], nj: int):
 
     A process pool executor rather than ``multiprocessing.Pool``: a worker that dies (killed for
     memory) raises BrokenProcessPool instead of hanging, and on an error (a bad file) the
-    queued work is cancelled instead of decoded.
+    queued work is cancelled instead of decoded. Workers end with the parent (`die_with_parent`).
     """
     if nj == 1 or len(items) <= 1:
         for item in items:
@@ -129,7 +130,8 @@ def _decoded(items: list[tuple], nj: int):
         return
     ctx = mp.get_context("spawn")  # no fork: the parent may hold torch threads
     chunk = max(1, min(8, len(items) // (4 * nj)))
-    pool = ProcessPoolExecutor(min(nj, len(items)), mp_context=ctx)
+    pool = ProcessPoolExecutor(min(nj, len(items)), mp_context=ctx, initializer=die_with_parent,
+                               initargs=worker_initargs())
     try:
         yield from pool.map(_decode_file, items, chunksize=chunk)
     finally:

@@ -10,6 +10,9 @@ Writes ``EXP/report/``:
   ``training``); and what the task's renderer adds (speech: ``units_unscored.<split>``).
 - ``report.md``: the same as tables, with the figures embedded (PNG, matplotlib Agg).
 
+``EXP/report`` is claimed while it is written (`speechvq.ownership.claim`: its lock; it is not
+``eval/``, and holds only what `speechvq report` made).
+
 The task-agnostic part is `core` (gathering, the training table, a generic table for results of a
 kind no renderer knows, the atomic writes); each task's part is a renderer registered under its
 name (`speech`), imported here when an exp of that task (config.yaml's ``task``, default
@@ -23,6 +26,7 @@ import os
 from pathlib import Path
 
 from speechvq.errors import DataError
+from speechvq.ownership import claim
 from speechvq.evaluation.report.core import (GENERIC, RENDERERS, Renderer, gather, generic_md,
                                              header_md, read_config, register_renderer,
                                              training_summary, write_report)
@@ -58,15 +62,17 @@ def make_report(exp_dir: str | os.PathLike) -> Path:
     exp = Path(exp_dir)
     if not exp.is_dir():
         raise DataError(f"--exp '{exp}' is not a folder; give the exp dir of `speechvq train`")
-    config = read_config(exp)
-    renderer = renderer_for(config.get("task", "speech"))
-    g = gather(exp, renderer.kinds, config)
-    renderer.extend(g)
-    if g.empty():
-        raise DataError(f"nothing to report in '{exp}': no eval/*.json and no metrics.jsonl; "
-                        "run `speechvq train` and `speechvq evaluate` first")
     out = exp / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    others = [k for k in g.report if k not in (*renderer.kinds, "training", "sources")]
-    md = header_md(exp) + renderer.render(g, out) + generic_md(g, others)
-    return write_report(out, g.report, md)
+    with claim(out, "report", inputs=[exp / "eval", exp / "metrics.jsonl", exp / "config.yaml"],
+               ours_if=lambda p: (p / "report.json").is_file()):
+        config = read_config(exp)
+        renderer = renderer_for(config.get("task", "speech"))
+        g = gather(exp, renderer.kinds, config)
+        renderer.extend(g)
+        if g.empty():
+            raise DataError(f"nothing to report in '{exp}': no eval/*.json and no "
+                            "metrics.jsonl; run `speechvq train` and `speechvq evaluate` first")
+        out.mkdir(parents=True, exist_ok=True)
+        others = [k for k in g.report if k not in (*renderer.kinds, "training", "sources")]
+        md = header_md(exp) + renderer.render(g, out) + generic_md(g, others)
+        return write_report(out, g.report, md)
