@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import types
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechvq.audio import load_audio, save_audio
+from speechvq.audio import load_audio, resample, save_audio
 from speechvq.checkpoint import resolve_checkpoint
 from speechvq.data.speech.kaldi import DataDir, check_id
 from speechvq.fileio import atomic_write_json
@@ -38,13 +40,9 @@ from speechvq.models.speech.vqvae import VQVAE, load_vqvae
 
 
 def choose_head(model: VQVAE, head: str) -> str:
-    """Resolve ``auto`` (see the module docstring); other names pass through."""
-    if head != "auto":
-        return head
-    on_gpu = next(model.parameters()).device.type == "cuda"
-    if model.wavenet is not None and (on_gpu or model.mel_decoder is None):
-        return "wavenet"
-    return "mel"
+    """Resolve ``auto`` (see the module docstring, `VQVAE.resolve_head`); other names pass
+    through."""
+    return model.resolve_head(head)
 
 
 @torch.no_grad()
@@ -77,15 +75,48 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
     return [out[i, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
 
 
+def convert(model: VQVAE | str | os.PathLike, src, sample_rate: int | None = None, *,
+            speaker: str, head: str = "auto", temperature: float = 1.0, seed: int = 0,
+            checkpoint: str | None = None, device: str = "auto") -> np.ndarray:
+    """One utterance in another speaker's voice: ``speechvq.convert(model, "a.wav",
+    speaker="p225")`` in the Python API (this module is callable; see the end of the file).
+
+    Args:
+        model: a loaded VQVAE (`speechvq.load`), or an exp dir / ``.pt`` file to load (with
+            `checkpoint` and `device`).
+        src: an audio file (any rate, resampled), or a (T,) waveform (numpy or tensor) at
+            `sample_rate` Hz (None: the model's rate).
+        speaker: the target speaker's name (one of ``model.speakers``).
+        head, temperature, seed: as `convert_waveforms`.
+    Returns:
+        (T',) float32 waveform at ``model.sample_rate``, as long as the source at that rate.
+    Raises:
+        ModelError: an unknown speaker (checked before any audio is read) or head.
+    """
+    if not isinstance(model, VQVAE):
+        model = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
+    model.speaker_index(speaker)
+    if isinstance(src, (str, os.PathLike)):
+        wav, _ = load_audio(src, model.sample_rate)  # (T',)
+    else:
+        x = src.detach().float().cpu().numpy() if isinstance(src, torch.Tensor) else \
+            np.asarray(src, dtype=np.float32)
+        if x.ndim != 1:
+            raise ModelError(f"convert takes one (T,) waveform, got shape {x.shape}; use "
+                             f"convert_waveforms for a batch")
+        rate = model.sample_rate if sample_rate is None else int(sample_rate)
+        wav = resample(x, rate, model.sample_rate) if rate != model.sample_rate else x  # (T',)
+    (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
+                             seed=seed)
+    return y
+
+
 def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker: str,
                  out: str | os.PathLike, *, head: str = "auto", temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto") -> Path:
     """`speechvq convert --src a.wav --speaker S -o out.wav`: one file, any rate (resampled)."""
     model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
-    model.speaker_index(speaker)  # an unknown speaker fails before any audio is read
-    wav, _ = load_audio(src, model.sample_rate)
-    (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
-                             seed=seed)
+    y = convert(model, src, speaker=speaker, head=head, temperature=temperature, seed=seed)
     save_audio(out, y, model.sample_rate)
     return Path(out)
 
@@ -271,3 +302,15 @@ def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | 
     if not known:
         raise ModelError(f"none of the model's speakers read anything in '{data_path}'")
     return known
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``speechvq.convert(...)`` is `convert` while ``speechvq.convert``
+    stays the module of DESIGN.md's layout (importing a submodule sets the package attribute of
+    the same name, so a function there would be replaced by the module)."""
+
+    def __call__(self, *args, **kwargs) -> np.ndarray:
+        return convert(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
