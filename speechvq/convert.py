@@ -13,7 +13,8 @@ et al. 2017, section 4.3). Two decoders can render the codes:
 Many conversions in one call are written as a Kaldi data dir (``wav.scp``, ``utt2spk`` = target
 speaker, ``utt2src`` = source utterance, ``text`` copied from the source) so they can be scored
 like any other data; finished wavs are kept when a run is restarted with the same model and
-settings (``DIR/conversion.json`` records them; any change converts afresh).
+settings (``DIR/conversion.json`` records them, with the command that made the wavs and where it
+ran; any change of model or settings converts afresh).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from speechvq.fileio import atomic_write_json
 from speechvq.data.speech.utterances import Utterances
 from speechvq.encode import pick_device
 from speechvq.errors import DataError, ModelError
+from speechvq.evaluation.results import command_line
 from speechvq.models.speech.vqvae import VQVAE, load_vqvae
+from speechvq.provenance import provenance
 
 
 def choose_head(model: VQVAE, head: str) -> str:
@@ -186,6 +189,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
     """
     model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
+    given = None if speakers is None else list(speakers)
     speakers = list(model.speakers if speakers is None else speakers)
     for s in speakers:
         model.speaker_index(s)  # unknown targets fail before any work
@@ -205,8 +209,18 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
     made_by = _made_by(model_path, checkpoint, head, temperature, seed)
+    wavenet = head == "wavenet"  # sampling settings (batches are seeded) matter to it only
+    command = command_line([
+        "speechvq", "convert", "--model", str(model_path), "--checkpoint", checkpoint,
+        "--data", str(data_path), "--speakers", None if given is None else ",".join(given),
+        "--parallel-to", None if parallel_to is None else str(parallel_to),
+        "--n-targets", n_targets, "--per-speaker", per_speaker, "--max-utts", max_utts,
+        "--head", head, "--temperature", temperature if wavenet else None,
+        "--seed", seed if wavenet else None,
+        "--batch-size", batch_size if wavenet else None, "--out", str(out_dir)])
     _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs},
-                     [data_path] + ([parallel_to] if parallel_to is not None else []))
+                     [data_path] + ([parallel_to] if parallel_to is not None else []),
+                     {"command": command, **provenance()})
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
     if len(todo) < len(pairs):
         print(f"convert: {len(pairs) - len(todo)} of {len(pairs)} conversions already in "
@@ -250,13 +264,16 @@ def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int) -
 CONVERSION_TABLES = ("wav.scp", "utt2spk", "spk2utt", "utt2src", "text")
 
 
-def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -> None:
+def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list,
+                     made_with: dict) -> None:
     """Make ``out`` ready for this call's conversions, deleting only what convert made there.
 
     ``out`` is ours when it holds ``conversion.json`` (or, from before that file existed,
     ``utt2src``). In a dir of ours, wavs of another model or settings are deleted, and so are
     wavs this call does not list; finished wavs of the same model and settings are kept. A dir
     that is not ours but holds audio (a prepared data dir, say) is refused, never emptied.
+    ``conversion.json`` gets `made_by` and `made_with` (the command and where it ran, for the
+    report); only `made_by` decides whether the wavs are kept.
     """
     out_r = out.resolve()
     for path in inputs:
@@ -274,6 +291,8 @@ def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -
         before = json.loads(stamp.read_text()) if stamp.is_file() else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         before = None  # a damaged stamp: start afresh
+    if isinstance(before, dict):
+        before = {k: v for k, v in before.items() if k not in made_with}
     if wavs and before != made_by:
         print(f"convert: the wavs in {wav_dir} were made by another model, checkpoint or "
               f"settings; converting afresh")
@@ -288,7 +307,7 @@ def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -
     if stale:
         print(f"convert: removed {len(stale)} wavs of an earlier call from {wav_dir}")
     wav_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(stamp, made_by, indent=1)
+    atomic_write_json(stamp, {**made_by, **made_with}, indent=1)
 
 
 def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
