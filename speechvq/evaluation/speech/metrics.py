@@ -120,10 +120,11 @@ def undefined(blocks: Iterable[Mapping], defined: Mapping[str, Metric]) -> list[
 
 
 def unit_columns(block: Mapping, systems: Iterable[str]) -> list[Metric]:
-    """The columns of a units table: every `UNITS` metric some system has, then any number of a
-    system that is defined nowhere (not in `UNITS` nor `UNIT_FIELDS`)."""
+    """The columns of a units table: every `UNITS` metric some system has (even as None: an
+    ABX with no within-speaker triplet shows ``n/a``, not nothing), then any number of a system
+    that is defined nowhere (not in `UNITS` nor `UNIT_FIELDS`)."""
     rows = [block[s] for s in systems]
-    return [m for m in UNITS if any(r.get(m.name) is not None for r in rows)] + \
+    return [m for m in UNITS if any(m.name in r for r in rows)] + \
         undefined(rows, DEFINED_UNITS)
 
 
