@@ -109,6 +109,7 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     log = _ok(run_recipe(MINI / "run.sh", *common, "--stop-stage", "2", cwd=MINI, tmp=tmp_path))
     assert "Stage 2a: train the codes" in log and "Stage 2b: train the WaveNet" in log
     assert "Stage 3" not in log
+    assert "\r" not in log and max(map(len, log.splitlines())) < 1000  # a readable run.log
     exp = work / "exp" / "mini run"
     assert (work / "exp" / "mini run_codes" / "checkpoints" / "last.pt").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()

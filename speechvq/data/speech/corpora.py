@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.speech.kaldi import (TIMIT_FOLD, DataDir, Segment, check_id,
                                  read_textgrid_phones, timit_phn_to_segments)
