@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.audio import load_audio, resample, save_audio
 from speechvq.checkpoint import resolve_checkpoint

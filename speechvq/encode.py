@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.codes import manifest_path, write_manifest, write_units
 from speechvq.data.speech.dumpfile import SpeechDump
