@@ -46,7 +46,14 @@ def test_results_and_training_runs_record_folder_version_and_commit(tmp_path):
 
 def test_conversion_dir_records_the_convert_command_but_keeps_wavs_across_folders(
         eval_corpus, tmp_path, monkeypatch, capsys):
-    exp, test, out = eval_corpus["exp"], eval_corpus["test"], tmp_path / "conv"
+    exp, out = eval_corpus["exp"], tmp_path / "conv"
+    import soundfile as sf  # one 0.1 s source, so that the WaveNet samples little
+
+    from speechvq.data.speech.kaldi import DataDir
+    sf.write(tmp_path / "spk1_x.wav", sf.read(eval_corpus["test"] / "wav" / "spk1_s4.wav")[0][
+        :1600], 16000)
+    test = DataDir(path=None, wav_scp={"spk1_x": str(tmp_path / "spk1_x.wav")},
+                   utt2spk={"spk1_x": "spk1"}).save(tmp_path / "src")
     convert_data(exp, test, ["spk2"], out, head="wavenet", max_utts=1, progress=False)
     stamp = json.loads((out / "conversion.json").read_text())
     assert stamp["command"] == (f"speechvq convert --model {exp} --data {test} --speakers spk2 "
