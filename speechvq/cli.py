@@ -400,7 +400,8 @@ def cmd_evaluate_units(args: argparse.Namespace) -> int:
         results = unit_eval.evaluate_units_model(
             args.model, args.data, fit_on=args.fit_on, name=args.name, exp_dir=args.exp,
             checkpoint=args.checkpoint, batch_size=args.batch_size,
-            abx_max_triplets=args.abx_triplets, seed=args.seed, device=args.device,
+            abx_max_triplets=args.abx_triplets, abx_items=args.abx_items,
+            export_abx=args.export_abx, seed=args.seed, device=args.device,
             progress=_progress(args))
         for result in results:
             print(unit_eval.format_units_table(result))
@@ -468,7 +469,13 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--name", help="result name (default: the data's folder name)")
     u.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
     u.add_argument("--abx-triplets", type=positive_int, default=5000,
-                   help="ABX triplets sampled per condition (seeded)")
+                   help="ABX: every triplet is scored up to this many per condition, else a "
+                        "seeded sample whose 95%% interval is under 0.2 points")
+    u.add_argument("--abx-items", default="phone", metavar="SPAN",
+                   help="ABX items: 'phone', the centre phone in its context (ZeroSpeech ABX2, "
+                        "within context), or 'triphone', the three phones (libri-light)")
+    u.add_argument("--export-abx", metavar="DIR", help="also write DIR/<name>/: the ZeroSpeech "
+                   ".item file, one .npy of features per utterance and the zrc-abx2 commands")
     u.add_argument("--batch-size", type=positive_int, default=8, help="utterances per encoder batch")
     u.add_argument("--seed", type=int, default=0, help="baselines, k-means and ABX sampling")
     _add_progress_argument(u)

@@ -119,13 +119,17 @@ def test_fit_on_defaults_to_the_scored_data_and_abx_inputs_are_exported(data, tm
     assert "--feature_size 0.01" in (out / "zrc_abx2.sh").read_text()  # the tiny model: 100 Hz
 
 
-def test_missing_alignments_is_one_line_naming_the_data(data, tiny_data_dir, tmp_path, capsys):
+def test_missing_alignments_or_unknown_abx_items_is_one_line(data, tiny_data_dir, tmp_path, capsys):
     code = cli.main(["evaluate", "units", "--model", str(data["exp"]), "--data",
                      str(tiny_data_dir), "--exp", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "unit scoring needs phone alignments (phones.ctm" in err and str(tiny_data_dir) in err
     assert not (tmp_path / "eval").exists()
+    code = cli.main(["evaluate", "units", "--model", str(data["exp"]), "--data",
+                     str(data["test"]), "--exp", str(tmp_path), "--abx-items", "quad"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "'quad' is unknown; use one of phone, triphone" in err
 
 
 def perfect_units(data) -> dict:
