@@ -45,7 +45,8 @@ def cmd_evaluate_units(args: argparse.Namespace) -> int:
         results = unit_eval.evaluate_units_model(
             args.model, args.data, fit_on=args.fit_on, name=args.name, exp_dir=args.exp,
             checkpoint=args.checkpoint, batch_size=args.batch_size,
-            abx_max_triplets=args.abx_triplets, seed=args.seed, device=args.device,
+            abx_max_triplets=args.abx_triplets, abx_items=args.abx_items,
+            export_abx=args.export_abx, seed=args.seed, device=args.device,
             progress=progress(args))
     else:
         if args.frame_rate is None or args.alignments is None:
@@ -108,7 +109,13 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     u.add_argument("--name", help="result name (default: the data's folder name)")
     add_results_exp_argument(u)
     u.add_argument("--abx-triplets", type=positive_int, default=5000,
-                   help="ABX triplets sampled per condition (seeded)")
+                   help="ABX: every triplet is scored up to this many per condition, else a "
+                        "seeded sample whose 95%% interval is under 0.2 points")
+    u.add_argument("--abx-items", default="phone", metavar="SPAN",
+                   help="ABX items: 'phone', the centre phone in its context (ZeroSpeech ABX2, "
+                        "within context), or 'triphone', the three phones (libri-light)")
+    u.add_argument("--export-abx", metavar="DIR", help="also write DIR/<name>/: the ZeroSpeech "
+                   ".item file, one .npy of features per utterance and the zrc-abx2 commands")
     add_batch_size_argument(u, "utterances per encoder batch")
     add_seed_argument(u, "baselines, k-means and ABX sampling")
     add_progress_argument(u)

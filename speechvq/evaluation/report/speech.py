@@ -247,8 +247,11 @@ def _units_md(split: str, block: dict, src: dict, figures: list, out: Path) -> l
               f"{main} is ahead of every baseline on every scored metric." if main else ""]
     abx_n = block.get(main, {}).get("abx_n_triplets_within") if main else None
     if abx_n is not None:
-        lines += ["", f"ABX sample: {abx_n} within-speaker and "
-                      f"{block[main].get('abx_n_triplets_across')} across-speaker triplets."]
+        from speechvq.evaluation.speech.abx import SPANS
+        span = block[main].get("abx_items", "triphone")  # results from before issue 20: triphone
+        lines += ["", f"ABX: {SPANS.get(span, span)}, cosine (angular) distance, DTW; "
+                      f"{abx_n} within-speaker and {block[main].get('abx_n_triplets_across')} "
+                      f"across-speaker triplets scored."]
     return lines + ["", source_line(src), ""] + figure_links(figures) + [""]
 
 

@@ -56,6 +56,8 @@ UNIT_FIELDS = (
     Metric("codebook_size", "codebook size K", fmt="d"),
     Metric("fit_on", "data the code-to-phone mapping is fitted on ('eval': the scored data)"),
     Metric("abx_n_items", "ABX items (phones in context)", fmt="d"),
+    Metric("abx_items", "ABX item span: 'phone' (the centre phone in its context, ZeroSpeech "
+                        "ABX2) or 'triphone' (the three phones, libri-light)"),
     *(Metric(f"abx{q}_n_triplets_{c}", f"ABX triplets {c} speakers" + (", codes" if q else ""),
              fmt="d") for q in ("", "_codes") for c in ("within", "across")),
     # label-free statistics of units files without alignments (``units_unscored.<split>``)
