@@ -32,7 +32,7 @@ import soundfile as sf
 import soxr
 
 from speechvq.errors import AudioError, ConfigError
-from speechvq.fileio import readable_tempfile
+from speechvq.fileio import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -110,7 +110,7 @@ def check_audio_name(path: str | os.PathLike, subtype: str = "PCM_16") -> None:
 
 
 def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write audio atomically (temp file in the same folder, then `os.replace`).
+    """Write audio atomically (`speechvq.fileio.atomic_path`).
 
     Args:
         path: output file; the format follows the extension (.wav, .flac, ...); parents are made.
@@ -125,18 +125,13 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
     x = np.asarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         raise AudioError(f"refusing to write '{path}': the signal holds NaN or infinite samples")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = readable_tempfile(path.parent, f".{path.name}.", path.suffix)
-    try:
-        sf.write(tmp, np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype)
-        os.replace(tmp, path)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        why = str(e).replace(str(tmp), str(path))  # name the file the user asked for
-        raise AudioError(f"cannot write audio file '{path}' ({why}); use a .wav or .flac name "
-                         f"and a subtype that format supports") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=path.suffix) as tmp:  # soundfile reads the format from it
+        try:
+            sf.write(tmp, np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+            why = str(e).replace(str(tmp), str(path))  # name the file the user asked for
+            raise AudioError(f"cannot write audio file '{path}' ({why}); use a .wav or .flac "
+                             f"name and a subtype that format supports") from None
 
 
 def is_silent(x, threshold_db: float = -60.0) -> bool:

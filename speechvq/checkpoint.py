@@ -2,7 +2,8 @@
 
 A checkpoint is a dict of tensors, ints, floats, strings, lists and dicts only, so it loads with
 ``torch.load(weights_only=True)``: loading a checkpoint never runs code. Writes go to a temp name in
-the same folder and are renamed, so a kill at any moment leaves either the old file or the new one.
+the same folder and are renamed (`speechvq.fileio.atomic_path`), so a kill at any moment leaves
+either the old file or the new one.
 
 `--model M` everywhere means an exp dir (its ``checkpoints/last.pt``, or ``--checkpoint NAME``
 inside it: ``best`` is ``best.pt``, the best validation loss) or a ``.pt`` file.
@@ -22,25 +23,17 @@ from typing import Any
 import torch
 
 from speechvq.errors import ModelError
+from speechvq.fileio import atomic_path
 
 DEFAULT_KIND = "speech"  # the kind of a checkpoint that names none (the first speechvq wrote none)
 
 
-def _replace(src: str, dst: str) -> None:
-    """`os.replace`, kept as one name so a test can inject a crash between write and rename."""
-    os.replace(src, dst)
-
-
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write `state` to `path` atomically (temp file in the same folder, fsync, rename)."""
+    """Write `state` to `path` atomically (temp ``.NAME.tmp`` in the same folder, fsync, rename;
+    a rerun overwrites the temp a killed run left). Returns: `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    _replace(str(tmp), str(path))
+    with atomic_path(path, stable_name=True) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)  # to a file object: the archive's inner folder is "archive"
     return path
 
 

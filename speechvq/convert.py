@@ -30,7 +30,7 @@ from tqdm import tqdm
 from speechvq.audio import load_audio, save_audio
 from speechvq.checkpoint import resolve_checkpoint
 from speechvq.data.speech.kaldi import DataDir, check_id
-from speechvq.fileio import atomic_write_text
+from speechvq.fileio import atomic_write_json
 from speechvq.data.speech.utterances import Utterances
 from speechvq.encode import pick_device
 from speechvq.errors import DataError, ModelError
@@ -257,7 +257,7 @@ def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -
     if stale:
         print(f"convert: removed {len(stale)} wavs of an earlier call from {wav_dir}")
     wav_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, json.dumps(made_by, indent=1, sort_keys=True) + "\n")
+    atomic_write_json(stamp, made_by, indent=1)
 
 
 def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None, *,

@@ -20,12 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from speechvq.errors import ConfigError
+from speechvq.models.outputs import StepFn
 
 BUILTIN_TASKS = "speechvq.tasks"  # the package whose import registers the built-in tasks
-
-#: ``(model, batch) -> (loss, metrics)``: a 0-d loss tensor and named scalars (floats or 0-d
-#: tensors) that metrics.jsonl records.
-StepFn = Callable[[Any, Mapping[str, Any]], "tuple[Any, dict[str, Any]]"]
 
 
 @dataclass

@@ -20,13 +20,9 @@ the run up and hands it to a Trainer.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -40,10 +36,11 @@ from tqdm import tqdm
 
 from speechvq import __version__
 from speechvq.checkpoint import load_checkpoint, save_checkpoint
-from speechvq.config import Config, config_from_dict, config_to_dict, dump_config
+from speechvq.config import Config, config_to_dict, dump_config
 from speechvq.device import pick_device
 from speechvq.distributed import check_batch_divisible, distributed_env, process_group
 from speechvq.errors import TrainingError
+from speechvq.experiment import config_differences, resolved_config, run_info, truncate_metrics
 from speechvq.fileio import atomic_write_text
 from speechvq.registry import StepFn, get_task
 
@@ -77,39 +74,6 @@ def lr_lambda(schedule: str, warmup: int, max_steps: int) -> Callable[[int], flo
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         return 1.0 - progress  # linear
     return factor
-
-
-def run_info(command: Sequence[str] | None = None) -> str:
-    """cmdline.txt's content: the command (default: this process's argv), the git commit of the
-    code, package versions."""
-    commit = "unknown"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=10)
-        if out.returncode == 0:
-            commit = out.stdout.strip()
-    versions = []
-    for pkg in ("torch", "numpy", "soundfile", "soxr", "librosa", "scikit-learn", "pyyaml"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions.append(f"{pkg}=={importlib.metadata.version(pkg)}")
-    argv = list(command) if command is not None else \
-        ([Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else [])
-    return (f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{shlex.join(argv)}\n"
-            f"# speechvq {__version__}, git commit {commit}, python {platform.python_version()}\n"
-            f"# {' '.join(versions)}\n")
-
-
-def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two config dicts."""
-    keys = []
-    for key in sorted(set(old) | set(new)):
-        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += config_differences(a, b, name + ".")
-        elif a != b:
-            keys.append(name)
-    return keys
 
 
 # ------------------------------------------------------------------------------------- trainer
@@ -221,7 +185,7 @@ class Trainer:
         if not last.exists():
             return
         state = load_checkpoint(last, map_location=self.device)
-        changed = [k for k in config_differences(_resolved(state["config"], last),
+        changed = [k for k in config_differences(resolved_config(state["config"], last),
                                                  config_to_dict(self.cfg))
                    if k not in RESUMABLE_CHANGES]
         if changed:
@@ -251,20 +215,8 @@ class Trainer:
             f.write(line + "\n")
 
     def _truncate_metrics(self) -> None:
-        """Drop metrics lines past the resumed step (written by a run that was killed later),
-        and a last line torn by a kill in mid-write."""
-        path = self.exp / "metrics.jsonl"
-        if not self.is_main or not path.exists():
-            return
-        kept = []
-        for ln in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(ln)
-            except ValueError:  # torn or empty
-                continue
-            if isinstance(record, dict) and record.get("step", 0) <= self.step:
-                kept.append(ln)
-        atomic_write_text(path, "".join(ln + "\n" for ln in kept))
+        if self.is_main:
+            truncate_metrics(self.exp / "metrics.jsonl", self.step)
 
     # loop ---------------------------------------------------------------------------------
     def fit(self) -> Path:
@@ -450,19 +402,6 @@ class Trainer:
 # --------------------------------------------------------------------------------- entry point
 
 
-def _resolved(values: dict, path: Path) -> dict:
-    """A checkpoint's config as today's keys and defaults (an older run resumes if nothing it
-    learned from changed); the raw dict when it no longer resolves."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # moved keys were reported when the run was set up
-        try:
-            return config_to_dict(config_from_dict(values, source=f"checkpoint {path}"))
-        except Exception:  # noqa: BLE001 - an unresolvable old config just compares as it is
-            return values
-
-
 def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
           valid: str | os.PathLike | None = None, progress: bool = True,
           command: Sequence[str] | None = None) -> Path:
@@ -475,6 +414,9 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
         valid: held-out data of the same kind for the validation pass (``train.valid_every``).
     """
     task = get_task(cfg.task)
+    if cfg.train.valid_every and valid is None and distributed_env().rank == 0:
+        print(f"train: train.valid_every={cfg.train.valid_every} but no --valid data was given: "
+              f"no validation, no best.pt", file=sys.stderr)
     with process_group(cfg.train.device) as env:
         check_batch_divisible(cfg.train.batch_size, env.world_size)
         fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()
@@ -485,9 +427,3 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
                           valid_batches=run.valid_batches if cfg.train.valid_every else None,
                           progress=progress, command=command)
         return trainer.fit()
-
-
-def train_speech(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike,
-                 **kwargs: Any) -> Path:
-    """`train` of a speech config (the name ``speechvq train`` called before tasks)."""
-    return train(cfg, data, exp_dir, **kwargs)

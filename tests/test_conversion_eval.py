@@ -17,9 +17,9 @@ from evaldata import SENTENCES, SPEAKERS, synth
 from speechvq.config.speech import DataConfig
 from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError
-from speechvq.evaluation.speech.conversion import (evaluate_conversion, format_conversion,
-                                            heldout_split, speaker_features,
-                                            train_speaker_classifier)
+from speechvq.evaluation.speech.conversion import evaluate_conversion, format_conversion
+from speechvq.evaluation.speech.conversion_speaker import (heldout_split, speaker_features,
+                                                           train_speaker_classifier)
 from speechvq.evaluation.speech.mcd import mcd
 
 
@@ -149,7 +149,7 @@ def _subset(src, dst, drop):
 def test_several_dirs_share_one_classifier_and_match_single_runs(data, result, tmp_path,
                                                                  monkeypatch, capsys):
     from speechvq import cli
-    from speechvq.evaluation.speech import conversion as C
+    from speechvq.evaluation.speech import conversion_speaker
 
     # the second dir differs from the first, so swapped or leaking results would show
     second = _subset(data["conv"], tmp_path / "conv2", {"spk2-spk1_s4", "spk3-spk2_s5"})
@@ -157,8 +157,8 @@ def test_several_dirs_share_one_classifier_and_match_single_runs(data, result, t
                                 exp_dir=tmp_path / "alone", name="two", batch_size=1,
                                 progress=False)
     fits = []
-    real_fit = C.train_speaker_classifier
-    monkeypatch.setattr(C, "train_speaker_classifier",
+    real_fit = conversion_speaker.train_speaker_classifier
+    monkeypatch.setattr(conversion_speaker, "train_speaker_classifier",
                         lambda x, y, seed=0: fits.append(len(y)) or real_fit(x, y, seed))
     code = cli.main(["evaluate", "conversion", "--model", str(data["exp"]), "--data",
                      str(data["conv"]), str(second), "--ref", str(data["test"]), "--train",

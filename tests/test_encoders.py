@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from speechvq.config import Config
+from speechvq.config import default_config
 from speechvq.config.speech import DataConfig, EncoderConfig, MelHeadConfig, code_hop
 from speechvq.models.speech.decoders import MelDecoder, mel_l1_loss
 from speechvq.models.speech.encoders import SpeechEncoder, time_jitter, utterance_normalize
@@ -44,7 +44,7 @@ def test_logmel_encoder_gives_ceil_t_over_hop_frames(frame_stride, T, norm):
 
 @pytest.mark.parametrize("enc", [{"strides": PHONE}, {"input": "logmel", "mel_frame_stride": 4}])
 def test_hop_matches_config_code_hop(enc):
-    cfg = Config()
+    cfg = default_config()
     for key, value in enc.items():
         setattr(cfg.model.encoder, key, value)
     assert SpeechEncoder(cfg.model.encoder, 8, cfg.data).hop == code_hop(cfg)

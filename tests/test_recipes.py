@@ -32,7 +32,7 @@ TINY_MODEL = ("model.encoder.channels=16 model.encoder.dilations=[1] "
               "model.decoder.speaker_dim=4 model.decoder.wavenet.layers=2 "
               "model.decoder.wavenet.cycles=1 model.decoder.wavenet.residual_channels=4 "
               "model.decoder.wavenet.gate_channels=8 model.decoder.wavenet.skip_channels=4 "
-              "train.batch_size=2 data.num_workers=0")
+              "train.batch_size=2 train.num_workers=0")
 MINI_TRAIN_ARGS = (f"{TINY_MODEL} model.decoder.mel.channels=8 model.decoder.mel.layers=1 "
                    "data.window=4000 train.max_steps=3 train.checkpoint_every=3")
 
@@ -112,6 +112,10 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     exp = work / "exp" / "mini run"
     assert (work / "exp" / "mini run_codes" / "checkpoints" / "last.pt").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()
+    for run in (work / "exp" / "mini run_codes", exp):  # both runs validated on dump/valid
+        assert (run / "checkpoints" / "best.pt").is_file()
+        records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+        assert any("valid_loss" in r for r in records), run
     assert "train: initialised from exp/mini run_codes; new: wavenet" in log
     assert {p.name for p in (work / "data").iterdir()} >= {"train", "dev", "test", "test_unseen",
                                                           "test_reread"}
@@ -195,6 +199,7 @@ def test_mini_recipe_on_a_prepared_corpus_dir(tmp_path, tiny_data_dir):
     assert (work / "dump" / "train" / "dump.json").is_file()
     exp = work / "exp" / "mini"
     assert (exp / "checkpoints" / "last.pt").is_file()
+    assert not (exp / "checkpoints" / "best.pt").exists()  # no held-out split: no validation
     assert not (exp / "eval").exists()
     units = _units(exp / "units" / "train.txt")
     assert sorted(units) == sorted(read_table(tiny_data_dir / "utt2spk"))
@@ -235,7 +240,7 @@ def test_vctk_conf_holds_the_paper_settings():
             wn.skip_channels) == (30, 3, 256, 512, 256)
     assert (wn.upsample, wn.output, wn.quantization_channels) == ("transposed", "softmax", 256)
     assert cfg.model.decoder.mel.weight == 0
-    assert cfg.train.amp == "auto" and cfg.data.num_workers == 4
+    assert cfg.train.amp == "auto" and cfg.train.num_workers == 4
     assert cfg.data.window % 64 == 0 and cfg.train.batch_size % 8 == 0  # splits over 2/4/8 GPUs
     debug = load_config(VCTK / "conf" / "train_debug.yaml")
     assert debug.model.encoder.strides == enc.strides and debug.train.max_steps <= 1000

@@ -10,7 +10,8 @@ import pytest
 from speechvq import cli
 from speechvq.errors import DataError
 from speechvq.evaluation.speech.conversion import evaluate_conversion
-from speechvq.evaluation.report import baseline_wins, make_report, training_summary
+from speechvq.evaluation.report import make_report, training_summary
+from speechvq.evaluation.report.speech import baseline_wins
 from speechvq.evaluation.speech.unit_eval import evaluate_units_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -78,7 +79,76 @@ def test_baseline_wins_and_training_summary_by_hand():
                                     "50.0 %), abx_within (5.0 % vs 10.0 %)"]
     rows = [{"step": 50, "loss": 2.0, "step_time": 0.1}, {"step": 60, "loss": 1.5,
                                                           "step_time": 0.2}]
-    assert training_summary(rows) == {"loss": 1.5, "steps": 60, "wall_time_s": 7.0}
+    assert training_summary(rows) == {"loss": 1.5, "step_time": 0.2, "steps": 60,
+                                      "wall_time_s": 7.0}
+
+
+def test_every_number_the_evaluations_write_has_a_definition(reported):
+    """A field the evaluations add without a definition would show under its bare name."""
+    from speechvq.evaluation.speech.metrics import DEFINED_CONVERSION, DEFINED_UNITS
+
+    _, _, units, conv = reported
+    for block in units["units"].values():
+        for system in (s for s in block if isinstance(block[s], dict)):
+            assert set(block[system]) - set(DEFINED_UNITS) == set(), system
+        assert {k for k in block if not isinstance(block[k], dict)} <= set(DEFINED_UNITS)
+    for block in conv["conversion"].values():
+        assert set(block) - set(DEFINED_CONVERSION) == set()
+
+
+def test_new_metric_and_unknown_eval_kind_reach_the_report(tmp_path):
+    """A field added to metrics.jsonl or to a result, and a result of a kind no renderer knows,
+    are reported without editing any list of names."""
+    exp = tmp_path / "exp"
+    (exp / "eval").mkdir(parents=True)
+    (exp / "metrics.jsonl").write_text(
+        '{"step": 5, "loss": 2.0, "brand_new": 0.5, "flag": true}\n'
+        '{"step": 10, "loss": 1.0, "brand_new": 0.25, "note": "text"}\n')
+    (exp / "eval" / "fid_test.json").write_text(json.dumps(
+        {"fid": {"test": {"vqvae": {"fid": 12.5, "n": 100}, "name": "x"}},
+         "command": "speechvq evaluate fid", "data": "data/test"}))
+    (exp / "eval" / "bare.json").write_text(json.dumps({"score": 0.75, "command": "c"}))
+    (exp / "eval" / "units_extra.json").write_text(json.dumps(
+        {"units": {"extra": {"frame_rate_hz": 50.0, "codebook_size": 4, "n_phones": 2,
+                             "fit_on": "eval",
+                             "vqvae": {"mapping_accuracy": 0.5, "new_unit_metric": 3.0},
+                             "random": {"mapping_accuracy": 0.25, "new_unit_metric": 1.0}}},
+         "command": "speechvq evaluate units"}))
+    md = make_report(exp).read_text()
+    report = json.loads((exp / "report" / "report.json").read_text())
+    assert report["training"] == {"loss": 1.0, "brand_new": 0.25, "steps": 10,
+                                  "wall_time_s": None}
+    assert "| brand_new | 0.25 |" in md and "| total loss | 1 |" in md
+    assert report["fid"]["test"] == {"vqvae": {"fid": 12.5, "n": 100}, "name": "x"}
+    assert report["sources"]["fid.test"]["command"] == "speechvq evaluate fid"
+    assert "## fid: test" in md and "| vqvae.fid | 12.5 |" in md and "| vqvae.n | 100 |" in md
+    assert report["bare"]["bare"] == {"score": 0.75} and "| score | 0.75 |" in md
+    assert "| system | map acc | new_unit_metric |" in md and "| **vqvae** | 50.0 | 3 |" in md
+
+
+def test_report_core_knows_no_task_and_a_task_without_renderer_is_listed(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, speechvq.evaluation.report as r; "
+            "print(sorted(m for m in sys.modules if '.speech' in m or m.endswith('.config')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    (tmp_path / "config.yaml").write_text("task: image\n")
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "images_test.json").write_text(json.dumps(
+        {"images": {"test": {"vqvae": {"psnr_db": 20.5}}}, "command": "speechvq evaluate"}))
+    md = make_report(tmp_path).read_text()
+    assert "## images: test" in md and "| vqvae.psnr_db | 20.5 |" in md
+    assert "No metrics.jsonl" in md and "units" not in json.loads(
+        (tmp_path / "report" / "report.json").read_text())
+
+
+def test_result_claiming_the_training_block_is_refused(tmp_path):
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "training_x.json").write_text("{}")
+    with pytest.raises(DataError, match="training_x.json: 'training' is the report's own"):
+        make_report(tmp_path)
 
 
 def test_cli_report_and_empty_exp(reported, tmp_path, capsys):
@@ -139,3 +209,24 @@ def test_units_file_scored_under_another_name_is_not_listed_as_unscored(eval_cor
     make_report(exp)
     report = json.loads((exp / "report" / "report.json").read_text())
     assert "seen" in report["units"] and report["units_unscored"] == {}
+
+
+def test_speech_step_logs_the_defined_training_metrics():
+    """What `speech_step` logs is exactly the names the report labels (STEP_METRICS), detached,
+    each the matching field of the model's output."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from speechvq.models.speech.outputs import STEP_METRICS
+    from speechvq.tasks.speech import speech_step
+
+    names = ("loss", "nll", "bits_per_sample", "vq_loss", "mel_loss", "perplexity", "codes_used")
+    t = {k: torch.tensor(float(i), requires_grad=True) for i, k in enumerate(names)}
+    out = SimpleNamespace(**t, stats=SimpleNamespace(perplexity=t["perplexity"],
+                                                     codes_used=t["codes_used"]))
+    loss, logged = speech_step(lambda wav, speaker, length: out,
+                               {"wav": None, "speaker": None, "length": None})
+    assert loss is t["loss"]
+    assert list(logged) == [m.name for m in STEP_METRICS]
+    assert all(logged[k].item() == t[k].item() and not logged[k].requires_grad for k in logged)

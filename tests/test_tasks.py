@@ -88,3 +88,9 @@ def test_old_yaml_keys_are_migrated_with_a_note(tmp_path):
     assert cfg.train.num_workers == 3
     with pytest.warns(UserWarning):
         assert load_config_text(path.read_text()) == cfg
+
+
+def test_old_keys_on_the_command_line_are_migrated_too():
+    with pytest.warns(UserWarning, match=r"command line.*'data.num_workers' is now"):
+        cfg = load_config(None, ["data.num_workers=2", "eval.temperature=0.5", "train.lr=1e-3"])
+    assert cfg.train.num_workers == 2 and cfg.train.lr == 1e-3

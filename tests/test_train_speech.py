@@ -5,9 +5,9 @@ What issue 6 asks of training, each checked through the installed console script
 - the exp dir (config.yaml, cmdline.txt, speakers.txt, checkpoints, metrics.jsonl) and a last.pt
   that loads with ``weights_only=True``; ``--print-config``; user errors as one line and exit 2;
 - exact resume: a run SIGKILLed mid-run, and one that dies between a checkpoint's temp write and
-  its rename (`speechvq.checkpoint._replace`), rerun with the same command, end bit-identical to
-  an uninterrupted run (weights, optimiser, EMA buffers; dropout, time jitter and dead-code
-  restarts are on, so the restored RNG matters);
+  its rename (`speechvq.fileio._replace` onto a .pt), rerun with the same command, end
+  bit-identical to an uninterrupted run (weights, optimiser, EMA buffers; dropout, time jitter
+  and dead-code restarts are on, so the restored RNG matters);
 - DDP through ``torchrun --nproc_per_node=2`` (gloo): the EMA codebook, counts and sums equal a
   single process on the whole batch, and differ from rank 0's half alone (so the test fails if
   the quantiser's all-reduce is missing);
@@ -68,22 +68,23 @@ ENV = {k: v for k, v in os.environ.items()
        if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
 ENV.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
 
-# `speechvq train` with `speechvq.checkpoint._replace` dying on its CRASH_AT-th call: that
-# checkpoint's temp file is written and fsynced but never renamed.
+# `speechvq train` with the atomic writer's rename (`speechvq.fileio._replace`) dying on its
+# CRASH_AT-th checkpoint: that checkpoint's temp file is written and fsynced but never renamed.
 CRASH_SCRIPT = """
 import os, sys
-import speechvq.checkpoint as checkpoint
+import speechvq.fileio as fileio
 from speechvq import cli
 
-crash_at, calls, real = int(sys.argv[1]), [], checkpoint._replace
+crash_at, calls, real = int(sys.argv[1]), [], fileio._replace
 
 def replace(src, dst):
-    calls.append(dst)
-    if len(calls) == crash_at:
-        os._exit(9)
+    if dst.endswith(".pt"):
+        calls.append(dst)
+        if len(calls) == crash_at:
+            os._exit(9)
     real(src, dst)
 
-checkpoint._replace = replace
+fileio._replace = replace
 sys.exit(cli.main(sys.argv[2:]))
 """
 

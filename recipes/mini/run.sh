@@ -46,10 +46,12 @@ cd "${workdir}"
 
 if [ -n "${corpus_dir}" ]; then
   train_data=${corpus_dir}
+  valid_data=""
   eval_sets=""
   log "Training on ${corpus_dir}: unit and conversion scoring need the built-in corpus's alignments and parallel sentences; stage 3 only encodes the training data, stage 4 is skipped"
 else
   train_data=data/train
+  valid_data=data/dev   # held-out readings by the training speakers: validation, best.pt
   eval_sets="test test_unseen"
 fi
 
@@ -61,6 +63,9 @@ fi
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   log "Stage 1: dump audio for training"
   speechvq dump "${train_data}" dump/train --nj "${nj}"   # a complete dump is skipped
+  if [ -n "${valid_data}" ]; then
+    speechvq dump "${valid_data}" dump/valid --nj "${nj}"
+  fi
   for split in ${eval_sets}; do
     speechvq dump "data/${split}" "dump/${split}" --nj "${nj}"
   done
@@ -68,13 +73,22 @@ fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   # Each run resumes from its checkpoints/last.pt; a finished run says so and returns at once.
+  # With the built-in corpus both runs validate on dump/valid (conf: train.valid_every) and keep
+  # the best checkpoint as checkpoints/best.pt; the later stages use last.pt.
+  valid=(--valid dump/valid)          # an option, before --exp
+  no_valid=""                         # an override, among the key=value arguments
+  if [ -z "${valid_data}" ]; then
+    valid=()
+    no_valid=train.valid_every=0
+  fi
   log "Stage 2a: train the codes through the log-mel head: ${exp}_codes"
   # shellcheck disable=SC2086
-  speechvq train --config "${train_config}" --data dump/train --exp "${exp}_codes" ${train_args}
+  speechvq train --config "${train_config}" --data dump/train "${valid[@]}" --exp "${exp}_codes" \
+    ${no_valid} ${train_args}
   log "Stage 2b: train the WaveNet on the frozen codes of ${exp}_codes: ${exp}"
   # shellcheck disable=SC2086
   speechvq train --config "${train_config}" --config "${wavenet_config}" --data dump/train \
-    --exp "${exp}" train.init_from="${exp}_codes" ${train_args}
+    "${valid[@]}" --exp "${exp}" train.init_from="${exp}_codes" ${no_valid} ${train_args}
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${corpus_dir}" ]; then

@@ -36,6 +36,10 @@ class Config:
     task: str
     seed: int
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Config is the base class of every task's root config; make one with "
+                        "default_config(task), load_config(...) or root_class(task)(...)")
+
 
 @dataclass
 class QuantizerConfig:
@@ -208,13 +212,40 @@ def load_config(path: str | os.PathLike | Sequence[str | os.PathLike] | None = N
     for override in task_overrides:
         tree["task"] = split_override(override)[1].strip()
     cfg = config_from_dict(tree, source=", ".join(map(os.fspath, paths)))
-    rest = [o for o in overrides if o not in task_overrides]
+    rest = _migrate_overrides([o for o in overrides if o not in task_overrides], cfg.task)
     if rest:
         tree = config_to_dict(cfg)
         for override in rest:
             set_override(tree, override, type(cfg))
         cfg = config_from_dict(tree, source=COMMAND_LINE)
     return cfg
+
+
+def _migrate_overrides(overrides: list[str], task: str) -> list[str]:
+    """``key=value`` overrides with an older speechvq's keys renamed (or dropped) by the task's
+    migration, a warning naming each: scripts written for it keep working."""
+    out = []
+    for override in overrides:
+        key, raw = split_override(override)
+        probe: dict[str, Any] = {}
+        node = probe
+        *heads, leaf = key.split(".")
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[leaf] = raw
+        notes = get_task(task).migrate(probe)
+        if not notes:
+            out.append(override)
+            continue
+        for note in notes:
+            warnings.warn(f"config (on the command line): {note}", stacklevel=3)
+        path, node = [], probe
+        while isinstance(node, dict) and len(node) == 1:
+            (name, node), = node.items()
+            path.append(name)
+        if path and not isinstance(node, dict):
+            out.append(f"{'.'.join(path)}={raw}")
+    return out
 
 
 def load_config_text(text: str, source: str = "<string>") -> Config:

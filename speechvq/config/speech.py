@@ -206,5 +206,5 @@ def migrate_speech(tree: dict[str, Any]) -> list[str]:
         target = tree.setdefault(new_head, {})
         if isinstance(target, dict) and new_key not in target:
             target[new_key] = value
-        notes.append(f"'{old}' is now '{new}'; rename it in the file")
+        notes.append(f"'{old}' is now '{new}'; use the new name")
     return notes

@@ -1,25 +1,26 @@
 """The report's PNG figures (matplotlib, Agg backend), each with a title, axis labels and units.
 
-- `training_curves`: loss terms and codebook statistics of ``metrics.jsonl`` against the step.
+- `training_curves`: loss terms and codebook statistics of ``metrics.jsonl`` against the step
+  (the caller's `Metric` lists, e.g. `speechvq.evaluation.speech.metrics.LOSS_CURVES`).
 - `code_usage`: the share of frames per code, codes sorted from most to least used.
 - `cooccurrence_map`: P(phone | code) with codes ordered by the phone they map to (van den Oord
   et al. 2017, the code-to-phone mapping), so a phone-like codebook shows a staircase.
 - `spectrograms`: log-mel spectrograms (`speechvq.audio.log_mel`) of source, converted and target
   real reading for a few converted sentences.
 
-Each writes to a temp name beside the target and renames it; each returns the file name (for
+Each writes atomically (`speechvq.fileio.atomic_path`); each returns the file name (for
 Markdown) or None when there is nothing to draw.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-LOSS_KEYS = ("loss", "nll", "vq_loss", "mel_loss")
-CODEBOOK_KEYS = ("perplexity", "codes_used")
+from speechvq.fileio import atomic_path
+from speechvq.models.outputs import Metric
 
 
 def _plt():
@@ -32,12 +33,10 @@ def _plt():
 
 
 def _save(fig, path: Path, dpi: int = 110) -> str:
-    plt = _plt()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fig.tight_layout()
-    fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    _plt().close(fig)
     return path.name
 
 
@@ -48,30 +47,37 @@ def data_config(config_yaml: Path):
     return load_config(config_yaml if config_yaml.is_file() else None).data
 
 
-def training_curves(records: list[dict], path: Path) -> str | None:
-    """Loss terms (left) and batch perplexity / codes used (right) against the training step."""
+def training_curves(records: list[dict], path: Path, losses: Sequence[Metric],
+                    codebook: Sequence[Metric]) -> str | None:
+    """Loss terms (left) and batch codebook statistics (right) against the training step.
+
+    Args:
+        records: the metrics.jsonl records. path: the PNG to write.
+        losses: the loss terms to draw (each legend names its `Metric.legend`); absent and
+            all-zero terms are skipped. codebook: the codebook statistics (perplexity, codes used).
+    """
     if not records:
         return None
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in records]
-    units = {"loss": "total", "nll": "WaveNet NLL, nats/sample", "vq_loss": "VQ, squared distance",
-             "mel_loss": "mel head, L1 of log-mel"}
     drawn = []
-    for k in LOSS_KEYS:
-        values = [r.get(k, np.nan) for r in records]
+    for m in losses:
+        values = [r.get(m.name, np.nan) for r in records]
         if any(v for v in values if v == v):  # skip absent and all-zero terms
-            a.plot(steps, values, label=f"{k} ({units[k]})")
+            a.plot(steps, values, label=f"{m.name} ({m.legend})" if m.legend else m.name)
             drawn += [v for v in values if v == v]
     a.set(title="Training losses", xlabel="training step", ylabel="loss (see legend for units)")
     if drawn and min(drawn) > 0:
         a.set_yscale("log")
-    a.legend(fontsize=8)
-    for k in CODEBOOK_KEYS:
-        if any(k in r for r in records):
-            b.plot(steps, [r.get(k, np.nan) for r in records], label=k)
+    if a.lines:
+        a.legend(fontsize=8)
+    for m in codebook:
+        if any(m.name in r for r in records):
+            b.plot(steps, [r.get(m.name, np.nan) for r in records], label=m.name)
     b.set(title="Codebook use per batch", xlabel="training step", ylabel="codes (count)")
-    b.legend()
+    if b.lines:
+        b.legend()
     return _save(fig, path)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from speechvq.errors import ConfigError, DataError
-from speechvq.fileio import atomic_write_text
+from speechvq.fileio import atomic_write_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -80,7 +80,7 @@ def write_result(exp_dir: str | os.PathLike, kind: str, name: str, result: dict)
     file's path) to `result` in place, so the caller's dict equals the file. Returns: the path."""
     path = Path(exp_dir) / "eval" / f"{kind}_{check_name(name)}.json"
     result.update(created=time.strftime("%Y-%m-%d %H:%M:%S"), output=str(path))
-    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(path, result)
     return path
 
 

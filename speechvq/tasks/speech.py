@@ -18,16 +18,15 @@ from typing import Any, Mapping
 from speechvq.config.speech import (SpeechDataConfig, SpeechModelConfig, check_speech,
                                     migrate_speech)
 from speechvq.errors import DataError, ModelError
+from speechvq.models.speech.outputs import step_metrics
 from speechvq.registry import Task, TaskRun, register_task
 
 
 def speech_step(model: Any, batch: Mapping[str, Any]) -> tuple[Any, dict]:
-    """`step_fn` of the speech VQ-VAE: its loss and the metrics metrics.jsonl records."""
+    """`step_fn` of the speech VQ-VAE: its loss and the metrics metrics.jsonl records
+    (`speechvq.models.speech.outputs.STEP_METRICS`)."""
     out = model(batch["wav"], batch["speaker"], batch["length"])
-    metrics = {"nll": out.nll, "bits_per_sample": out.bits_per_sample, "vq_loss": out.vq_loss,
-               "mel_loss": out.mel_loss, "perplexity": out.stats.perplexity,
-               "codes_used": out.stats.codes_used}
-    return out.loss, {k: v.detach() for k, v in metrics.items()}
+    return out.loss, step_metrics(out)
 
 
 def _open_dump(path: str | os.PathLike, cfg: Any, what: str):

@@ -45,7 +45,7 @@ from speechvq.data.builtin.text import HANDWRITTEN, make_sentences
 from speechvq.data.cache import cache_root
 from speechvq.data.speech.kaldi import DataDir, check_id, read_ctm, read_table, write_ctm, write_table
 from speechvq.errors import DataError
-from speechvq.fileio import atomic_write_text
+from speechvq.fileio import atomic_write_json, atomic_write_text
 
 __all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "UNSEEN", "SIZES",
            "SPLITS", "GENERATOR_VERSION"]
@@ -207,7 +207,7 @@ def _generate(corpus: Path, size: str, seed: int, nj: int, progress: bool) -> No
     write_ctm(corpus / "phones.ctm", ctm)
     info = dict(generator_version=GENERATOR_VERSION, size=size, seed=seed, n_utts=len(plan),
                 sample_rate=synth.SAMPLE_RATE, espeakng_loader=_loader_version())
-    (corpus / "corpus.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    atomic_write_json(corpus / "corpus.json", info, indent=1)
 
 
 def _loader_version() -> str:

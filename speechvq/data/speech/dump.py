@@ -46,11 +46,10 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from speechvq.audio import is_silent, load_audio
-from speechvq.data.speech.dumpfile import (DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump,
-                                    write_json_atomic)
+from speechvq.data.speech.dumpfile import DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump
 from speechvq.data.speech.kaldi import DataDir, write_table
 from speechvq.errors import ConfigError, DataError, SpeechVQError
-from speechvq.fileio import atomic_write_text
+from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
 __all__ = ["dump_data_dir", "SpeechDump", "SILENCE_DB", "PART_FILES"]
 
@@ -144,10 +143,8 @@ def _write_part(parts_dir: Path, k: int, results: list[list[tuple]], files: list
             else:
                 lines.append(f"bad\t{utt}\t{_clean(file)}\t{_clean(payload)}")
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)  # (T_part,)
-    npy = parts_dir / f"part_{k:05d}.npy"
-    with open(npy.with_suffix(".npy.partial"), "wb") as f:
-        np.save(f, audio, allow_pickle=False)
-    os.replace(npy.with_suffix(".npy.partial"), npy)
+    # a stable temp name: a rerun after a kill mid-write overwrites it, so none is left over
+    atomic_save_npy(parts_dir / f"part_{k:05d}.npy", audio, stable_name=True)
     atomic_write_text(parts_dir / f"part_{k:05d}.tsv", "".join(x + "\n" for x in lines))
 
 
@@ -277,7 +274,7 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
             shutil.rmtree(tmp)
     if not tmp.exists():
         parts_dir.mkdir(parents=True)
-        write_json_atomic(plan_path, plan)
+        atomic_write_json(plan_path, plan)
 
     done = {k: rows for k in range(len(parts))
             if (rows := _read_part(parts_dir, k, part_utts[k])) is not None}
@@ -350,9 +347,7 @@ def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[lis
     spans = [(0, 0)] * len(utts)
     if phones is not None:
         rows, spans = _phone_rows(data, utts, lengths, phones, want["sample_rate"])
-        with open(tmp / "phones.npy.partial", "wb") as f:
-            np.save(f, rows, allow_pickle=False)
-        os.replace(tmp / "phones.npy.partial", tmp / "phones.npy")
+        atomic_save_npy(tmp / "phones.npy", rows, stable_name=True)
         atomic_write_text(tmp / "phones.txt", "".join(f"{p} {i}\n" for i, p in enumerate(phones)))
     spk = [data.utt2spk[u] for u in utts]
     atomic_write_text(tmp / "index.tsv", INDEX_HEADER + "".join(
@@ -368,7 +363,7 @@ def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[lis
         _say(f"skipped {len(skipped)} bad utterance(s), listed in skipped.txt", progress)
     meta = dict(want, n_utts=len(utts), n_samples=total, n_speakers=len(speakers),
                 has_alignments=phones is not None, n_skipped=len(skipped), pcm_scale=PCM_SCALE)
-    write_json_atomic(tmp / "dump.json", meta)  # last: a tmp with dump.json is complete
+    atomic_write_json(tmp / "dump.json", meta)  # last: a tmp with dump.json is complete
     SpeechDump(tmp)  # the result must pass the reader's checks before it is renamed
     _finished(tmp, want)
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from speechvq.errors import DataError
-from speechvq.fileio import atomic_write_text
 
 __all__ = ["SpeechDump", "DUMP_VERSION", "PCM_SCALE", "INDEX_HEADER"]
 
@@ -24,11 +23,6 @@ DUMP_VERSION = 1  # bump when the layout changes; readers refuse other versions
 PCM_SCALE = 32768  # float x in [-1, 1) <-> int16 round(x * PCM_SCALE), as libsndfile reads PCM_16
 INDEX_HEADER = "utt\tspeaker\toffset\tlength\tseg_offset\tseg_count\n"
 _REMAKE = "remove it and run `speechvq dump DATA OUT` again"
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    """Write `obj` as sorted, indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 class SpeechDump:

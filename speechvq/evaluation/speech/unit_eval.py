@@ -36,6 +36,7 @@ from speechvq.evaluation.speech.baselines import (fit_mfcc_kmeans, kmeans_codes,
                                            mfcc_deltas_frames, random_codes)
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
+from speechvq.evaluation.speech.metrics import unit_columns
 from speechvq.evaluation.speech.units import (cooccurrence, fit_code_to_phone, frame_phone_indices,
                                        units_report)
 
@@ -402,37 +403,21 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
 
 # ------------------------------------------------------------------------------------ table
 
-COLUMNS = [("mapping_accuracy", "map acc", "%"), ("mapping_accuracy_nosil", "no SIL", "%"),
-           ("phone_purity", "ph pur", "%"), ("cluster_purity", "cl pur", "%"),
-           ("pnmi", "PNMI", "%"), ("perplexity", "ppl", ".1f"), ("codes_used", "used", "d"),
-           ("bitrate_bps", "bits/s", ".1f"), ("abx_within", "ABX w", "%"),
-           ("abx_across", "ABX a", "%"), ("abx_codes_within", "ABXq w", "%"),
-           ("abx_codes_across", "ABXq a", "%")]
-
-
-def format_value(value, fmt: str) -> str:
-    """One table cell: ``%`` = percent with one decimal; ``-`` for a missing value."""
-    if value is None:
-        return "-"
-    if fmt == "%":
-        return f"{100 * value + 0.0:.1f}"
-    return format(int(value) if fmt == "d" else float(value) + 0.0, fmt)  # + 0.0: no "-0.0"
-
 
 def format_units_table(result: dict) -> str:
     """The units block(s) of a result as a plain-text table: systems x metrics (percent, 1 dp)."""
     lines = []
     for split, block in result["units"].items():
         systems = [s for s in block if isinstance(block[s], dict)]
-        cols = [c for c in COLUMNS if any(block[s].get(c[0]) is not None for s in systems)]
+        cols = unit_columns(block, systems)
         fit = block["fit_on"]
         lines.append(f"units {split}: {block['frame_rate_hz']:g} Hz, K={block['codebook_size']}, "
                      f"{block['n_phones']} phones, mapping fitted on "
                      f"{'the scored data' if fit == 'eval' else fit}")
-        head = f"{'system':<12}" + "".join(f"{c[1]:>9}" for c in cols)
+        head = f"{'system':<12}" + "".join(f"{c.header:>9}" for c in cols)
         lines += [head, "-" * len(head)]
         for s in systems:
-            lines.append(f"{s:<12}" + "".join(f"{format_value(block[s].get(c[0]), c[2]):>9}"
+            lines.append(f"{s:<12}" + "".join(f"{c.format(block[s].get(c.name)):>9}"
                                                for c in cols))
         vq = block.get("vqvae", {})
         if vq.get("abx_n_triplets_within") is not None:

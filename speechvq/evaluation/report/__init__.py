@@ -1,0 +1,72 @@
+"""`speechvq report --exp EXP`: one report of an experiment, in Markdown, JSON and figures.
+
+Writes ``EXP/report/``:
+
+- ``report.json``: every ``eval/<kind>_<name>.json`` block under ``<kind>.<name>`` (DESIGN.md's
+  keys: ``units.<split>.<system>.<metric>``, ``conversion.<split>.<metric>``, ...), each number
+  copied unchanged from its source; ``training.<metric>``, the last logged value of every
+  numeric field of ``metrics.jsonl`` with ``steps`` and ``wall_time_s``; ``sources.<block>``,
+  the command and data that produced each block (``units.test``, ``conversion.test_mel``,
+  ``training``); and what the task's renderer adds (speech: ``units_unscored.<split>``).
+- ``report.md``: the same as tables, with the figures embedded (PNG, matplotlib Agg).
+
+The task-agnostic part is `core` (gathering, the training table, a generic table for results of a
+kind no renderer knows, the atomic writes); each task's part is a renderer registered under its
+name (`speech`), imported here when an exp of that task (config.yaml's ``task``, default
+``speech``) is reported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from speechvq.errors import DataError
+from speechvq.evaluation.report.core import (GENERIC, RENDERERS, Renderer, gather, generic_md,
+                                             header_md, read_config, register_renderer,
+                                             training_summary, write_report)
+
+__all__ = ["make_report", "Renderer", "register_renderer", "renderer_for", "training_summary"]
+
+
+def renderer_for(task: str) -> Renderer:
+    """The renderer registered for `task`, importing ``speechvq.evaluation.report.<task>`` (which
+    registers itself) the first time; the generic one when the task has no renderer."""
+    if not isinstance(task, str):
+        return GENERIC
+    if task not in RENDERERS and task.isidentifier():
+        module = f"{__name__}.{task}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+    return RENDERERS.get(task, GENERIC)
+
+
+def make_report(exp_dir: str | os.PathLike) -> Path:
+    """`speechvq report --exp EXP`: write ``EXP/report/{report.md, report.json, *.png}``.
+
+    Args:
+        exp_dir: the experiment dir (``eval/*.json``, ``metrics.jsonl``, ``config.yaml``).
+    Returns:
+        The path of ``report.md``.
+    Raises:
+        DataError: EXP is not a folder, or holds neither evaluations nor training metrics.
+    """
+    exp = Path(exp_dir)
+    if not exp.is_dir():
+        raise DataError(f"--exp '{exp}' is not a folder; give the exp dir of `speechvq train`")
+    config = read_config(exp)
+    renderer = renderer_for(config.get("task", "speech"))
+    g = gather(exp, renderer.kinds, config)
+    renderer.extend(g)
+    if g.empty():
+        raise DataError(f"nothing to report in '{exp}': no eval/*.json and no metrics.jsonl; "
+                        "run `speechvq train` and `speechvq evaluate` first")
+    out = exp / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    others = [k for k in g.report if k not in (*renderer.kinds, "training", "sources")]
+    md = header_md(exp) + renderer.render(g, out) + generic_md(g, others)
+    return write_report(out, g.report, md)

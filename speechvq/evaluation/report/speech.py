@@ -1,0 +1,221 @@
+"""The speech task's report: units and conversion tables beside their baselines, and figures.
+
+Renders the blocks `speechvq.evaluation.report.core` gathers from ``eval/units_*.json`` and
+``eval/conversion_*.json`` (`speechvq.evaluation.speech.unit_eval`, `.conversion`), in DESIGN.md's
+keys ``units.<split>.<system>.<metric>`` and ``conversion.<split>.<metric>``, and adds one block
+of its own: units files in ``EXP/units/`` that have no evaluation (data without phone alignments,
+such as VCTK or a `--corpus-dir` run) get the label-free statistics under
+``units_unscored.<split>`` (codes used, perplexity and the ZeroSpeech 2019 bitrate, computed here).
+Every metric's name, label and better direction come from `speechvq.evaluation.speech.metrics`;
+the report says where a baseline (majority phone, random codes, MFCC k-means) beats the model.
+Figures (`speechvq.evaluation.figures`): training curves, sorted code usage, the code-by-phone
+co-occurrence and log-mel spectrograms of a few conversions.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from speechvq.errors import DataError
+from speechvq.evaluation.report.core import (Gathered, Renderer, figure_links,
+                                             register_renderer, source_line, training_md)
+from speechvq.evaluation.speech.metrics import (BASELINES, BITRATE, BITRATE_DEDUP, CHANCE,
+                                                LOSS_CURVES, SPEAKER_ID_HELDOUT, TRAINING, UNITS,
+                                                conversion_rows, unit_columns)
+from speechvq.models.outputs import CODEBOOK, CODES_USED, PERPLEXITY
+
+KINDS = ("units", "conversion", "units_unscored")
+
+
+# ---------------------------------------------------------------------------- unscored units
+
+
+def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozenset()
+                   ) -> dict[str, tuple[dict, list[int], Path]]:
+    """Label-free statistics of ``EXP/units/<split>.txt`` files without an evaluation (neither a
+    scored split of that name nor the units file of an `evaluate units --units` result).
+
+    Returns:
+        split -> (block, code counts (K,), file). The block holds ``frame_rate_hz``,
+        ``codebook_size``, ``n_utterances``, ``n_frames``, ``hours``, ``codes_used``,
+        ``perplexity``, ``bitrate_bps`` (frame-level units) and ``bitrate_bps_dedup``. Files that
+        look deduplicated (their timing is lost), hold units outside [0, K) (another model's) or
+        are not units files are left out, with a warning.
+    """
+    import warnings
+
+    import numpy as np
+
+    from speechvq.config import load_config
+    from speechvq.config.speech import code_hop
+    from speechvq.data.codes import dedup, looks_deduplicated, read_units
+    from speechvq.evaluation.speech.units import bitrate_bps, codes_used, perplexity
+
+    files = [p for p in sorted((exp / "units").glob("*.txt"))
+             if p.stem not in scored and str(p.resolve()) not in scored_files]
+    if not files or not (exp / "config.yaml").is_file():
+        return {}
+    cfg = load_config(exp / "config.yaml")
+    rate = cfg.data.sample_rate / code_hop(cfg)
+    k = cfg.model.quantizer.codebook_size
+    out = {}
+    for path in files:
+        try:
+            units = read_units(path)
+        except DataError as e:
+            warnings.warn(f"{path} left out of the report: {e}")
+            continue
+        if not units or looks_deduplicated(units):
+            continue
+        seqs = list(units.values())
+        flat = np.concatenate(seqs)
+        if flat.size == 0 or flat.max() >= k:
+            warnings.warn(f"{path} left out of the report: its units are not codes of this "
+                          f"model (K = {k})")
+            continue
+        durations = [len(u) / rate for u in seqs]
+        block = {"frame_rate_hz": rate, "codebook_size": k, "n_utterances": len(seqs),
+                 "n_frames": int(flat.size), "hours": float(sum(durations) / 3600),
+                 CODES_USED.name: codes_used(flat), PERPLEXITY.name: perplexity(flat),
+                 BITRATE.name: bitrate_bps(seqs, durations),
+                 BITRATE_DEDUP.name: bitrate_bps([dedup(u) for u in seqs], durations)}
+        out[path.stem] = (block, np.bincount(flat, minlength=k).tolist(), path)
+    return out
+
+
+def _extend(g: Gathered) -> None:
+    """Add ``units_unscored`` for the units files no evaluation scored."""
+    scored_files = {str(Path(src["data"]["units"]).resolve())
+                    for key, src in g.report["sources"].items() if key.startswith("units.")
+                    and isinstance(src.get("data"), dict) and src["data"].get("units")}
+    for split, (block, counts, path) in unscored_units(g.exp, set(g.report["units"]),
+                                                       scored_files).items():
+        g.add("units_unscored", split, block,
+              {"command": f"speechvq report --exp {shlex.quote(str(g.exp))}", "data": None,
+               "file": str(path)}, {"code_counts": counts})
+
+
+def _unscored_md(split: str, block: dict, src: dict, figures: list) -> list[str]:
+    heads = [CODES_USED.label, PERPLEXITY.label, BITRATE.short, BITRATE_DEDUP.short]
+    cells = [f"{block[CODES_USED.name]} of {block['codebook_size']}",
+             PERPLEXITY.format(block[PERPLEXITY.name]),
+             *(f"{block[m.name]:.0f}" for m in (BITRATE, BITRATE_DEDUP))]
+    lines = [f"## Units without alignments: {split}", "",
+             f"No phone alignments for {split}, so only label-free statistics of "
+             f"`{src['file']}` ({block['n_utterances']} utterances, {block['hours']:.2f} h, "
+             f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}):", "",
+             "| " + " | ".join(heads) + " |", "|" + "---:|" * len(heads),
+             "| " + " | ".join(cells) + " |", ""]
+    return lines + figure_links(figures) + [""]
+
+
+# ------------------------------------------------------------------------------------ units
+
+
+def _main_system(block: dict) -> str | None:
+    systems = [s for s in block if isinstance(block[s], dict)]
+    main = [s for s in systems if s not in BASELINES]
+    return main[0] if main else None
+
+
+def baseline_wins(block: dict) -> list[str]:
+    """One sentence per baseline that beats the main system, naming each metric it wins on
+    (every `UNITS` metric with a better direction)."""
+    main = _main_system(block)
+    if main is None:
+        return []
+    out = []
+    for b in BASELINES:
+        wins = []
+        for m in (m for m in UNITS if m.better):
+            mine, theirs = block[main].get(m.name), block.get(b, {}).get(m.name)
+            if mine is None or theirs is None:
+                continue
+            if (theirs > mine) if m.better == "higher" else (theirs < mine):
+                wins.append(f"{m.name} ({m.show(theirs)} vs {m.show(mine)})")
+        if wins:
+            out.append(f"{b} beats {main} on {', '.join(wins)}")
+    return out
+
+
+def _units_md(split: str, block: dict, src: dict, figures: list) -> list[str]:
+    systems = [s for s in block if isinstance(block[s], dict)]
+    main = _main_system(block)
+    systems = ([main] if main else []) + [s for s in BASELINES if s in systems] + \
+        [s for s in systems if s != main and s not in BASELINES]
+    cols = unit_columns(block, systems)
+    fit = block.get("fit_on")
+    lines = [f"## Units: {split}", "",
+             f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}, "
+             f"{block['n_phones']} phones; code-to-phone mapping fitted on "
+             f"{'the scored data itself' if fit == 'eval' else f'`{fit}`'}. Percentages; "
+             "ABX is an error rate (lower is better), ABXq is ABX on the code embeddings.", "",
+             "| system | " + " | ".join(c.header for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for s in systems:
+        name = f"**{s}**" if s == main else s
+        lines.append(f"| {name} | " + " | ".join(c.format(block[s].get(c.name))
+                                                 for c in cols) + " |")
+    chance = block.get(main or systems[0], {}).get(CHANCE.name)
+    if chance is not None:
+        lines += ["", f"Chance ({CHANCE.label}): {CHANCE.show(chance)}."]
+    wins = baseline_wins(block)
+    lines += ["", ("Where a baseline wins: " + "; ".join(wins) + ".") if wins else
+              f"{main} is ahead of every baseline on every scored metric." if main else ""]
+    abx_n = block.get(main, {}).get("abx_n_triplets_within") if main else None
+    if abx_n is not None:
+        lines += ["", f"ABX sample: {abx_n} within-speaker and "
+                      f"{block[main].get('abx_n_triplets_across')} across-speaker triplets."]
+    return lines + ["", source_line(src), ""] + figure_links(figures) + [""]
+
+
+# ------------------------------------------------------------------------------- conversion
+
+
+def _conversion_md(split: str, m: dict, src: dict, figures: list) -> list[str]:
+    rows = [(c.label, c.show(m.get(c.name)), note) for c, note in conversion_rows(m)]
+    lines = [f"## Conversion: {split}", "", "| measure | value | note |", "|---|---:|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if "another training speaker" in str(m.get("mcd_topline")):
+        lines += ["", "Where the reference holds one reading per target speaker, the topline "
+                      "compares the target's reading with another real speaker's: it bounds "
+                      "what a different real voice scores, not what a perfect conversion would."]
+    acc = m.get(SPEAKER_ID_HELDOUT.name)
+    if acc is not None and acc < 0.9:
+        lines += ["", f"The speaker classifier is only {SPEAKER_ID_HELDOUT.show(acc)} accurate "
+                      "on real audio: read its scores on converted audio with care."]
+    return lines + ["", source_line(src), ""] + figure_links(figures) + [""]
+
+
+# ------------------------------------------------------------------------------------ render
+
+
+def render(g: Gathered, out: Path) -> list[str]:
+    """The speech sections of report.md (training, units, unscored units, conversion) and their
+    PNG figures in `out`."""
+    from speechvq.evaluation import figures as fig
+
+    report, details, sources = g.report, g.details, g.report["sources"]
+    data_cfg = fig.data_config(g.exp / "config.yaml")
+    md = training_md(g, [fig.training_curves(g.records, out / "training_curves.png",
+                                             LOSS_CURVES, CODEBOOK)], TRAINING)
+    for split, block in report["units"].items():
+        d = details["units"].get(split, {})
+        md += _units_md(split, block, sources.get(f"units.{split}"),
+                        [fig.code_usage(d, split, out / f"code_usage_{split}.png"),
+                         fig.cooccurrence_map(d, split, out / f"cooccurrence_{split}.png")])
+    for split, block in report["units_unscored"].items():
+        png = fig.code_usage(details["units_unscored"][split], split,
+                             out / f"code_usage_{split}.png")
+        md += _unscored_md(split, block, sources[f"units_unscored.{split}"], [png])
+    for split, m in report["conversion"].items():
+        d = details["conversion"].get(split, {})
+        png, missing = fig.spectrograms(d, split, data_cfg, out / f"spectrograms_{split}.png")
+        md += _conversion_md(split, m, sources.get(f"conversion.{split}"), [png])
+        if missing:
+            md += [f"Spectrograms left out: {missing}.", ""]
+    return md
+
+
+register_renderer("speech", Renderer(KINDS, render, _extend))
