@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_train_then_evaluate_images_writes_the_design_keys(dumps, tmp_path, outp
                      "--fit-on", str(dumps / "train"), "--kmeans-patches", "500",
                      "--kmeans-iters", "5", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "patch_kmeans" in printed and "at the same bits per image" in printed
+    assert "patch_kmeans" in printed and "bits per image" in printed
     result = json.loads((exp / "eval" / "images_test.json").read_text())
     block = result["images"]["test"]
     assert block["n_images"] == 12 and block["latent_shape"] == [8, 8]
@@ -77,11 +78,27 @@ def test_train_then_evaluate_images_writes_the_design_keys(dumps, tmp_path, outp
     x = torch.from_numpy(np.asarray(test.images).transpose(0, 3, 1, 2).copy())
     recon = model.reconstruct(x).numpy().transpose(0, 2, 3, 1).astype(np.float64)
     assert math.isclose(block["vqvae"]["mse"], float(((recon - test.images) ** 2).mean()))
-    for figure in result["figures"].values():
+    for figure in result["details"]["figures"].values():
         assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ModelError, match="holds a 'image' model, but this command needs a "
                                          "'speech' model"):
         load_model(exp, kind="speech")
+    if output == "mse":
+        _report_holds_the_blocks_and_figures(exp, block)
+
+
+def _report_holds_the_blocks_and_figures(exp, block):
+    assert cli.main(["report", "--exp", str(exp)]) == 0
+    report = json.loads((exp / "report" / "report.json").read_text())
+    assert report["images"]["test"] == block  # copied unchanged
+    assert report["training"]["steps"] == 4 and "mse" in report["training"]
+    assert report["sources"]["images.test"]["command"].startswith("speechvq evaluate images")
+    md = (exp / "report" / "report.md").read_text()
+    assert "## Images: test" in md and "| VQ-VAE |" in md and "at the same 256 bits" in md
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
+    assert {"training_curves.png", "images_test_reconstructions.png",
+            "images_test_codes.png"} <= set(linked)
+    assert all((exp / "report" / name).is_file() for name in linked)
 
 
 def test_a_rerun_resumes_and_a_finished_run_says_so(dumps, tmp_path, capsys):

@@ -12,7 +12,7 @@ import torch
 from speechvq.config import load_config
 from speechvq.data.images.dump import write_dump
 from speechvq.errors import ConfigError, DataError, ModelError
-from speechvq.models.image import ImageVQVAE
+from speechvq.models.image import TRAINING, ImageVQVAE
 from speechvq.registry import get_task
 from speechvq.tasks.image import image_step, pixel_variance
 
@@ -95,10 +95,11 @@ def test_config_checks():
 
 
 def test_step_function_logs_the_image_metrics_and_bits_per_dim_when_categorical():
-    for output, extra in (("mse", set()), ("categorical", {"bits_per_dim"})):
+    for output, extra in (("mse", set()), ("categorical", {"bits_per_dim_given_codes"})):
         vq = ImageVQVAE.from_config(load_config(None, [*TINY, f"model.output={output}"]))
         loss, metrics = image_step(vq, {"image": _images(), "label": torch.zeros(2)})
         assert set(metrics) == {"recon_loss", "vq_loss", "mse", "perplexity", "codes_used"} | extra
+        assert set(metrics) <= {m.name for m in TRAINING}
         assert all(not v.requires_grad for v in metrics.values()) and loss.requires_grad
 
 

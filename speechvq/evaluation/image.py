@@ -20,7 +20,8 @@ the negative ELBO under the uniform prior the VQ-VAE is trained with (the paper'
 table), with ``bits_per_dim_given_codes`` = -log2 p(x|z) / (H W C) beside it.
 
 Results go to ``EXP/eval/images_<name>.json`` with the figures beside them
-(`speechvq.evaluation.image_figures`).
+(`speechvq.evaluation.image_figures`; their paths under ``details.figures``), which `speechvq
+report` copies into its report (`speechvq.evaluation.report.image`).
 """
 
 from __future__ import annotations
@@ -35,12 +36,23 @@ import numpy as np
 
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
+from speechvq.models.image import BITS_GIVEN_CODES, MSE
+from speechvq.models.outputs import CODES_USED, PERPLEXITY, Metric
 
 __all__ = ["psnr_db", "code_statistics", "bootstrap_ci", "PatchKMeans", "evaluate_images",
-           "format_images_table", "SYSTEMS", "COLUMNS"]
+           "format_images_table", "SYSTEMS", "IMAGES", "PSNR"]
 
 SYSTEMS = ("vqvae", "patch_kmeans")
+SYSTEM_LABELS = {"vqvae": "VQ-VAE", "patch_kmeans": "patch k-means"}
 BOOTSTRAP = 1000  # resamples of the 95 % intervals
+
+# The metrics of images.<split>.<system>, each name defined once (the CLI table and the report).
+PSNR = Metric("psnr_db", "PSNR over all pixels", "higher", fmt=".2f", unit="dB", short="PSNR dB")
+BITS_PER_IMAGE = Metric("bits_per_image", "bits per image (latents x log2 K)", fmt=".0f",
+                        short="bits/img")
+BITS_PER_DIM = Metric("bits_per_dim", "bits/dim, negative ELBO under the uniform prior", "lower",
+                      fmt=".3f", short="bits/dim")
+IMAGES = (MSE, PSNR, BITS_PER_IMAGE, CODES_USED, PERPLEXITY, BITS_PER_DIM, BITS_GIVEN_CODES)
 
 
 def psnr_db(mse: float) -> float:
@@ -51,8 +63,8 @@ def psnr_db(mse: float) -> float:
 def code_statistics(usage: np.ndarray) -> dict[str, float]:
     """``codes_used`` and ``perplexity`` of code counts `usage` (K,)."""
     p = usage[usage > 0] / max(usage.sum(), 1)
-    return {"codes_used": int((usage > 0).sum()),
-            "perplexity": float(np.exp(-(p * np.log(p)).sum()))}
+    return {CODES_USED.name: int((usage > 0).sum()),
+            PERPLEXITY.name: float(np.exp(-(p * np.log(p)).sum()))}
 
 
 def bootstrap_ci(sse: np.ndarray, dims: int, seed: int) -> dict[str, list[float]]:
@@ -62,7 +74,7 @@ def bootstrap_ci(sse: np.ndarray, dims: int, seed: int) -> dict[str, list[float]
     picks = rng.integers(0, len(sse), (BOOTSTRAP, len(sse)))  # (R, N)
     mses = sse[picks].sum(1) / (len(sse) * dims)  # (R,)
     lo, hi = np.percentile(mses, [2.5, 97.5])
-    return {"mse": [float(lo), float(hi)], "psnr_db": [psnr_db(hi), psnr_db(lo)]}
+    return {MSE.name: [float(lo), float(hi)], PSNR.name: [psnr_db(hi), psnr_db(lo)]}
 
 
 def _patches(images: np.ndarray, p: int) -> np.ndarray:
@@ -129,7 +141,7 @@ class PatchKMeans:
 def _score(sse: np.ndarray, usage: np.ndarray, dims: int, bits_per_image: float,
            seed: int) -> dict[str, Any]:
     mse = float(sse.sum() / (len(sse) * dims))
-    return {"mse": mse, "psnr_db": psnr_db(mse), "bits_per_image": bits_per_image,
+    return {MSE.name: mse, PSNR.name: psnr_db(mse), BITS_PER_IMAGE.name: bits_per_image,
             **code_statistics(usage), "ci95": bootstrap_ci(sse, dims, seed)}
 
 
@@ -196,22 +208,21 @@ def evaluate_images(model: str | os.PathLike, data: str | os.PathLike, *,
     block: dict[str, Any] = {s: _score(sse[s], usage[s], dims, bits_per_image, seed)
                              for s in SYSTEMS}
     if nll_bits is not None:
-        block["vqvae"]["bits_per_dim_given_codes"] = float(nll_bits.sum() / (n * dims))
-        block["vqvae"]["bits_per_dim"] = float((nll_bits.sum() + n * bits_per_image) / (n * dims))
+        block["vqvae"][BITS_GIVEN_CODES.name] = float(nll_bits.sum() / (n * dims))
+        block["vqvae"][BITS_PER_DIM.name] = float((nll_bits.sum() + n * bits_per_image)
+                                                  / (n * dims))
     block.update(n_images=n, image_shape=[h, w, c], latent_shape=[h // p, w // p],
                  codebook_size=k, output=vq.output,
                  fit_on="eval" if fit_on is None else str(fit_on),
                  kmeans={"patch": [p, p, c], "n_fit_patches": baseline.n_fit,
                          "iterations": int(baseline.kmeans.n_iter_), "max_iter": kmeans_iters})
     grid = {s: v if s == "original" else np.concatenate(v) for s, v in grid.items()}
-    (exp / "eval").mkdir(parents=True, exist_ok=True)
     figures = {"reconstructions": reconstruction_grid(
                    grid, exp / "eval" / f"images_{name}_reconstructions.png",
-                   {s: block[s]["psnr_db"] for s in SYSTEMS}),
+                   {s: block[s][PSNR.name] for s in SYSTEMS}),
                "code_usage": code_usage_figure(usage, exp / "eval" / f"images_{name}_codes.png")}
     result = {
         "images": {name: block},
-        "figures": {key: str(path) for key, path in figures.items()},
         "command": command_line(["speechvq", "evaluate", "images", "--model", str(model),
                                  "--checkpoint", checkpoint, "--data", str(data),
                                  "--fit-on", None if fit_on is None else str(fit_on),
@@ -220,6 +231,7 @@ def evaluate_images(model: str | os.PathLike, data: str | os.PathLike, *,
                                  kmeans_iters, "--seed", seed]),
         "data": {"model": str(model), "checkpoint": checkpoint, "data": str(data),
                  "fit_on": None if fit_on is None else str(fit_on)},
+        "details": {"figures": {key: str(path) for key, path in figures.items()}},
     }
     write_result(exp, "images", name, result)
     return result
@@ -227,9 +239,13 @@ def evaluate_images(model: str | os.PathLike, data: str | os.PathLike, *,
 
 # ------------------------------------------------------------------------------------ table
 
-COLUMNS = [("mse", "MSE", ".2f"), ("psnr_db", "PSNR dB", ".2f"),
-           ("bits_per_image", "bits/img", ".0f"), ("codes_used", "used", "d"),
-           ("perplexity", "ppl", ".1f"), ("bits_per_dim", "bits/dim", ".3f")]
+
+def psnr_gain_line(block: dict) -> str:
+    """One sentence: the VQ-VAE's PSNR against the baseline's at the same bits per image."""
+    gain = block["vqvae"][PSNR.name] - block["patch_kmeans"][PSNR.name]
+    return (f"VQ-VAE - patch k-means: {gain:+.2f} dB PSNR at the same "
+            f"{block['vqvae'][BITS_PER_IMAGE.name]:.0f} bits per image"
+            + ("" if gain > 0 else " (the baseline wins)"))
 
 
 def format_images_table(result: dict) -> str:
@@ -241,13 +257,11 @@ def format_images_table(result: dict) -> str:
                      f"{'x'.join(map(str, block['latent_shape']))} codes of K="
                      f"{block['codebook_size']}, baseline fitted on "
                      f"{'the scored data' if block['fit_on'] == 'eval' else block['fit_on']}")
-        cols = [col for col in COLUMNS if any(col[0] in block[s] for s in SYSTEMS)]
-        head = f"{'system':<14}" + "".join(f"{label:>10}" for _, label, _ in cols)
+        cols = [m for m in IMAGES if any(m.name in block[s] for s in SYSTEMS)]
+        head = f"{'system':<14}" + "".join(f"{m.header:>11}" for m in cols)
         lines += [head, "-" * len(head)]
         for s in SYSTEMS:
-            cells = [format(block[s][key] + (0 if fmt == "d" else 0.0), fmt) if key in block[s]
-                     else "-" for key, _, fmt in cols]
-            lines.append(f"{s:<14}" + "".join(f"{cell:>10}" for cell in cells))
-        gain = block["vqvae"]["psnr_db"] - block["patch_kmeans"]["psnr_db"]
-        lines.append(f"VQ-VAE - patch k-means: {gain:+.2f} dB PSNR at the same bits per image")
+            lines.append(f"{s:<14}" + "".join(f"{m.format(block[s].get(m.name)):>11}"
+                                               for m in cols))
+        lines.append(psnr_gain_line(block))
     return "\n".join(lines)

@@ -32,12 +32,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechvq.errors import ModelError
+from speechvq.models.outputs import BATCH_CODEBOOK, LOSS, VQ_LOSS, Metric, codebook_metrics
 from speechvq.models.quantizer import VectorQuantizer, VQStats
 
 __all__ = ["ResidualBlock2d", "ImageEncoder", "ImageDecoder", "ImageVQVAE", "ImageOutput",
-           "LEVELS"]
+           "LEVELS", "MSE", "RECON_LOSS", "BITS_GIVEN_CODES", "TRAINING"]
 
 LEVELS = 256  # values of one uint8 subpixel, the categorical decoder's classes
+
+# What the image step function logs (metrics.jsonl), each name defined once.
+RECON_LOSS = Metric("recon_loss", "reconstruction loss (MSE / pixel variance, or nats per "
+                    "subpixel)", "lower", legend="reconstruction (MSE / variance, or nats)")
+MSE = Metric("mse", "mean squared error per subpixel (0-255 units)", "lower", fmt=".2f",
+             short="MSE", legend="MSE, 0-255 units")
+BITS_GIVEN_CODES = Metric("bits_per_dim_given_codes", "-log2 p(x|z) per subpixel (bits)",
+                          "lower", fmt=".3f", short="bits/dim given z")
+TRAINING = (LOSS, RECON_LOSS, VQ_LOSS, MSE, BITS_GIVEN_CODES, *BATCH_CODEBOOK)
 
 
 class ResidualBlock2d(nn.Module):
@@ -235,6 +245,15 @@ class ImageVQVAE(nn.Module):
         """decode(encode(images)) in one pass; (B, C, H, W) uint8."""
         self._check(images)
         return self._pixels(self._quantize(self.scale(images))[0])
+
+    def step_metrics(self, out: ImageOutput) -> dict[str, torch.Tensor]:
+        """What the step function logs of `out` (`TRAINING` names), detached; bits/dim given
+        the codes only for the categorical decoder."""
+        metrics = {RECON_LOSS.name: out.recon_loss, VQ_LOSS.name: out.vq_loss, MSE.name: out.mse,
+                   **codebook_metrics(out.stats)}
+        if self.output == "categorical":
+            metrics[BITS_GIVEN_CODES.name] = out.recon_loss / math.log(2)
+        return {k: v.detach() for k, v in metrics.items()}
 
     @torch.no_grad()
     def nll_bits(self, images: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,6 @@ the models are imported when a run is set up, so resolving a config stays light.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from pathlib import Path
@@ -25,14 +24,9 @@ VARIANCE_SAMPLE = 10000  # training images the pixel variance of the MSE loss is
 
 def image_step(model: Any, batch: Mapping[str, Any]) -> tuple[Any, dict]:
     """`step_fn` of the image VQ-VAE: its loss and the metrics metrics.jsonl records
-    (``mse`` in uint8 units, and ``bits_per_dim`` = -log2 p(x|z) per subpixel for the
-    categorical decoder)."""
+    (`speechvq.models.image.TRAINING`)."""
     out = model(batch["image"])
-    metrics = {"recon_loss": out.recon_loss, "vq_loss": out.vq_loss, "mse": out.mse,
-               "perplexity": out.stats.perplexity, "codes_used": out.stats.codes_used}
-    if getattr(model, "module", model).output == "categorical":
-        metrics["bits_per_dim"] = out.recon_loss / math.log(2)
-    return out.loss, {k: v.detach() for k, v in metrics.items()}
+    return out.loss, getattr(model, "module", model).step_metrics(out)
 
 
 def open_image_dump(path: str | os.PathLike, cfg: Any, what: str):

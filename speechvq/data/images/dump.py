@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from speechvq.errors import DataError
-from speechvq.fileio import atomic_write_text
+from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
 __all__ = ["DUMP_VERSION", "ImageDump", "existing_dump", "write_dump", "check_class_name"]
 
@@ -144,11 +144,11 @@ def write_dump(out: str | Path, images: np.ndarray, labels: Sequence[int] | np.n
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)  # what a killed run left
     tmp.mkdir(parents=True)
-    np.save(tmp / "images.npy", images, allow_pickle=False)
-    np.save(tmp / "labels.npy", labels, allow_pickle=False)
+    atomic_save_npy(tmp / "images.npy", images)
+    atomic_save_npy(tmp / "labels.npy", labels)
     atomic_write_text(tmp / "classes.txt", "".join(f"{c}\n" for c in classes))
     record = {"version": DUMP_VERSION, **info, "n_images": int(images.shape[0]),
               "shape": list(images.shape[1:]), "n_classes": len(classes)}
-    atomic_write_text(tmp / "info.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(tmp / "info.json", record)
     tmp.rename(out)
     return ImageDump.open(out)
