@@ -18,6 +18,8 @@ from speechvq.data.images.dump import ImageDump, write_dump
 from speechvq.errors import ModelError
 from speechvq.evaluation.image import PatchKMeans, _patches, _unpatch, bootstrap_ci, psnr_db
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = ["task=image", "model.channels=8", "model.residual_channels=4",
         "model.quantizer.codebook_size=16", "model.quantizer.dim=4", "train.batch_size=8",
         "train.max_steps=4", "train.checkpoint_every=2", "train.log_every=2"]
@@ -30,14 +32,6 @@ def dumps(tmp_path_factory):
         images, labels = render_images(n, 0, k)
         write_dump(root / split, images, labels, [str(d) for d in range(10)], {})
     return root
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _train(dumps, exp, *extra):

@@ -16,17 +16,10 @@ from speechvq.models.image import TRAINING, ImageVQVAE
 from speechvq.registry import get_task
 from speechvq.tasks.image import image_step, pixel_variance
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = ["task=image", "model.channels=8", "model.residual_channels=4",
         "model.quantizer.codebook_size=16", "model.quantizer.dim=4"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(b: int = 2, c: int = 3, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -116,3 +109,18 @@ def test_setup_checks_the_dump_and_measures_the_pixel_variance(tmp_path):
     assert len(run.valid_batches) == 5 and run.batches[0]["image"].shape == (4, 3, 32, 32)
     with pytest.raises(DataError, match=r"holds 32x32x1 images.*data.channels=1"):
         get_task("image").setup(cfg, tmp_path / "grey")
+
+
+def test_frozen_parts_get_no_gradient_and_a_frozen_codebook_stays(tmp_path):
+    cfg = load_config(None, [*TINY, "train.freeze=[encoder,quantizer]"])
+    vq = ImageVQVAE.from_config(cfg)
+    vq.freeze_(cfg.train.freeze)
+    vq.train()
+    before = vq.quantizer.codebook.clone()
+    vq(_images()).loss.backward()
+    assert not vq.quantizer.training and torch.equal(vq.quantizer.codebook, before)
+    assert all(p.grad is None for p in vq.encoder.parameters())
+    assert all(p.grad is not None for p in vq.decoder.parameters())
+    other = ImageVQVAE.from_config(cfg)
+    untouched = other.init_from_({"model": vq.state_dict()}, "a test")
+    assert untouched == [] and torch.equal(other.quantizer.codebook, vq.quantizer.codebook)

@@ -53,33 +53,8 @@ if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   speechvq prepare-images cifar10 "${cifar}" dump   # a complete dump is skipped
 fi
 
-if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
-  log "Stage 1: train ${exp} on ${ngpu} GPU(s)"
-  if [ "${ngpu}" -gt 1 ]; then
-    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
-  else
-    launcher=(speechvq)
-  fi
-  # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
-  # shellcheck disable=SC2086
-  "${launcher[@]}" train --config "${train_config}" --data dump/train --exp "${exp}" ${train_args}
+if [ "${ngpu}" -gt 1 ]; then
+  launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
 fi
-
-if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
-  if newer_than_model "${exp}/eval/images_test.json"; then
-    log "Stage 2: ${exp}/eval/images_test.json is newer than the model: kept"
-  else
-    log "Stage 2: evaluate ${exp} on dump/test beside patch k-means fitted on dump/train"
-    speechvq evaluate images --model "${exp}" --data dump/test --fit-on dump/train \
-      --kmeans-patches "${kmeans_patches}" --kmeans-iters "${kmeans_iters}" \
-      --device "${device}" --batch-size 256 --no-progress
-  fi
-fi
-
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-  log "Stage 3: report"
-  speechvq report --exp "${exp}"
-  log "Report: $(pwd)/${exp}/report/report.md"
-fi
-
-log "Successfully finished. [elapsed=${SECONDS}s]"
+eval_args="--device ${device} --batch-size 256"
+. "${recipe}/../../tools/image_stages.sh"   # stages 1 train, 2 evaluate, 3 report

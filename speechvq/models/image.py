@@ -25,13 +25,14 @@ Pixels come in as uint8 and are scaled here, once: x = pixel / 255 - 0.5, in [-0
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from speechvq.errors import ModelError
+from speechvq.models.freezing import Freezable
 from speechvq.models.outputs import BATCH_CODEBOOK, LOSS, VQ_LOSS, Metric, codebook_metrics
 from speechvq.models.quantizer import VectorQuantizer, VQStats
 
@@ -102,7 +103,7 @@ class ImageOutput(NamedTuple):
     stats: VQStats  # codebook health in the batch
 
 
-class ImageVQVAE(nn.Module):
+class ImageVQVAE(Freezable):
     """Encoder -> VectorQuantizer -> decoder over uint8 images (see the module docstring).
 
     Args:
@@ -145,36 +146,6 @@ class ImageVQVAE(nn.Module):
     def set_pixel_variance_(self, variance: float) -> None:
         """Set the variance that divides the MSE loss (Sonnet's ``data_variance``)."""
         self.pixel_variance.fill_(max(float(variance), 1e-6))
-
-    def freeze_(self, names: Sequence[str]) -> None:
-        """Keep these submodules (encoder, quantizer, decoder) fixed: no gradients, always in
-        eval mode (a frozen quantiser's EMA codebook does not move)."""
-        for name in names:
-            getattr(self, name).requires_grad_(False)
-            self.frozen.add(name)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> "ImageVQVAE":
-        super().train(mode)
-        for name in self.frozen:
-            getattr(self, name).eval()
-        return self
-
-    def init_from_(self, state: dict, source: str) -> list[str]:
-        """Copy every tensor of a checkpoint's model state whose name and shape match.
-
-        Returns:
-            the names of this model's tensors that were not in the checkpoint.
-        Raises:
-            ModelError: nothing matches.
-        """
-        own = self.state_dict()
-        matched = {k: v for k, v in state["model"].items()
-                   if k in own and own[k].shape == v.shape}
-        if not matched:
-            raise ModelError(f"train.init_from '{source}' shares no tensor with this model")
-        self.load_state_dict(matched, strict=False)
-        return sorted(set(own) - set(matched))
 
     # ----------------------------------------------------------------------------- pieces
 

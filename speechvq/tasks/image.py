@@ -11,7 +11,6 @@ the models are imported when a run is set up, so resolving a config stays light.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -72,8 +71,8 @@ def setup_image(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
     """
     import torch
 
-    from speechvq.checkpoint import load_checkpoint, resolve_checkpoint
     from speechvq.data.images.batches import ImageBatches, validation_batches
+    from speechvq.models.freezing import init_and_freeze_
     from speechvq.models.image import ImageVQVAE
 
     dump = open_image_dump(data, cfg, "training")
@@ -81,14 +80,7 @@ def setup_image(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = ImageVQVAE.from_config(cfg)
     model.set_pixel_variance_(pixel_variance(dump, cfg.seed))
-    if cfg.train.init_from and fresh:  # a resumed run takes everything from its own checkpoint
-        state = load_checkpoint(resolve_checkpoint(cfg.train.init_from))
-        untouched = model.init_from_(state, cfg.train.init_from)
-        if rank == 0:
-            kept = sorted({k.split(".")[0] for k in untouched})
-            print(f"train: initialised from {cfg.train.init_from}"
-                  + (f"; new: {', '.join(kept)}" if kept else ""), file=sys.stderr)
-    model.freeze_(cfg.train.freeze)
+    init_and_freeze_(model, cfg.train, fresh=fresh, rank=rank)
     held = None
     if valid is not None:
         held = validation_batches(open_image_dump(valid, cfg, "validation"),

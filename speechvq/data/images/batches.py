@@ -22,7 +22,7 @@ __all__ = ["ImageBatches", "validation_batches", "to_batch"]
 
 def to_batch(images: np.ndarray, labels: np.ndarray) -> dict[str, torch.Tensor]:
     """NHWC uint8 images and their labels as a batch dict (images NCHW)."""
-    return {"image": torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
+    return {"image": torch.from_numpy(images.transpose(0, 3, 1, 2).copy()),  # (B, C, H, W)
             "label": torch.from_numpy(np.asarray(labels, np.int64))}
 
 
