@@ -67,8 +67,10 @@ def test_images_example_end_to_end_and_rerun(tmp_path):
     for figure in ("training_curves.png", "images_test_reconstructions.png",
                    "images_test_codes.png"):
         assert f"({figure})" in md and (exp / "report" / figure).is_file()
-    log = _ok(run_recipe(EGS["images"], *common, cwd=tmp_path, tmp=tmp_path))  # elsewhere
+    log = _ok(run_recipe(EGS["images"], *common, "--stage", "1", "--stop-stage", "2",
+                         cwd=tmp_path, tmp=tmp_path))  # from elsewhere
     assert "already trained to step 4" in log and "images_test.json is newer than the model" in log
+    assert "Stage 3" not in log
 
 
 def _idx(path: Path, array: np.ndarray) -> None:

@@ -115,6 +115,12 @@ def test_user_errors_are_one_line(dumps, tmp_path, capsys):
     assert "holds 32x32x3 images" in capsys.readouterr().err
     assert cli.main(["prepare-images", "mnist", str(tmp_path), str(tmp_path / "o")]) == 2
     assert "train-images-idx3-ubyte (or" in capsys.readouterr().err
+    (tmp_path / "src" / "cat").mkdir(parents=True)
+    (tmp_path / "src" / "cat" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert cli.main(["prepare-images", "folder", str(tmp_path / "src"), str(tmp_path / "o"),
+                     "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "a.png' cannot be read" in err and not (tmp_path / "o").exists()
 
 
 def test_patches_round_trip_and_kmeans_reconstructs_a_patch_codebook_exactly():
