@@ -37,27 +37,4 @@ if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   speechvq prepare-images builtin dump --size "${size}"   # cached; a complete dump is skipped
 fi
 
-if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
-  log "Stage 1: train ${exp}"
-  # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
-  # shellcheck disable=SC2086
-  speechvq train --config "${train_config}" --data dump/train --exp "${exp}" ${train_args}
-fi
-
-if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
-  if newer_than_model "${exp}/eval/images_test.json"; then
-    log "Stage 2: ${exp}/eval/images_test.json is newer than the model: kept"
-  else
-    log "Stage 2: evaluate ${exp} on dump/test beside patch k-means fitted on dump/train"
-    speechvq evaluate images --model "${exp}" --data dump/test --fit-on dump/train \
-      --kmeans-patches "${kmeans_patches}" --kmeans-iters "${kmeans_iters}" --no-progress
-  fi
-fi
-
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-  log "Stage 3: report"
-  speechvq report --exp "${exp}"
-  log "Report: $(pwd)/${exp}/report/report.md"
-fi
-
-log "Successfully finished. [elapsed=${SECONDS}s]"
+. "${recipe}/../../tools/image_stages.sh"   # stages 1 train, 2 evaluate, 3 report

@@ -43,7 +43,7 @@ LEVELS = 256  # values of one uint8 subpixel, the categorical decoder's classes
 
 # What the image step function logs (metrics.jsonl), each name defined once.
 RECON_LOSS = Metric("recon_loss", "reconstruction loss (MSE / pixel variance, or nats per "
-                    "subpixel)", "lower", legend="reconstruction (MSE / variance, or nats)")
+                    "subpixel)", "lower", legend="MSE / pixel variance, or nats per subpixel")
 MSE = Metric("mse", "mean squared error per subpixel (0-255 units)", "lower", fmt=".2f",
              short="MSE", legend="MSE, 0-255 units")
 BITS_GIVEN_CODES = Metric("bits_per_dim_given_codes", "-log2 p(x|z) per subpixel (bits)",
