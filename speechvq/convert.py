@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.audio import load_audio, save_audio
 from speechvq.checkpoint import resolve_checkpoint

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.codes import write_units
 from speechvq.data.speech.utterances import Utterances

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from speechvq.data.speech.kaldi import (SIL, TIMIT_FOLD, DataDir, check_id, fix_data_dir, frame_labels,
+from speechvq.data.speech.fix import fix_data_dir
+from speechvq.data.speech.kaldi import (SIL, TIMIT_FOLD, DataDir, check_id, frame_labels,
                                  read_ctm, read_phones_txt, read_table, read_textgrid_phones,
                                  timit_phn_to_segments, validate_data_dir, write_ctm,
                                  write_phones_txt, write_table)

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from speechvq import __version__
 from speechvq.cli import config, convert, data, evaluate, images, report, train, units
-from speechvq.cli.common import Formatter
+from speechvq.cli.common import Formatter, apply_threads
 from speechvq.errors import SpeechVQError
 
 EPILOG = ("Run `speechvq <command> --help` for a command's options. Config keys are set with "
@@ -72,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        apply_threads(args)
         return int(args.func(args) or 0)
     except SpeechVQError as e:
         message = " ".join(str(e).split())  # always one line

@@ -41,7 +41,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
-    from speechvq.data.speech.kaldi import fix_data_dir, validate_data_dir
+    from speechvq.data.speech.fix import fix_data_dir
+    from speechvq.data.speech.kaldi import validate_data_dir
     counts = fix_data_dir(args.data)
     print(f"{args.data}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     validate_data_dir(args.data)  # what fix cannot repair (pipes, segment times, ...)

@@ -162,7 +162,7 @@ def evaluate_images(model: str | os.PathLike, data: str | os.PathLike, *,
         seed: patch sampling, k-means++ and the bootstrap.
     """
     import torch
-    from tqdm import tqdm
+    from speechvq.progress import tqdm
 
     from speechvq.checkpoint import load_model
     from speechvq.data.images.batches import to_batch

@@ -172,7 +172,7 @@ def _require_espeak() -> None:
 
 def _generate(corpus: Path, size: str, seed: int, nj: int, progress: bool) -> None:
     """Synthesise the whole corpus into the (empty, private) directory ``corpus``."""
-    from tqdm import tqdm
+    from speechvq.progress import tqdm
 
     plan = plan_corpus(size, seed)
     for u in plan:  # our own ids, but checked like any preparer's before anything is written

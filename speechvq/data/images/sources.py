@@ -277,7 +277,7 @@ def _folder_splits(src: Path) -> dict[str, Path]:
 
 def _read_split(folder: Path, classes: list[str], image_size: int, channels: int,
                 progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    from tqdm import tqdm
+    from speechvq.progress import tqdm
 
     files, labels, ignored = [], [], 0
     for k, name in enumerate(classes):

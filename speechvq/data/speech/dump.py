@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.audio import is_silent, load_audio
 from speechvq.data.speech.dumpfile import DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump

@@ -17,7 +17,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError

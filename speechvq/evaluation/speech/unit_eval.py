@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.speech.alignments import SIL
 from speechvq.data.codes import check_frame_level, read_units
