@@ -13,13 +13,16 @@ et al. 2017, section 4.3). Two decoders can render the codes:
 Many conversions in one call are written as a Kaldi data dir (``wav.scp``, ``utt2spk`` = target
 speaker, ``utt2src`` = source utterance, ``text`` copied from the source) so they can be scored
 like any other data; finished wavs are kept when a run is restarted with the same model and
-settings (``DIR/conversion.json`` records them; any change converts afresh).
+settings (``DIR/conversion.json`` records them, with the command that made the wavs and where it
+ran; any change of model or settings converts afresh).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import types
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -27,24 +30,22 @@ import numpy as np
 import torch
 from speechvq.progress import tqdm
 
-from speechvq.audio import load_audio, save_audio
+from speechvq.audio import load_audio, resample, save_audio
 from speechvq.checkpoint import resolve_checkpoint
 from speechvq.data.speech.kaldi import DataDir, check_id
 from speechvq.fileio import atomic_write_json
 from speechvq.data.speech.utterances import Utterances
 from speechvq.encode import pick_device
 from speechvq.errors import DataError, ModelError
+from speechvq.evaluation.results import command_line
 from speechvq.models.speech.vqvae import VQVAE, load_vqvae
+from speechvq.provenance import provenance
 
 
 def choose_head(model: VQVAE, head: str) -> str:
-    """Resolve ``auto`` (see the module docstring); other names pass through."""
-    if head != "auto":
-        return head
-    on_gpu = next(model.parameters()).device.type == "cuda"
-    if model.wavenet is not None and (on_gpu or model.mel_decoder is None):
-        return "wavenet"
-    return "mel"
+    """Resolve ``auto`` (see the module docstring, `VQVAE.resolve_head`); other names pass
+    through."""
+    return model.resolve_head(head)
 
 
 @torch.no_grad()
@@ -77,15 +78,48 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
     return [out[i, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
 
 
+def convert(model: VQVAE | str | os.PathLike, src, sample_rate: int | None = None, *,
+            speaker: str, head: str = "auto", temperature: float = 1.0, seed: int = 0,
+            checkpoint: str | None = None, device: str = "auto") -> np.ndarray:
+    """One utterance in another speaker's voice: ``speechvq.convert(model, "a.wav",
+    speaker="p225")`` in the Python API (this module is callable; see the end of the file).
+
+    Args:
+        model: a loaded VQVAE (`speechvq.load`), or an exp dir / ``.pt`` file to load (with
+            `checkpoint` and `device`).
+        src: an audio file (any rate, resampled), or a (T,) waveform (numpy or tensor) at
+            `sample_rate` Hz (None: the model's rate).
+        speaker: the target speaker's name (one of ``model.speakers``).
+        head, temperature, seed: as `convert_waveforms`.
+    Returns:
+        (T',) float32 waveform at ``model.sample_rate``, as long as the source at that rate.
+    Raises:
+        ModelError: an unknown speaker (checked before any audio is read) or head.
+    """
+    if not isinstance(model, VQVAE):
+        model = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
+    model.speaker_index(speaker)
+    if isinstance(src, (str, os.PathLike)):
+        wav, _ = load_audio(src, model.sample_rate)  # (T',)
+    else:
+        x = src.detach().float().cpu().numpy() if isinstance(src, torch.Tensor) else \
+            np.asarray(src, dtype=np.float32)
+        if x.ndim != 1:
+            raise ModelError(f"convert takes one (T,) waveform, got shape {x.shape}; use "
+                             f"convert_waveforms for a batch")
+        rate = model.sample_rate if sample_rate is None else int(sample_rate)
+        wav = resample(x, rate, model.sample_rate) if rate != model.sample_rate else x  # (T',)
+    (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
+                             seed=seed)
+    return y
+
+
 def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker: str,
                  out: str | os.PathLike, *, head: str = "auto", temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto") -> Path:
     """`speechvq convert --src a.wav --speaker S -o out.wav`: one file, any rate (resampled)."""
     model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
-    model.speaker_index(speaker)  # an unknown speaker fails before any audio is read
-    wav, _ = load_audio(src, model.sample_rate)
-    (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
-                             seed=seed)
+    y = convert(model, src, speaker=speaker, head=head, temperature=temperature, seed=seed)
     save_audio(out, y, model.sample_rate)
     return Path(out)
 
@@ -155,6 +189,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
     """
     model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
+    given = None if speakers is None else list(speakers)
     speakers = list(model.speakers if speakers is None else speakers)
     for s in speakers:
         model.speaker_index(s)  # unknown targets fail before any work
@@ -174,8 +209,18 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
     made_by = _made_by(model_path, checkpoint, head, temperature, seed)
+    wavenet = head == "wavenet"  # sampling settings (batches are seeded) matter to it only
+    command = command_line([
+        "speechvq", "convert", "--model", str(model_path), "--checkpoint", checkpoint,
+        "--data", str(data_path), "--speakers", None if given is None else ",".join(given),
+        "--parallel-to", None if parallel_to is None else str(parallel_to),
+        "--n-targets", n_targets, "--per-speaker", per_speaker, "--max-utts", max_utts,
+        "--head", head, "--temperature", temperature if wavenet else None,
+        "--seed", seed if wavenet else None,
+        "--batch-size", batch_size if wavenet else None, "--out", str(out_dir)])
     _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs},
-                     [data_path] + ([parallel_to] if parallel_to is not None else []))
+                     [data_path] + ([parallel_to] if parallel_to is not None else []),
+                     {"command": command, **provenance()})
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
     if len(todo) < len(pairs):
         print(f"convert: {len(pairs) - len(todo)} of {len(pairs)} conversions already in "
@@ -219,13 +264,16 @@ def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int) -
 CONVERSION_TABLES = ("wav.scp", "utt2spk", "spk2utt", "utt2src", "text")
 
 
-def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -> None:
+def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list,
+                     made_with: dict) -> None:
     """Make ``out`` ready for this call's conversions, deleting only what convert made there.
 
     ``out`` is ours when it holds ``conversion.json`` (or, from before that file existed,
     ``utt2src``). In a dir of ours, wavs of another model or settings are deleted, and so are
     wavs this call does not list; finished wavs of the same model and settings are kept. A dir
     that is not ours but holds audio (a prepared data dir, say) is refused, never emptied.
+    ``conversion.json`` gets `made_by` and `made_with` (the command and where it ran, for the
+    report); only `made_by` decides whether the wavs are kept.
     """
     out_r = out.resolve()
     for path in inputs:
@@ -243,6 +291,8 @@ def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -
         before = json.loads(stamp.read_text()) if stamp.is_file() else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         before = None  # a damaged stamp: start afresh
+    if isinstance(before, dict):
+        before = {k: v for k, v in before.items() if k not in made_with}
     if wavs and before != made_by:
         print(f"convert: the wavs in {wav_dir} were made by another model, checkpoint or "
               f"settings; converting afresh")
@@ -257,7 +307,7 @@ def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], inputs: list) -
     if stale:
         print(f"convert: removed {len(stale)} wavs of an earlier call from {wav_dir}")
     wav_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(stamp, made_by, indent=1)
+    atomic_write_json(stamp, {**made_by, **made_with}, indent=1)
 
 
 def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
@@ -271,3 +321,15 @@ def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | 
     if not known:
         raise ModelError(f"none of the model's speakers read anything in '{data_path}'")
     return known
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``speechvq.convert(...)`` is `convert` while ``speechvq.convert``
+    stays the module of DESIGN.md's layout (importing a submodule sets the package attribute of
+    the same name, so a function there would be replaced by the module)."""
+
+    def __call__(self, *args, **kwargs) -> np.ndarray:
+        return convert(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

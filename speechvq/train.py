@@ -40,7 +40,8 @@ from speechvq.config import Config, config_to_dict, dump_config
 from speechvq.device import pick_device
 from speechvq.distributed import check_batch_divisible, distributed_env, process_group
 from speechvq.errors import TrainingError
-from speechvq.experiment import config_differences, resolved_config, run_info, truncate_metrics
+from speechvq.experiment import config_differences, resolved_config, truncate_metrics
+from speechvq.provenance import run_info
 from speechvq.fileio import atomic_write_text
 from speechvq.registry import StepFn, get_task
 

@@ -88,7 +88,9 @@ def _report_holds_the_blocks_and_figures(exp, block):
     assert report["training"]["steps"] == 4 and "mse" in report["training"]
     assert report["sources"]["images.test"]["command"].startswith("speechvq evaluate images")
     md = (exp / "report" / "report.md").read_text()
-    assert "## Images: test" in md and "| VQ-VAE |" in md and "at the same 256 bits" in md
+    assert "## Images: test" in md and "| **VQ-VAE** |" in md and "at the same 256 bits" in md
+    csv = (exp / "report" / "tables" / "images_test.csv").read_text().splitlines()
+    assert csv[0].startswith("system,MSE,PSNR dB") and csv[1].startswith("VQ-VAE,")
     linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
     assert {"training_curves.png", "images_test_reconstructions.png",
             "images_test_codes.png"} <= set(linked)

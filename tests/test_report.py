@@ -67,8 +67,27 @@ def test_report_markdown_tables(reported):
         assert f"| {system} |" in text
     # the MFCC baseline wins on this untrained model, and the report says so
     assert "mfcc_kmeans beats vqvae on mapping_accuracy" in text
-    assert "speaker-ID accuracy on held-out real audio | 100.0 %" in text
+    assert "speaker-ID accuracy on held-out unconverted audio | 100.0 %" in text
     assert units["command"] in text
+
+
+def test_main_tables_as_csv_and_latex_and_the_report_s_own_source(reported):
+    import csv
+
+    exp, md, units, _ = reported
+    text, out = md.read_text(), exp / "report"
+    header = next(ln for ln in text.splitlines() if ln.startswith("| system | map acc"))
+    rows = list(csv.reader((out / "tables" / "units_test.csv").open()))
+    assert " | ".join(rows[0]) == header.strip("| ")
+    acc = units["units"]["test"]["vqvae"]["mapping_accuracy"]
+    assert rows[1][:2] == ["vqvae", f"{100 * acc:.1f}"]
+    assert "ph pur = phone purity; cl pur = cluster purity" in text
+    for name in ("units_test", "conversion", "conversion_test_mel"):
+        assert r"\toprule" in (out / "tables" / f"{name}.tex").read_text(), name
+        assert f"[tables/{name}.csv](tables/{name}.csv)" in text
+    src = json.loads((out / "report.json").read_text())["sources"]["report"]
+    assert src["command"] == f"speechvq report --exp {exp}" and src["cwd"] and src["git_commit"]
+    assert f"by `speechvq report --exp {exp}` in `{src['cwd']}`" in text
 
 
 def test_baseline_wins_and_training_summary_by_hand():

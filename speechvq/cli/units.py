@@ -9,11 +9,13 @@ import argparse
 
 from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
-                                 add_seed_argument, positive_int, print_results, progress)
+                                 add_seed_argument, positive_int, print_results, progress,
+                                 warnings_as_lines)
 from speechvq.errors import ConfigError
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    warnings_as_lines("encode")
     from speechvq.encode import encode_to_file
     codes = encode_to_file(args.model, args.data, args.out, fmt=args.format, dedup=args.dedup,
                            batch_size=args.batch_size, checkpoint=args.checkpoint,
@@ -26,6 +28,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
               f"deduplication)")
     else:
         print(f"{args.out}: {len(codes)} utterances, {n_frames} frames")
+    if args.format == "km":
+        from speechvq.data.codes import manifest_path
+        print(f"{manifest_path(args.out)}: their audio files (wav2vec manifest, same order)")
     return 0
 
 
@@ -60,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Encode every utterance of DATA (a Kaldi dir or a dump, any corpus) into "
                     "codes: code i covers samples [i*hop, (i+1)*hop) at the model's rate.\n\n"
                     "formats:\n  kaldi  `utt c1 c2 ...` per line, sorted by utt\n"
-                    "  km     fairseq .km: one line of units per utt, in the same order, no ids\n"
+                    "  km     fairseq .km: one line of units per utt, no ids, and beside it\n"
+                    "         <stem>.tsv, the wav2vec manifest of the audio files in that order\n"
                     "  gslm   GSLM `utt|c1 c2 ...`\n\nexample:\n  speechvq encode --model "
                     "exp/mini --data dump/test --out exp/mini/units/test.txt")
     add_model_arguments(p)

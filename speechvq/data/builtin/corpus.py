@@ -47,10 +47,11 @@ from speechvq.data.speech.kaldi import DataDir, check_id, read_ctm, read_table, 
 from speechvq.errors import DataError
 from speechvq.fileio import atomic_write_json, atomic_write_text
 
-__all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "UNSEEN", "SIZES",
-           "SPLITS", "GENERATOR_VERSION"]
+__all__ = ["prepare_builtin", "plan_corpus", "cache_root", "is_builtin_split", "Speaker", "SEEN",
+           "UNSEEN", "SIZES", "SPLITS", "GENERATOR_VERSION"]
 
 GENERATOR_VERSION = "v2"  # bump whenever the generated audio or labels change
+README_TITLE = "# speechvq built-in corpus"  # how OUT/README.md starts (`is_builtin_split`)
 SPLITS = ("train", "dev", "test", "test_unseen", "test_reread")
 
 
@@ -355,6 +356,17 @@ def prepare_builtin(out_dir: str | os.PathLike, *, size: str = "default", seed: 
     return splits
 
 
+def is_builtin_split(data_dir: str | os.PathLike) -> bool:
+    """Whether `data_dir` is a split written by `prepare_builtin` (its parent's README.md says
+    so): synthetic speech, not recordings."""
+    readme = Path(data_dir).parent / "README.md"
+    try:
+        with open(readme, encoding="utf-8") as f:
+            return f.readline().startswith(README_TITLE)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _write_readme(out_dir: Path, splits: dict[str, Path], size: str, seed: int) -> None:
     """``out_dir/README.md``: speakers, splits, phone set and its TIMIT folding (deterministic)."""
     cfg = SIZES[size]
@@ -369,7 +381,7 @@ def _write_readme(out_dir: Path, splits: dict[str, Path], size: str, seed: int) 
                 for s in pool]
     fold = ", ".join(f"{a} -> {b}" for a, b in synth.TIMIT_FOLD39.items() if a != b)
     pad_ms = round(synth.PAD_S * 1000)
-    text = f"""# speechvq built-in corpus ({size}, seed {seed}, generator {GENERATOR_VERSION})
+    text = f"""{README_TITLE} ({size}, seed {seed}, generator {GENERATOR_VERSION})
 
 Synthesised by `speechvq prepare builtin` with eSpeak NG (GPL-3.0, loaded through ctypes from
 espeakng-loader; the audio is not GPL): 16 kHz, 16-bit PCM, {pad_ms} ms of silence at both ends.
