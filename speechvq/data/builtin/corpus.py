@@ -42,6 +42,7 @@ from pathlib import Path
 
 from speechvq.data.builtin import synth
 from speechvq.data.builtin.text import HANDWRITTEN, make_sentences
+from speechvq.data.cache import cache_root
 from speechvq.data.speech.kaldi import DataDir, check_id, read_ctm, read_table, write_ctm, write_table
 from speechvq.errors import DataError
 from speechvq.fileio import atomic_write_json, atomic_write_text
@@ -113,11 +114,6 @@ SIZES: dict[str, dict[str, int]] = {
     "large": dict(seen=24, unseen=8, train=840, dev=80, test=80, train_reads=4, dev_reads=3,
                   test_reads=6),
 }
-
-
-def cache_root() -> Path:
-    """``$SPEECHVQ_CACHE`` or ``~/.cache/speechvq``."""
-    return Path(os.environ.get("SPEECHVQ_CACHE") or Path.home() / ".cache" / "speechvq")
 
 
 def plan_corpus(size: str = "default", seed: int = 0) -> list[dict]:

@@ -36,6 +36,7 @@ from speechvq.config.speech import code_hop
 from speechvq.errors import ConfigError, ModelError
 from speechvq.models.speech.decoders import MelDecoder, mel_l1_loss
 from speechvq.models.speech.encoders import SpeechEncoder, time_jitter
+from speechvq.models.freezing import Freezable
 from speechvq.models.quantizer import VectorQuantizer, VQStats
 from speechvq.models.speech.wavenet import WaveNet
 
@@ -69,7 +70,7 @@ def valid_mask(lengths: torch.Tensor, n: int, hop: int = 1) -> torch.Tensor:
     return torch.arange(n, device=lengths.device)[None, :] < n_valid[:, None]  # (B, n)
 
 
-class VQVAE(nn.Module):
+class VQVAE(Freezable):
     """Speech VQ-VAE built from a `Config`; see the module docstring.
 
     Args:
@@ -134,28 +135,6 @@ class VQVAE(nn.Module):
 
     # ------------------------------------------------------------------------------ freezing
 
-    def freeze_(self, names: Sequence[str]) -> None:
-        """Keep these submodules fixed: no gradients, and always in eval mode (a frozen
-        quantiser's EMA codebook does not move, a frozen encoder has no dropout).
-
-        Args:
-            names: any of encoder, quantizer, speaker_embedding, wavenet, mel_decoder.
-        """
-        for name in names:
-            module = getattr(self, name, None)
-            if not isinstance(module, nn.Module):
-                raise ModelError(f"cannot freeze '{name}': this model has no such module (a head "
-                                 f"with weight 0 is not built); check train.freeze")
-            module.requires_grad_(False)
-            self.frozen.add(name)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> "VQVAE":
-        super().train(mode)
-        for name in self.frozen:
-            getattr(self, name).eval()
-        return self
-
     def init_from_(self, state: dict, source: str) -> list[str]:
         """Copy every tensor of a checkpoint's model state whose name and shape match.
 
@@ -167,13 +146,7 @@ class VQVAE(nn.Module):
         if list(state.get("speakers", [])) != self.speakers:
             raise ModelError(f"train.init_from '{source}' was trained on other speakers than "
                              f"this data's; initialise from a run on the same dump")
-        own = self.state_dict()
-        matched = {k: v for k, v in state["model"].items()
-                   if k in own and own[k].shape == v.shape}
-        if not matched:
-            raise ModelError(f"train.init_from '{source}' shares no tensor with this model")
-        self.load_state_dict(matched, strict=False)
-        return sorted(set(own) - set(matched))
+        return super().init_from_(state, source)
 
     # ------------------------------------------------------------------------------ speakers
 
