@@ -100,11 +100,17 @@ def load_model(model: str | os.PathLike, checkpoint: str | None = None, *,
     Args:
         model: an exp dir or a ``.pt`` file. checkpoint: a name inside the exp dir.
         kind: the task the caller needs (None: any); another kind is refused.
-        device: where to put the model.
+        device: where to put the model: a torch device, or a name (``auto`` = CUDA when
+            available; `speechvq.device.pick_device`).
     Raises:
         ModelError: no such checkpoint, an unsafe or corrupt one, or one of another kind.
+        ConfigError: a device this machine does not have.
     """
+    from speechvq.device import pick_device
     from speechvq.registry import get_task
+
+    if isinstance(device, str):
+        device = pick_device(device, option="device")
 
     path = resolve_checkpoint(model, checkpoint)
     state = load_checkpoint(path, map_location="cpu")  # weights_only=True

@@ -13,41 +13,42 @@ et al. 2017, section 4.3). Two decoders can render the codes:
 Many conversions in one call are written as a Kaldi data dir (``wav.scp``, ``utt2spk`` = target
 speaker, ``utt2src`` = source utterance, ``text`` copied from the source) so they can be scored
 like any other data; finished wavs are kept when a run is restarted with the same model and
-settings (``DIR/conversion.json`` records them; any change converts afresh). Both hold their
-output's lock and follow the output rules (`speechvq.ownership.claim`): the output is never the
-source, the data or the checkpoint, and a file or folder convert did not make is not replaced.
+settings (``DIR/conversion.json`` records them, with the command that made the wavs and where it
+ran; any change of model or settings converts afresh). Both hold their output's lock and follow
+the output rules (`speechvq.ownership.claim`): the output is never the source, the data or the
+checkpoint, and a file or folder convert did not make is not replaced.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import types
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
-from speechvq.audio import load_audio, save_audio
+from speechvq.audio import load_audio, resample, save_audio
 from speechvq.checkpoint import resolve_checkpoint
 from speechvq.data.speech.kaldi import DataDir, check_id
 from speechvq.fileio import atomic_write_json
 from speechvq.data.speech.utterances import Utterances
 from speechvq.encode import pick_device
 from speechvq.errors import DataError, ModelError
+from speechvq.evaluation.results import command_line
 from speechvq.models.speech.vqvae import VQVAE, load_vqvae
 from speechvq.ownership import Claim, claim
+from speechvq.provenance import provenance
 
 
 def choose_head(model: VQVAE, head: str) -> str:
-    """Resolve ``auto`` (see the module docstring); other names pass through."""
-    if head != "auto":
-        return head
-    on_gpu = next(model.parameters()).device.type == "cuda"
-    if model.wavenet is not None and (on_gpu or model.mel_decoder is None):
-        return "wavenet"
-    return "mel"
+    """Resolve ``auto`` (see the module docstring, `VQVAE.resolve_head`); other names pass
+    through."""
+    return model.resolve_head(head)
 
 
 @torch.no_grad()
@@ -80,6 +81,42 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
     return [out[i, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
 
 
+def convert(model: VQVAE | str | os.PathLike, src, sample_rate: int | None = None, *,
+            speaker: str, head: str = "auto", temperature: float = 1.0, seed: int = 0,
+            checkpoint: str | None = None, device: str = "auto") -> np.ndarray:
+    """One utterance in another speaker's voice: ``speechvq.convert(model, "a.wav",
+    speaker="p225")`` in the Python API (this module is callable; see the end of the file).
+
+    Args:
+        model: a loaded VQVAE (`speechvq.load`), or an exp dir / ``.pt`` file to load (with
+            `checkpoint` and `device`).
+        src: an audio file (any rate, resampled), or a (T,) waveform (numpy or tensor) at
+            `sample_rate` Hz (None: the model's rate).
+        speaker: the target speaker's name (one of ``model.speakers``).
+        head, temperature, seed: as `convert_waveforms`.
+    Returns:
+        (T',) float32 waveform at ``model.sample_rate``, as long as the source at that rate.
+    Raises:
+        ModelError: an unknown speaker (checked before any audio is read) or head.
+    """
+    if not isinstance(model, VQVAE):
+        model = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
+    model.speaker_index(speaker)
+    if isinstance(src, (str, os.PathLike)):
+        wav, _ = load_audio(src, model.sample_rate)  # (T',)
+    else:
+        x = src.detach().float().cpu().numpy() if isinstance(src, torch.Tensor) else \
+            np.asarray(src, dtype=np.float32)
+        if x.ndim != 1:
+            raise ModelError(f"convert takes one (T,) waveform, got shape {x.shape}; use "
+                             f"convert_waveforms for a batch")
+        rate = model.sample_rate if sample_rate is None else int(sample_rate)
+        wav = resample(x, rate, model.sample_rate) if rate != model.sample_rate else x  # (T',)
+    (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
+                             seed=seed)
+    return y
+
+
 def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker: str,
                  out: str | os.PathLike, *, head: str = "auto", temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto") -> Path:
@@ -87,10 +124,7 @@ def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker:
     ckpt = resolve_checkpoint(model_path, checkpoint)
     with claim(out, "convert", inputs=[src, ckpt]):
         model = load_vqvae(ckpt, device=pick_device(device))
-        model.speaker_index(speaker)  # an unknown speaker fails before any audio is read
-        wav, _ = load_audio(src, model.sample_rate)
-        (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
-                                 seed=seed)
+        y = convert(model, src, speaker=speaker, head=head, temperature=temperature, seed=seed)
         save_audio(out, y, model.sample_rate)
     return Path(out)
 
@@ -165,11 +199,11 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     ckpt = resolve_checkpoint(model_path, checkpoint)
     with claim(out_dir, "convert", inputs=[data_path, parallel_to, ckpt],
                ours_if=_is_conversion_dir) as c:
-        return _convert_data(c, ckpt, data_path, speakers, head=head, max_utts=max_utts,
-                             per_speaker=per_speaker, parallel_to=parallel_to,
-                             n_targets=n_targets, batch_size=batch_size,
-                             temperature=temperature, seed=seed, device=device,
-                             progress=progress)
+        return _convert_data(c, model_path, checkpoint, ckpt, data_path, speakers, head=head,
+                             max_utts=max_utts, per_speaker=per_speaker,
+                             parallel_to=parallel_to, n_targets=n_targets,
+                             batch_size=batch_size, temperature=temperature, seed=seed,
+                             device=device, progress=progress)
 
 
 def _is_conversion_dir(path: Path) -> bool:
@@ -178,12 +212,14 @@ def _is_conversion_dir(path: Path) -> bool:
     return (path / "conversion.json").is_file() or (path / "utt2src").is_file()
 
 
-def _convert_data(c: Claim, ckpt: Path, data_path, speakers, *, head: str,
-                  max_utts: int | None, per_speaker: int | None, parallel_to,
-                  n_targets: int | None, batch_size: int, temperature: float, seed: int,
-                  device: str, progress: bool) -> DataDir:
-    """`convert_data` once DIR (``c.path``) is claimed."""
+def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data_path,
+                  speakers, *, head: str, max_utts: int | None, per_speaker: int | None,
+                  parallel_to, n_targets: int | None, batch_size: int, temperature: float,
+                  seed: int, device: str, progress: bool) -> DataDir:
+    """`convert_data` once DIR (``c.path``) is claimed; `ckpt` is the checkpoint file that
+    `model_path` and `checkpoint` name."""
     model = load_vqvae(ckpt, device=pick_device(device))
+    given = None if speakers is None else list(speakers)
     speakers = list(model.speakers if speakers is None else speakers)
     for s in speakers:
         model.speaker_index(s)  # unknown targets fail before any work
@@ -203,7 +239,17 @@ def _convert_data(c: Claim, ckpt: Path, data_path, speakers, *, head: str,
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
     made_by = _made_by(ckpt, head, temperature, seed)
-    _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs})
+    wavenet = head == "wavenet"  # sampling settings (batches are seeded) matter to it only
+    command = command_line([
+        "speechvq", "convert", "--model", str(model_path), "--checkpoint", checkpoint,
+        "--data", str(data_path), "--speakers", None if given is None else ",".join(given),
+        "--parallel-to", None if parallel_to is None else str(parallel_to),
+        "--n-targets", n_targets, "--per-speaker", per_speaker, "--max-utts", max_utts,
+        "--head", head, "--temperature", temperature if wavenet else None,
+        "--seed", seed if wavenet else None,
+        "--batch-size", batch_size if wavenet else None, "--out", str(out)])
+    _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs},
+                     {"command": command, **provenance()})
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
     if len(todo) < len(pairs):
         print(f"convert: {len(pairs) - len(todo)} of {len(pairs)} conversions already in "
@@ -247,11 +293,13 @@ def _made_by(ckpt: Path, head: str, temperature: float, seed: int) -> dict:
 CONVERSION_TABLES = ("wav.scp", "utt2spk", "spk2utt", "utt2src", "text")
 
 
-def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str]) -> None:
+def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str], made_with: dict) -> None:
     """Make ``out`` (claimed: made by convert, or new) ready for this call's conversions.
 
     Wavs of another model or settings are deleted, and so are wavs this call does not list;
-    finished wavs of the same model and settings are kept.
+    finished wavs of the same model and settings are kept. ``conversion.json`` gets `made_by`
+    and `made_with` (the command and where it ran, for the report); only `made_by` decides
+    whether the wavs are kept.
     """
     wav_dir, stamp = out / "wav", out / "conversion.json"
     wavs = [p for p in wav_dir.glob("*.wav") if not p.name.startswith(".")] \
@@ -260,6 +308,8 @@ def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str]) -> None:
         before = json.loads(stamp.read_text()) if stamp.is_file() else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         before = None  # a damaged stamp: start afresh
+    if isinstance(before, dict):
+        before = {k: v for k, v in before.items() if k not in made_with}
     if wavs and before != made_by:
         print(f"convert: the wavs in {wav_dir} were made by another model, checkpoint or "
               f"settings; converting afresh")
@@ -274,7 +324,7 @@ def _prepare_out_dir(out: Path, made_by: dict, wanted: set[str]) -> None:
     if stale:
         print(f"convert: removed {len(stale)} wavs of an earlier call from {wav_dir}")
     wav_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(stamp, made_by, indent=1)
+    atomic_write_json(stamp, {**made_by, **made_with}, indent=1)
 
 
 def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
@@ -288,3 +338,15 @@ def list_speakers(model_path: str | os.PathLike, data_path: str | os.PathLike | 
     if not known:
         raise ModelError(f"none of the model's speakers read anything in '{data_path}'")
     return known
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``speechvq.convert(...)`` is `convert` while ``speechvq.convert``
+    stays the module of DESIGN.md's layout (importing a submodule sets the package attribute of
+    the same name, so a function there would be replaced by the module)."""
+
+    def __call__(self, *args, **kwargs) -> np.ndarray:
+        return convert(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

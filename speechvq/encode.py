@@ -5,26 +5,35 @@
     codes = encode_utterances(model, data)               # {utt: (ceil(T / hop),) int64}
 
 Frame timing (DESIGN.md): code i covers samples [i*hop, (i+1)*hop) at the model's rate and there
-are ceil(T / hop) codes per utterance. Units files are written by `speechvq.data.codes`.
+are ceil(T / hop) codes per utterance. Units files are written by `speechvq.data.codes`; with
+``--format km`` the wav2vec manifest fairseq reads beside a ``.km`` lists each utterance's audio
+file (`audio_files`).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import soundfile as sf
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.checkpoint import resolve_checkpoint
-from speechvq.data.codes import write_units
+from speechvq.data.codes import manifest_path, write_manifest, write_units
+from speechvq.data.speech.dumpfile import SpeechDump
+from speechvq.data.speech.kaldi import DataDir
 from speechvq.data.speech.utterances import Utterances
+from speechvq.errors import DataError
 from speechvq.models.speech.vqvae import VQVAE, load_vqvae
 from speechvq.device import pick_device
 from speechvq.ownership import claim
 
-__all__ = ["load_vqvae", "encode_utterances", "encode_to_file", "pick_device"]
+__all__ = ["load_vqvae", "encode_utterances", "encode_to_file", "audio_files", "pick_device"]
 
 
 @torch.no_grad()
@@ -63,21 +72,77 @@ def encode_utterances(model: VQVAE, data: Utterances, *, batch_size: int = 8,
     return (codes_out, vecs_out) if vectors else codes_out
 
 
+def audio_files(data_path: str | os.PathLike, utts: Sequence[str],
+                sample_rate: int | None = None) -> list[tuple[Path, int]]:
+    """The audio file of each utterance and its number of samples as stored, for a wav2vec
+    manifest (`speechvq.data.codes.write_manifest`).
+
+    Args:
+        data_path: a Kaldi data dir with one file per utterance (no ``segments``), or a dump,
+            whose source data dir (``dump.json``) is read.
+        utts: the utterances, in manifest order.
+        sample_rate: the model's rate; files at another rate get a warning, since fairseq reads
+            the files themselves (HuBERT expects 16 kHz).
+    Raises:
+        DataError: segments (several utterances per file), a dump whose source dir is gone or
+            lacks an utterance, or an unreadable file.
+    """
+    path = Path(data_path)
+    if (path / "dump.json").is_file():
+        source = Path(SpeechDump.open(path).meta.get("source") or "")
+        if not (source / "wav.scp").is_file():
+            raise DataError(f"--format km writes a manifest of audio files, but dump '{path}' "
+                            f"holds no files and its source data dir '{source}' is gone; pass "
+                            f"the Kaldi data dir as --data, or use --format kaldi or gslm")
+        path = source
+    data = DataDir.load(path, validate=False)
+    if data.segments is not None:
+        raise DataError(f"--format km writes a manifest of one audio file per utterance, but "
+                        f"'{path}' cuts utterances from recordings (segments); write each "
+                        f"utterance to its own file first, or use --format kaldi or gslm")
+    out, rates = [], set()
+    for utt in utts:
+        if utt not in data.utt2spk:
+            raise DataError(f"utterance {utt} is not in '{path}', the source data dir of the "
+                            f"dump; dump it again or pass the data dir as --data")
+        file = data.audio_source(utt)[0]
+        try:
+            info = sf.info(str(file))
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise DataError(f"audio file '{file}' of {utt} cannot be read ({e}); run "
+                            f"`speechvq validate {path}`") from None
+        out.append((file, int(info.frames)))
+        rates.add(int(info.samplerate))
+    other = sorted(r for r in rates if r != sample_rate)
+    if sample_rate is not None and other:
+        warnings.warn(f"the manifest's files are at {', '.join(map(str, other))} Hz, the units "
+                      f"at {sample_rate} Hz: fairseq reads the files themselves (HuBERT expects "
+                      f"16 kHz), so resample them (`speechvq dump` does not write files)")
+    return out
+
+
 def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
                    out: str | os.PathLike, *, fmt: str = "kaldi", dedup: bool = False,
                    batch_size: int = 8, checkpoint: str | None = None, device: str = "auto",
                    progress: bool = True) -> dict[str, np.ndarray]:
-    """`speechvq encode`: encode DATA with the model and write a units file (atomically),
-    holding the file's lock; the output rules (`speechvq.ownership`) are checked first, so the
-    file is never the checkpoint or inside DATA, and a file encode did not make is not replaced.
+    """`speechvq encode`: encode DATA with the model and write a units file (atomically); with
+    ``fmt="km"`` also the wav2vec manifest ``<stem>.tsv`` beside it, in the same order. Each
+    file is written holding its lock, after the output rules (`speechvq.ownership`) are checked:
+    it is never the checkpoint or inside DATA, and a file encode did not make is not replaced.
 
     Returns:
         the frame-level codes per utterance (before any `dedup`).
     """
     ckpt = resolve_checkpoint(model_path, checkpoint)
-    with claim(out, "encode", inputs=[data_path, ckpt]):
+    tsv = manifest_path(out) if fmt == "km" else None
+    with claim(out, "encode", inputs=[data_path, ckpt]), \
+            (claim(tsv, "encode", inputs=[data_path, ckpt]) if tsv else nullcontext()):
         model = load_vqvae(ckpt, device=pick_device(device))
         data = Utterances(data_path, model.sample_rate)
+        # the manifest is checked before the encoding, so that a refusal costs nothing
+        files = audio_files(data_path, data.utts, model.sample_rate) if tsv else None
         codes = encode_utterances(model, data, batch_size=batch_size, progress=progress)
+        if files is not None:
+            write_manifest(tsv, files)  # codes are in data.utts order, as the files
         write_units(out, codes, format=fmt, dedup=dedup)
     return codes

@@ -1,48 +1,19 @@
-"""What an experiment dir records about its runs, and how a rerun is compared with them.
+"""How a rerun on an experiment dir is compared with the runs it records.
 
-``cmdline.txt`` gets one `run_info` block per run (the command, the git commit of the code,
-package versions); a rerun on an exp dir resumes only when `config_differences` between the
-checkpoint's config (as today's keys, `resolved_config`) and the new one touch nothing learned.
+``cmdline.txt`` gets one `speechvq.provenance.run_info` block per run (the command, its working
+directory, the git commit of the code, package versions); a rerun on an exp dir resumes only when
+`config_differences` between the checkpoint's config (as today's keys, `resolved_config`) and
+the new one touch nothing learned.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
 import json
-import platform
-import shlex
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Sequence
 
-from speechvq import __version__
 from speechvq.config import config_from_dict, config_to_dict
 from speechvq.fileio import atomic_write_text
-
-
-def run_info(command: Sequence[str] | None = None) -> str:
-    """cmdline.txt's content: the command (default: this process's argv), the git commit of the
-    code, package versions."""
-    commit = "unknown"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=10)
-        if out.returncode == 0:
-            commit = out.stdout.strip()
-    versions = []
-    for pkg in ("torch", "numpy", "soundfile", "soxr", "librosa", "scikit-learn", "pyyaml"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions.append(f"{pkg}=={importlib.metadata.version(pkg)}")
-    argv = list(command) if command is not None else \
-        ([Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else [])
-    return (f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{shlex.join(argv)}\n"
-            f"# speechvq {__version__}, git commit {commit}, python {platform.python_version()}\n"
-            f"# {' '.join(versions)}\n")
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:

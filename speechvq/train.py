@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq import __version__
 from speechvq.checkpoint import load_checkpoint, save_checkpoint
@@ -48,14 +48,15 @@ from speechvq.config import Config, config_to_dict, dump_config
 from speechvq.device import pick_device
 from speechvq.distributed import check_batch_divisible, distributed_env, process_group
 from speechvq.errors import TrainingError
-from speechvq.experiment import config_differences, resolved_config, run_info, truncate_metrics
+from speechvq.experiment import config_differences, resolved_config, truncate_metrics
+from speechvq.provenance import run_info
 from speechvq.fileio import append_text, atomic_write_text
 from speechvq.ownership import claim
 from speechvq.registry import StepFn, get_task
 
 # Keys that may change between a run and its resumption (they do not change what is learned).
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
-                     "train.keep_checkpoints", "train.device", "train.num_workers",
+                     "train.keep_checkpoints", "train.device", "train.num_workers", "train.threads",
                      "train.valid_every", "train.valid_max_items"}
 # Keys that may change on resume when the user says so (``speechvq train --change-optimizer``):
 # the way on after a NaN loss is the same run with a lower lr or a tighter clip.
@@ -124,12 +125,19 @@ class Trainer:
         self.valid_batches = list(valid_batches) if valid_batches else []
         self.best_valid_loss = math.inf
         self.valid_items = 0
+        self.last_valid_loss = math.inf
         self.progress = progress
         self.command = command
         self.optimizer_changes = optimizer_changes
         self.resume_changes: list[str] = []  # "train.lr 0.001 -> 0.0005", for the logs
         self.rank, self.local_rank, self.world = distributed_env()
         self.device = pick_device(self.tc.device, self.local_rank, option="train.device")
+        if self.tc.threads:
+            torch.set_num_threads(self.tc.threads)
+        elif self.world > 1 and self.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            # torchrun's processes share the cores: one pool each of the whole machine would
+            # oversubscribe it many times over
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
         self.amp_dtype, use_scaler = amp_settings(self.tc.amp, self.device)
         self.model = model.to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.tc.lr,
@@ -245,11 +253,13 @@ class Trainer:
         for name, text in self.exp_files.items():
             atomic_write_text(self.exp / name, text)
 
-    def _log(self, message: str) -> None:
+    def _log(self, message: str, echo: bool = True) -> None:
+        """A line in log/train.log, and on stderr when `echo`."""
         if not self.is_main:
             return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        tqdm.write(line, file=sys.stderr)
+        if echo:
+            tqdm.write(line, file=sys.stderr)
         append_text(self.exp / "log" / "train.log", line + "\n")
 
     def _truncate_metrics(self) -> None:
@@ -398,6 +408,7 @@ class Trainer:
         if not self.is_main:
             return
         means = self.validate()
+        self.last_valid_loss = means["loss"]
         record = {"step": self.step, **{f"valid_{k}": round(v, 6) for k, v in means.items()}}
         append_text(self.exp / "metrics.jsonl", json.dumps(record) + "\n")
         if writer is not None:
@@ -422,11 +433,25 @@ class Trainer:
                   "lr": self.sched.get_last_lr()[0]}
         self.last_metrics = record
         append_text(self.exp / "metrics.jsonl", json.dumps(record) + "\n")
+        self._log(self._interval_line(record), echo=False)
         if writer is not None:
             for key, value in record.items():
                 if key != "step":
                     writer.add_scalar(f"train/{key}", value, self.step)
         self._trigger("on_log")
+
+    def _interval_line(self, record: dict[str, float]) -> str:
+        """train.log's line for one logging interval, as ESPnet's train.log has it: step, loss,
+        the other metrics, the learning rate, the last validation loss, peak GPU memory."""
+        fields = [f"step {self.step}/{self.tc.max_steps}"]
+        fields += [f"{k} {v:.4g}" for k, v in record.items() if k not in ("step", "lr")]
+        fields.append(f"lr {record['lr']:.3g}")
+        if math.isfinite(self.last_valid_loss):
+            fields.append(f"valid_loss {self.last_valid_loss:.4g} (best {self.best_valid_loss:.4g})")
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**30
+            fields.append(f"peak_gpu_mem {peak:.2f} GiB")
+        return ", ".join(fields)
 
     def _tensorboard(self) -> Any:
         if not self.is_main:

@@ -75,9 +75,26 @@ def test_vctk_092_splits_and_warnings(vctk092, tmp_path):
     assert d["test_unseen"].utterances() == ["p315_001", "p315_002"]
     seen = VCTK_SPEAKERS[:4]
     assert d["test"].utterances() == [f"{s}_{n}" for s in seen for n in ("001", "002")]
-    assert d["dev"].utterances() == [f"{s}_{n:03d}" for s in seen for n in range(30, 35)]
-    assert d["train"].utterances() == [f"{s}_{n}" for s in seen for n in ("035", "036")]
+    # 7 own sentences per speaker: dev takes 3 (at most half), train keeps 4
+    assert d["dev"].utterances() == [f"{s}_{n:03d}" for s in seen for n in range(30, 33)]
+    assert d["train"].utterances() == [f"{s}_{n:03d}" for s in seen for n in range(33, 37)]
     assert "p315" not in d["train"].speakers() + d["dev"].speakers()
+
+
+def test_vctk_subset_of_parallel_sentences_keeps_a_train_split(tmp_path):
+    root = tmp_path / "VCTK-Corpus-0.92"
+    for spk in VCTK_SPEAKERS[:4]:
+        for n in range(1, 25):  # the 0.92 subset that once left no train split
+            _audio(root / "wav48_silence_trimmed" / spk / f"{spk}_{n:03d}_mic1.flac", 48000)
+    with pytest.warns(UserWarning, match=r"only the parallel sentences.*train = their sentences "
+                                         r"013-024"):
+        dirs = prepare_vctk(root, tmp_path / "out", progress=False)
+    d = _validated(dirs)
+    assert d["train"].utterances() == [f"{s}_{n:03d}" for s in VCTK_SPEAKERS[:3]
+                                       for n in range(13, 25)]
+    assert d["test"].utterances() == [f"{s}_{n:03d}" for s in VCTK_SPEAKERS[:3]
+                                      for n in range(1, 13)]
+    assert "dev" not in dirs
 
 
 def test_vctk_092_mic2_missing_file_warns_once(vctk092, tmp_path):

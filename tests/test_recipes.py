@@ -75,6 +75,7 @@ def test_recipe_help_and_bad_options(script, tmp_path):
     for option in ("--stage", "--stop-stage", "--workdir", "--train-config", "--train-args",
                    "--n-convert"):
         assert option in r.stdout, option
+    assert "first stage to run" in r.stdout  # each option's meaning, from the recipe's comments
     r = run_recipe(script, "--no-such-option", "1", cwd=tmp_path, tmp=tmp_path)
     assert r.returncode == 2 and "unknown option --no-such-option" in r.stderr
     r = run_recipe(script, "--stage", cwd=tmp_path, tmp=tmp_path)
@@ -84,6 +85,15 @@ def test_recipe_help_and_bad_options(script, tmp_path):
     r = run_recipe(script, "--train-config", "nowhere.yaml", cwd=tmp_path, tmp=tmp_path)
     assert r.returncode == 2 and "nowhere.yaml not found" in r.stderr
     assert not any(tmp_path.iterdir()), "a refused run wrote something"
+
+
+@pytest.mark.parametrize("script", [MINI / "run.sh", VCTK / "run.sh"], ids=["mini", "vctk"])
+def test_recipe_without_speechvq_says_how_to_install(script, tmp_path):
+    env = {**_env(tmp_path), "PATH": "/usr/bin:/bin"}  # bash, no speechvq
+    r = subprocess.run(["bash", str(script), "--workdir", "w"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "speechvq command is not on PATH" in r.stderr
+    assert 'pip install -e ".[dev]"' in r.stderr and not (tmp_path / "w").exists()
 
 
 def test_mini_bad_corpus_dir_and_vctk_without_corpus(tmp_path):
@@ -109,6 +119,7 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     log = _ok(run_recipe(MINI / "run.sh", *common, "--stop-stage", "2", cwd=MINI, tmp=tmp_path))
     assert "Stage 2a: train the codes" in log and "Stage 2b: train the WaveNet" in log
     assert "Stage 3" not in log
+    assert "\r" not in log and max(map(len, log.splitlines())) < 1000  # a readable run.log
     exp = work / "exp" / "mini run"
     assert (work / "exp" / "mini run_codes" / "checkpoints" / "last.pt").is_file()
     assert (exp / "checkpoints" / "last.pt").is_file()

@@ -68,8 +68,27 @@ def test_report_markdown_tables(reported):
         assert f"| {system} |" in text
     # the MFCC baseline wins on this untrained model, and the report says so
     assert "mfcc_kmeans beats vqvae on mapping_accuracy" in text
-    assert "speaker-ID accuracy on held-out real audio | 100.0 %" in text
+    assert "speaker-ID accuracy on held-out unconverted audio | 100.0 %" in text
     assert units["command"] in text
+
+
+def test_main_tables_as_csv_and_latex_and_the_report_s_own_source(reported):
+    import csv
+
+    exp, md, units, _ = reported
+    text, out = md.read_text(), exp / "report"
+    header = next(ln for ln in text.splitlines() if ln.startswith("| system | map acc"))
+    rows = list(csv.reader((out / "tables" / "units_test.csv").open()))
+    assert " | ".join(rows[0]) == header.strip("| ")
+    acc = units["units"]["test"]["vqvae"]["mapping_accuracy"]
+    assert rows[1][:2] == ["vqvae", f"{100 * acc:.1f}"]
+    assert "ph pur = phone purity; cl pur = cluster purity" in text
+    for name in ("units_test", "conversion", "conversion_test_mel"):
+        assert r"\toprule" in (out / "tables" / f"{name}.tex").read_text(), name
+        assert f"[tables/{name}.csv](tables/{name}.csv)" in text
+    src = json.loads((out / "report.json").read_text())["sources"]["report"]
+    assert src["command"] == f"speechvq report --exp {exp}" and src["cwd"] and src["git_commit"]
+    assert f"by `speechvq report --exp {exp}` in `{src['cwd']}`" in text
 
 
 def test_baseline_wins_and_training_summary_by_hand():
@@ -135,12 +154,12 @@ def test_report_core_knows_no_task_and_a_task_without_renderer_is_listed(tmp_pat
             "print(sorted(m for m in sys.modules if '.speech' in m or m.endswith('.config')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
-    (tmp_path / "config.yaml").write_text("task: image\n")
+    (tmp_path / "config.yaml").write_text("task: video\n")  # a task with no renderer (yet)
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "images_test.json").write_text(json.dumps(
-        {"images": {"test": {"vqvae": {"psnr_db": 20.5}}}, "command": "speechvq evaluate"}))
+    (tmp_path / "eval" / "video_test.json").write_text(json.dumps(
+        {"video": {"test": {"vqvae": {"recon_psnr_db": 20.5}}}, "command": "speechvq evaluate"}))
     md = make_report(tmp_path).read_text()
-    assert "## images: test" in md and "| vqvae.psnr_db | 20.5 |" in md
+    assert "## video: test" in md and "| vqvae.recon_psnr_db | 20.5 |" in md
     assert "No metrics.jsonl" in md and "units" not in json.loads(
         (tmp_path / "report" / "report.json").read_text())
 

@@ -116,6 +116,10 @@ def test_keep_checkpoints_and_nothing_to_do(tmp_path):
     assert names == ["last.pt", "step_00000005.pt", "step_00000006.pt"]
     steps = [json.loads(ln)["step"] for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6]
+    log = (tmp_path / "log" / "train.log").read_text().splitlines()
+    intervals = [ln for ln in log if " step " in ln and "/6, loss " in ln]
+    assert [ln.split(" step ")[1].split("/")[0] for ln in intervals] == ["2", "4", "6"]
+    assert all("abs_err" in ln and ", lr " in ln for ln in intervals)  # one line per interval
     again = make(tmp_path, ["train.max_steps=6", "train.checkpoint_every=1",
                             "train.keep_checkpoints=2", "train.log_every=2"])
     again.fit()
@@ -174,3 +178,37 @@ def test_lr_schedule(schedule, expect):
     f = lr_lambda(schedule, warmup=2, max_steps=6)
     got = [f(0), f(2), f(4), f(6)]
     assert got == pytest.approx(expect, abs=1e-9)
+
+
+def test_progress_in_a_log_file_is_plain_lines():
+    import io
+
+    from speechvq.progress import tqdm
+    out = io.StringIO()  # not a terminal, as a recipe's run.log
+    bar = tqdm(total=5000, file=out, desc="train")
+    for _ in range(5000):
+        bar.update(1)
+        bar.set_postfix(loss="1.000", refresh=False)
+    bar.close()
+    text = out.getvalue()
+    assert "\r" not in text and max(map(len, text.splitlines())) < 200
+    assert 2 <= len([ln for ln in text.splitlines() if ln]) <= 3  # start, (throttled), end
+
+
+def test_threads_option_sets_the_pools(monkeypatch):
+    import argparse
+
+    from speechvq.cli.common import apply_threads
+    before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    try:
+        assert apply_threads(argparse.Namespace(threads=None, nj=1)) is None  # library default
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+        assert apply_threads(argparse.Namespace(threads=None, nj=4)) == 2  # cores // nj
+        assert apply_threads(argparse.Namespace(threads=1, nj=4)) == 1
+        assert torch.get_num_threads() == 1
+        import os
+        assert os.environ["OMP_NUM_THREADS"] == "1"  # inherited by worker processes
+    finally:
+        torch.set_num_threads(before)

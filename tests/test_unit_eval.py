@@ -62,6 +62,7 @@ def test_json_has_design_keys_and_says_where_the_mapping_was_fitted(fitted, data
         assert 0.0 <= block["vqvae"][key] <= 1.0
     assert block["vqvae"]["abx_n_triplets_across"] > 0
     assert block["mfcc_kmeans"]["abx_across"] is not None
+    assert block["vqvae"]["abx_items"] == block["mfcc_kmeans"]["abx_items"] == "phone"
     # the majority code maps to the training data's majority phone
     assert block["majority"]["mapping_accuracy"] == pytest.approx(block["majority"]["chance"])
 
@@ -98,21 +99,37 @@ def test_vqvae_accuracy_matches_an_independent_recount(fitted, data):
     assert details["mapping"] == [PHONES[i] for i in mapping]
 
 
-def test_fit_on_defaults_to_the_scored_data(data, tmp_path):
+def test_fit_on_defaults_to_the_scored_data_and_abx_inputs_are_exported(data, tmp_path):
     result = evaluate_units_model(data["exp"], data["test"], exp_dir=tmp_path,
-                                  abx_max_triplets=10, progress=False)
+                                  abx_max_triplets=10, abx_items="triphone",
+                                  export_abx=tmp_path / "abx", progress=False)
     assert result["units"]["test"]["fit_on"] == "eval"
     assert "--fit-on" not in result["command"] and result["data"]["fit_on"] is None
-    assert "mapping fitted on the scored data" in format_units_table(result)
+    table = format_units_table(result)
+    assert "mapping fitted on the scored data" in table and "three-phone items" in table
+    assert "--abx-items triphone --export-abx" in result["command"]
+    vq = result["units"]["test"]["vqvae"]
+    out = tmp_path / "abx" / "test"
+    lines = (out / "triphone-test.item").read_text().splitlines()
+    assert lines[0] == "#file onset offset #phone prev-phone next-phone speaker"
+    assert len(lines) - 1 == vq["abx_n_items"] > 0
+    utt = lines[1].split()[0]
+    assert np.load(out / "encoder" / f"{utt}.npy").shape[0] == np.load(
+        out / "mfcc" / f"{utt}.npy").shape[0] == np.load(out / "codes" / f"{utt}.npy").shape[0]
+    assert "--feature_size 0.01" in (out / "zrc_abx2.sh").read_text()  # the tiny model: 100 Hz
 
 
-def test_missing_alignments_is_one_line_naming_the_data(data, tiny_data_dir, tmp_path, capsys):
+def test_missing_alignments_or_unknown_abx_items_is_one_line(data, tiny_data_dir, tmp_path, capsys):
     code = cli.main(["evaluate", "units", "--model", str(data["exp"]), "--data",
                      str(tiny_data_dir), "--exp", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "unit scoring needs phone alignments (phones.ctm" in err and str(tiny_data_dir) in err
     assert not (tmp_path / "eval").exists()
+    code = cli.main(["evaluate", "units", "--model", str(data["exp"]), "--data",
+                     str(data["test"]), "--exp", str(tmp_path), "--abx-items", "quad"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "'quad' is unknown; use one of phone, triphone" in err
 
 
 def perfect_units(data) -> dict:

@@ -10,9 +10,12 @@
 
 _spvq_show_help() {
   [ -n "${help_message:-}" ] && printf '%s\n\n' "${help_message}"
-  echo "Options (current values):"
+  echo "Options (current values), with what each means:"
+  local _v _doc
   for _v in ${_spvq_option_names}; do
-    printf '  --%s %s\n' "${_v//_/-}" "${!_v}"
+    # the meaning is the comment on the line that sets the default in the recipe itself
+    _doc=$(sed -n "s/^${_v}=[^#]*# *//p" "$0" | head -n 1)
+    printf '  --%-16s %-22s %s\n' "${_v//_/-}" "${!_v}" "${_doc}"
   done
 }
 

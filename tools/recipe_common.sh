@@ -24,6 +24,13 @@ fi
 
 recipe=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
 
+# Every stage calls the speechvq CLI: say how to get it rather than "command not found" later.
+if ! command -v speechvq > /dev/null 2>&1; then
+  echo "$0: error: the speechvq command is not on PATH; install it from the repository root with" \
+       "pip install -e \".[dev]\" (README, Set-up), or activate the environment that has it" >&2
+  exit 2
+fi
+
 log() { echo "$(date '+%F %T') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
 
 resolve_conf() {

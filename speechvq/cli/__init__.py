@@ -1,8 +1,9 @@
 """``speechvq <command>``: a thin argparse layer over the library.
 
 One module per command group registers its sub-commands (`data`: prepare, validate, fix, dump;
-`train`; `units`: encode, evaluate units; `convert`: convert, evaluate conversion; `evaluate`: the
-group of those two; `report`; `config`), with the options they share in `common`. Each command
+`images`: prepare-images, evaluate images; `train`; `units`: encode, evaluate units; `convert`:
+convert, evaluate conversion; `evaluate`: the group of the three evaluations; `report`;
+`config`), with the options they share in `common`. Each command
 parses its arguments, resolves and validates its config (before it touches any data path), and
 calls one library function; library modules are imported inside the commands, so
 ``speechvq --help`` stays fast. Errors a user can cause arrive as `SpeechVQError` and are printed
@@ -20,8 +21,8 @@ import sys
 from typing import Callable, Sequence
 
 from speechvq import __version__
-from speechvq.cli import config, convert, data, evaluate, report, train, units
-from speechvq.cli.common import Formatter
+from speechvq.cli import config, convert, data, evaluate, images, report, train, units
+from speechvq.cli.common import Formatter, apply_threads
 from speechvq.errors import SpeechVQError
 
 EPILOG = ("Run `speechvq <command> --help` for a command's options. Config keys are set with "
@@ -32,6 +33,7 @@ EPILOG = ("Run `speechvq <command> --help` for a command's options. Config keys 
 # pipeline's); a command is registered only once its library part exists.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     data.register,
+    images.register,
     train.register,
     units.register,
     convert.register,
@@ -71,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        apply_threads(args)
         return int(args.func(args) or 0)
     except SpeechVQError as e:
         message = " ".join(str(e).split())  # always one line

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import warnings
 from contextlib import AbstractContextManager
 from typing import Callable, Iterable
@@ -43,7 +44,30 @@ def add_command(sub: argparse._SubParsersAction, name: str,
     p = sub.add_parser(name, formatter_class=Formatter, help=help, description=description)
     if func is not None:
         p.set_defaults(func=func)
+        p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                       help="CPU threads of each process (torch, BLAS); default: the "
+                            "OMP_NUM_THREADS environment variable, else cores / --nj, so "
+                            "parallel jobs do not oversubscribe the CPU")
     return p
+
+
+def apply_threads(args: argparse.Namespace) -> int | None:
+    """Set the CPU thread count of this process and its workers before any library starts its
+    thread pool: ``--threads`` if given, else ``OMP_NUM_THREADS`` if set, else cores // --nj
+    when the command runs parallel jobs (else the libraries' own default, all cores). The
+    environment is set too, so worker processes inherit it. Returns the count set, or None."""
+    threads = getattr(args, "threads", None)
+    if threads is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "nj", 1) > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            (os.cpu_count() or 1)
+        threads = max(1, cores // args.nj)
+    if threads is None:
+        return None
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:  # already imported (a test calling main in-process)
+        sys.modules["torch"].set_num_threads(threads)
+    return threads
 
 
 def positive_int(text: str) -> int:

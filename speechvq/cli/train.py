@@ -36,18 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(
         sub, "train", cmd_train, help="train or resume a model (stage 2)",
         description="Train the model of the config's task (task: speech, the default, is the "
-                    "speech VQ-VAE on a dump) for train.max_steps steps. Rerunning the same "
+                    "speech VQ-VAE on a dump; task: image the image VQ-VAE on a dump of "
+                    "`speechvq prepare-images`) for train.max_steps steps. Rerunning the same "
                     "command on an exp dir with checkpoints/last.pt resumes it exactly; with "
                     "--change-optimizer it may resume with a new train.lr, train.grad_clip or "
                     "train.warmup_steps (after a NaN loss, say). One run per exp dir at a time. "
                     "Multi-GPU: torchrun --nproc_per_node N $(which speechvq) train ...\n\n"
                     "EXP gets config.yaml, cmdline.txt, the task's files (speech: "
-                    "speakers.txt), checkpoints/ (step_*.pt, last.pt, best.pt with --valid), "
+                    "speakers.txt, image: classes.txt), checkpoints/ (step_*.pt, last.pt, best.pt with --valid), "
                     "metrics.jsonl, log/ and TensorBoard events when tensorboard is "
                     "installed.\n\nexample:\n  speechvq train --config conf/train.yaml --data "
                     "dump/train --valid dump/dev --exp exp/mini train.valid_every=1000")
     p.add_argument("--data", metavar="DUMP", help="training data (speech: a dump from "
-                                                   "`speechvq dump`)")
+                                                   "`speechvq dump`; image: a split of "
+                                                   "`speechvq prepare-images`)")
     p.add_argument("--valid", metavar="DUMP", help="held-out data of the same kind: every "
                    "train.valid_every steps the loss on its first train.valid_max_items items "
                    "is logged (valid_* in metrics.jsonl) and the best checkpoint kept as best.pt")

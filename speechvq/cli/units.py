@@ -10,11 +10,12 @@ import argparse
 from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
                                  add_seed_argument, positive_int, print_results, progress,
-                                 results_claim)
+                                 results_claim, warnings_as_lines)
 from speechvq.errors import ConfigError
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    warnings_as_lines("encode")
     from speechvq.encode import encode_to_file
     codes = encode_to_file(args.model, args.data, args.out, fmt=args.format, dedup=args.dedup,
                            batch_size=args.batch_size, checkpoint=args.checkpoint,
@@ -27,6 +28,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
               f"deduplication)")
     else:
         print(f"{args.out}: {len(codes)} utterances, {n_frames} frames")
+    if args.format == "km":
+        from speechvq.data.codes import manifest_path
+        print(f"{manifest_path(args.out)}: their audio files (wav2vec manifest, same order)")
     return 0
 
 
@@ -47,7 +51,8 @@ def _evaluate_units(args: argparse.Namespace) -> int:
         results = unit_eval.evaluate_units_model(
             args.model, args.data, fit_on=args.fit_on, name=args.name, exp_dir=args.exp,
             checkpoint=args.checkpoint, batch_size=args.batch_size,
-            abx_max_triplets=args.abx_triplets, seed=args.seed, device=args.device,
+            abx_max_triplets=args.abx_triplets, abx_items=args.abx_items,
+            export_abx=args.export_abx, seed=args.seed, device=args.device,
             progress=progress(args))
     else:
         if args.frame_rate is None or args.alignments is None:
@@ -67,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Encode every utterance of DATA (a Kaldi dir or a dump, any corpus) into "
                     "codes: code i covers samples [i*hop, (i+1)*hop) at the model's rate.\n\n"
                     "formats:\n  kaldi  `utt c1 c2 ...` per line, sorted by utt\n"
-                    "  km     fairseq .km: one line of units per utt, in the same order, no ids\n"
+                    "  km     fairseq .km: one line of units per utt, no ids, and beside it\n"
+                    "         <stem>.tsv, the wav2vec manifest of the audio files in that order\n"
                     "  gslm   GSLM `utt|c1 c2 ...`\n\nexample:\n  speechvq encode --model "
                     "exp/mini --data dump/test --out exp/mini/units/test.txt")
     add_model_arguments(p)
@@ -109,7 +115,13 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     u.add_argument("--name", help="result name (default: the data's folder name)")
     add_results_exp_argument(u)
     u.add_argument("--abx-triplets", type=positive_int, default=5000,
-                   help="ABX triplets sampled per condition (seeded)")
+                   help="ABX: every triplet is scored up to this many per condition, else a "
+                        "seeded sample whose 95%% interval is under 0.2 points")
+    u.add_argument("--abx-items", default="phone", metavar="SPAN",
+                   help="ABX items: 'phone', the centre phone in its context (ZeroSpeech ABX2, "
+                        "within context), or 'triphone', the three phones (libri-light)")
+    u.add_argument("--export-abx", metavar="DIR", help="also write DIR/<name>/: the ZeroSpeech "
+                   ".item file, one .npy of features per utterance and the zrc-abx2 commands")
     add_batch_size_argument(u, "utterances per encoder batch")
     add_seed_argument(u, "baselines, k-means and ABX sampling")
     add_progress_argument(u)

@@ -81,6 +81,8 @@ class TrainConfig:
     device: str = param("auto", "'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'")
     num_workers: int = param(0, "DataLoader worker processes (0 = read in the main process)",
                              min=0)
+    threads: int = param(0, "CPU threads of torch in each training process; 0 = the command's "
+                         "--threads, else all cores (divided among torchrun's processes)", min=0)
     checkpoint_every: int = param(1000, "steps between checkpoints", min=1)
     keep_checkpoints: int = param(5, "step-numbered checkpoints kept besides last.pt", min=1)
     log_every: int = param(50, "steps between metrics.jsonl lines", min=1)

@@ -2,8 +2,8 @@
 quantiser, decoder heads), each checking itself (`check(root)`), and the migration of keys that
 older speechvq versions wrote.
 
-The code hop, the one derived value the rest of speech reads, is defined here once, by the model
-config that determines it (`SpeechModelConfig.code_hop`).
+The code hop, the one derived value the rest of speech reads, is defined here once, by the
+encoder config that determines it (`EncoderConfig.code_hop`, also `SpeechModelConfig.code_hop`).
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ class EncoderConfig:
     jitter: float = param(0.0, "time-jitter probability on the codes (Chorowski et al. 2019 "
                           "use 0.12); 0 = off", min=0.0, max=1.0)
     dropout: float = param(0.0, "dropout inside the residual blocks", min=0.0, max=1.0)
+
+    def code_hop(self, data: "SpeechDataConfig") -> int:
+        """Samples per code at ``data.sample_rate``: code i covers samples [i*hop, (i+1)*hop);
+        the strides' product, or the log-mel hop times the frames merged per code."""
+        if self.input == "logmel":
+            return data.hop_length * self.mel_frame_stride
+        return math.prod(self.strides)
 
     def check(self, root: Any) -> None:
         if not self.strides and self.input == "wav":
@@ -145,10 +152,8 @@ class SpeechModelConfig:
     decoder: DecoderConfig = section(DecoderConfig, "the decoder heads")
 
     def code_hop(self, data: SpeechDataConfig) -> int:
-        """Samples per code at ``data.sample_rate``: code i covers samples [i*hop, (i+1)*hop)."""
-        if self.encoder.input == "logmel":
-            return data.hop_length * self.encoder.mel_frame_stride
-        return math.prod(self.encoder.strides)
+        """Samples per code at ``data.sample_rate`` (the encoder's `EncoderConfig.code_hop`)."""
+        return self.encoder.code_hop(data)
 
     def check(self, root: Any) -> None:
         hop = self.code_hop(root.data)

@@ -6,7 +6,10 @@ Formats (one utterance per line, units are integers separated by single spaces):
   utterance id in byte order (``LC_ALL=C``).
 - ``km`` (fairseq ``examples/hubert/simple_kmeans/dump_km_label.py``): ``c1 c2 c3 ...`` with no
   id; line n belongs to the n-th utterance of the manifest (``.tsv``), so the order is the order
-  of the mapping given to `write_units` (pass the manifest's order).
+  of the mapping given to `write_units` (pass the manifest's order). `write_manifest` writes that
+  manifest, wav2vec style (fairseq ``examples/wav2vec/wav2vec_manifest.py``): the root folder on
+  the first line, then ``relative/path.wav<TAB>n_samples`` per file; `manifest_path` puts it
+  beside the units (``units/train.km`` -> ``units/train.tsv``).
 - ``gslm`` (fairseq ``examples/textless_nlp/gslm/speech2unit``): ``name|c1 c2 c3 ...`` where
   name is the audio file's base name (here the utterance id), in the given order.
 
@@ -108,6 +111,42 @@ def write_units(path: str | os.PathLike, units: Mapping[str, np.ndarray], format
 
 
 _dedup = dedup  # `write_units` has a parameter of the same name
+
+
+def manifest_path(units_path: str | os.PathLike) -> Path:
+    """Where the manifest of a ``.km`` file goes: the same stem with ``.tsv``."""
+    path = Path(units_path)
+    if path.suffix == ".tsv":
+        raise DataError(f"{path}: a .km file's manifest is <stem>.tsv beside it; give the units "
+                        f"another name (e.g. {path.with_suffix('.km')})")
+    return path.with_suffix(".tsv")
+
+
+def write_manifest(path: str | os.PathLike, files: Sequence[tuple[os.PathLike, int]]) -> Path:
+    """Write a wav2vec-style manifest atomically: the files' deepest common folder on the first
+    line, then ``relative_path<TAB>n_samples`` per file, in the given order (the ``.km`` order).
+
+    Args:
+        path: the ``.tsv`` to write.
+        files: (audio file, its number of samples) per utterance; relative paths are taken
+            against the current directory.
+    Returns:
+        `path`.
+    Raises:
+        DataError: no files, or a path with a tab or a line break (a manifest cannot hold it).
+    """
+    if not files:
+        raise DataError(f"{path}: a manifest needs at least one audio file")
+    absolute = [Path(os.path.abspath(f)) for f, _ in files]
+    for f in absolute:
+        if any(c in str(f) for c in "\t\n\r"):
+            raise DataError(f"audio path {str(f)!r} holds a tab or a line break, which a "
+                            f"manifest ({path}) cannot hold; rename the file")
+    root = Path(os.path.commonpath([f.parent for f in absolute]))
+    lines = [str(root)] + [f"{f.relative_to(root).as_posix()}\t{int(n)}"
+                           for f, (_, n) in zip(absolute, files)]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return Path(path)
 
 
 def _as_list(units) -> list[np.ndarray]:

@@ -6,8 +6,9 @@ live in `speechvq.evaluation.speech`:
   perplexity, codes used, ZeroSpeech 2019 bitrate (Dunbar et al. 2019), the per-system report,
   and re-exports of the units-file helpers (`speechvq.data.codes`) and the baselines (`baselines`:
   majority phone, uniform random codes, MFCC+deltas k-means).
-- `speechvq.evaluation.speech.abx`: ZeroSpeech-style triphone ABX within and across speakers
-  (Schatz et al. 2013; Versteegh et al. 2015) with the batched DTW of `speechvq.evaluation.speech.dtw`.
+- `speechvq.evaluation.speech.abx`: ABX within and across speakers as the ZeroSpeech tool
+  computes it (Schatz et al. 2013; libri-light; ABX2, Hallap et al. 2023) with the batched DTW
+  of `speechvq.evaluation.speech.dtw`; `abx_export` writes the tool's inputs.
 - `speechvq.evaluation.speech.mcd`: mel-cepstral distortion (Kubichek 1993) from all-pass warped
   mel-cepstra of a smoothed STFT envelope.
 

@@ -3,7 +3,8 @@
 Every ``speechvq evaluate`` run writes one JSON file, ``EXP/eval/<what>_<name>.json`` (DESIGN.md,
 stage 4), holding its numbers under DESIGN.md's keys (``units.<name>.<system>.<metric>`` or
 ``conversion.<name>.<metric>``) beside ``command`` (the command line that reproduces them, in
-`shlex` quoting) and ``data`` (the paths it read). `speechvq.evaluation.report` gathers them.
+`shlex` quoting), ``data`` (the paths it read) and where it ran (``cwd``, ``speechvq_version``,
+``git_commit``). `speechvq.evaluation.report` gathers them.
 Files are written to a temp name in the same folder and renamed, so a reader never sees half a
 file; ``EXP/eval`` is claimed by `claim_results` (its lock, the output rules of
 `speechvq.ownership`) for the whole of an evaluation, and by `write_result` for each write.
@@ -23,6 +24,7 @@ from typing import Any, Iterable, Iterator
 from speechvq.errors import ConfigError, DataError
 from speechvq.fileio import atomic_write_json
 from speechvq.ownership import claim
+from speechvq.provenance import provenance
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -95,11 +97,14 @@ def claim_results(exp_dir: str | os.PathLike,
 
 def write_result(exp_dir: str | os.PathLike, kind: str, name: str, result: dict) -> Path:
     """Write ``EXP/eval/<kind>_<name>.json`` atomically, under `claim_results`; adds
-    ``created`` and ``output`` (the file's path) to `result` in place, so the caller's dict
-    equals the file. Returns: the path."""
+    ``created``, ``output`` (the file's path) and the `speechvq.provenance.provenance` fields
+    (``cwd``: the folder the command's relative paths are relative to, ``speechvq_version``,
+    ``git_commit``) to `result` in place, so the caller's dict equals the file. Returns: the
+    path."""
     path = Path(exp_dir) / "eval" / f"{kind}_{check_name(name)}.json"
     with claim_results(exp_dir):
-        result.update(created=time.strftime("%Y-%m-%d %H:%M:%S"), output=str(path))
+        result.update(created=time.strftime("%Y-%m-%d %H:%M:%S"), output=str(path),
+                      **provenance())
         atomic_write_json(path, result)
     return path
 

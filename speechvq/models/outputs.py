@@ -23,14 +23,17 @@ if TYPE_CHECKING:  # the report reads these names without importing torch
     import torch
     from torch import nn
 
+NOT_AVAILABLE = "n/a"  # a table cell without a number: never 0 where nothing was measured
+
 StepFn = Callable[["nn.Module", Mapping[str, Any]], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
 
 
 def format_value(value, fmt: str) -> str:
     """One table cell: ``%`` = a fraction shown as a percent with one decimal, ``d`` = integer,
-    else a format spec; ``-`` for a missing value; never ``-0.0``."""
+    else a format spec; ``n/a`` where there is no value (it could not be computed, or does not
+    apply); never ``-0.0``."""
     if value is None:
-        return "-"
+        return NOT_AVAILABLE
     if fmt == "%":
         return f"{100 * value + 0.0:.1f}"
     return format(int(value) if fmt == "d" else float(value) + 0.0, fmt)
@@ -53,9 +56,9 @@ class Metric:
         return format_value(value, self.fmt)
 
     def show(self, value) -> str:
-        """The number with its unit (``48.2 %``, ``7.53 dB``); ``-`` when missing."""
+        """The number with its unit (``48.2 %``, ``7.53 dB``); ``n/a`` when missing."""
         unit = "%" if self.fmt == "%" else self.unit
-        return "-" if value is None else f"{self.format(value)} {unit}".rstrip()
+        return NOT_AVAILABLE if value is None else f"{self.format(value)} {unit}".rstrip()
 
     @property
     def header(self) -> str:

@@ -11,7 +11,6 @@ the models are imported when a run is set up, so resolving a config stays light.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,22 +51,15 @@ def setup_speech(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike 
     """
     import torch
 
-    from speechvq.checkpoint import load_checkpoint, resolve_checkpoint
     from speechvq.data.speech.batches import SpeechBatches, WindowSampler, validation_batches
+    from speechvq.models.freezing import init_and_freeze_
     from speechvq.models.speech.vqvae import VQVAE
 
     dump = _open_dump(data, cfg, "training")
     speakers = list(dump.speakers)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = VQVAE.from_config(cfg, speakers)
-    if cfg.train.init_from and fresh:  # a resumed run takes everything from its own checkpoint
-        state = load_checkpoint(resolve_checkpoint(cfg.train.init_from))
-        untouched = model.init_from_(state, cfg.train.init_from)
-        if rank == 0:
-            kept = sorted({k.split(".")[0] for k in untouched})
-            print(f"train: initialised from {cfg.train.init_from}"
-                  + (f"; new: {', '.join(kept)}" if kept else ""), file=sys.stderr)
-    model.freeze_(cfg.train.freeze)
+    init_and_freeze_(model, cfg.train, fresh=fresh, rank=rank)
     sampler = WindowSampler(dump.lengths, cfg.data.window, cfg.train.batch_size, cfg.seed,
                             rank=rank, world_size=world_size)
     held = None

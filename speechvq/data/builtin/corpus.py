@@ -42,16 +42,18 @@ from pathlib import Path
 
 from speechvq.data.builtin import synth
 from speechvq.data.builtin.text import HANDWRITTEN, make_sentences
+from speechvq.data.cache import cache_root
 from speechvq.data.speech.kaldi import DataDir, check_id, read_ctm, read_table, write_ctm, write_table
 from speechvq.errors import DataError
 from speechvq.fileio import atomic_write_json, atomic_write_text
 from speechvq.ownership import Claim, claim
 from speechvq.workers import die_with_parent, worker_initargs
 
-__all__ = ["prepare_builtin", "plan_corpus", "cache_root", "Speaker", "SEEN", "UNSEEN", "SIZES",
-           "SPLITS", "GENERATOR_VERSION"]
+__all__ = ["prepare_builtin", "plan_corpus", "cache_root", "is_builtin_split", "Speaker", "SEEN",
+           "UNSEEN", "SIZES", "SPLITS", "GENERATOR_VERSION"]
 
 GENERATOR_VERSION = "v2"  # bump whenever the generated audio or labels change
+README_TITLE = "# speechvq built-in corpus"  # how OUT/README.md starts (`is_builtin_split`)
 SPLITS = ("train", "dev", "test", "test_unseen", "test_reread")
 
 
@@ -116,11 +118,6 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def cache_root() -> Path:
-    """``$SPEECHVQ_CACHE`` or ``~/.cache/speechvq``."""
-    return Path(os.environ.get("SPEECHVQ_CACHE") or Path.home() / ".cache" / "speechvq")
-
-
 def plan_corpus(size: str = "default", seed: int = 0) -> list[dict]:
     """Who reads what in which split, without synthesising anything.
 
@@ -178,7 +175,7 @@ def _require_espeak() -> None:
 
 def _generate(corpus: Path, size: str, seed: int, nj: int, progress: bool) -> None:
     """Synthesise the whole corpus into the (empty, private) directory ``corpus``."""
-    from tqdm import tqdm
+    from speechvq.progress import tqdm
 
     plan = plan_corpus(size, seed)
     for u in plan:  # our own ids, but checked like any preparer's before anything is written
@@ -385,6 +382,17 @@ def prepare_builtin(out_dir: str | os.PathLike, *, size: str = "default", seed: 
     return splits
 
 
+def is_builtin_split(data_dir: str | os.PathLike) -> bool:
+    """Whether `data_dir` is a split written by `prepare_builtin` (its parent's README.md says
+    so): synthetic speech, not recordings."""
+    readme = Path(data_dir).parent / "README.md"
+    try:
+        with open(readme, encoding="utf-8") as f:
+            return f.readline().startswith(README_TITLE)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _write_readme(out_dir: Path, splits: dict[str, Path], size: str, seed: int) -> None:
     """``out_dir/README.md``: speakers, splits, phone set and its TIMIT folding (deterministic)."""
     cfg = SIZES[size]
@@ -399,7 +407,7 @@ def _write_readme(out_dir: Path, splits: dict[str, Path], size: str, seed: int) 
                 for s in pool]
     fold = ", ".join(f"{a} -> {b}" for a, b in synth.TIMIT_FOLD39.items() if a != b)
     pad_ms = round(synth.PAD_S * 1000)
-    text = f"""# speechvq built-in corpus ({size}, seed {seed}, generator {GENERATOR_VERSION})
+    text = f"""{README_TITLE} ({size}, seed {seed}, generator {GENERATOR_VERSION})
 
 Synthesised by `speechvq prepare builtin` with eSpeak NG (GPL-3.0, loaded through ctypes from
 espeakng-loader; the audio is not GPL): 16 kHz, 16-bit PCM, {pad_ms} ms of silence at both ends.

@@ -18,7 +18,8 @@ Corpora, licences and citations:
   (training) speakers give ``test`` = their parallel sentences (ids <= 024, the elicitation
   paragraph and rainbow passage that every speaker reads, so each test utterance has a parallel
   target in every other speaker), ``dev`` = their first `VCTK_DEV_PER_SPEAKER` (5) non-parallel
-  utterances in id order, ``train`` = the rest. The unseen speakers' non-parallel utterances are
+  utterances in id order (at most half of them, on a small subset), ``train`` = the rest; a tree
+  with only the parallel sentences trains on 013-024 and tests on 001-012, with a warning. The unseen speakers' non-parallel utterances are
   only in ``all``. On the full 0.92 tree (110 speakers) the held-out ones are p360 p361 p362
   p363 p364 p374 p376 s5.
 - **LibriSpeech** (``SPLIT/19/198/19-198-0001.flac`` + ``19-198.trans.txt``): CC BY 4.0. Cite:
@@ -50,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.speech.kaldi import (TIMIT_FOLD, DataDir, Segment, check_id,
                                  read_textgrid_phones, timit_phn_to_segments)
@@ -229,7 +230,9 @@ def prepare_vctk(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         audio_dir, pattern = root / "wav48", r"(?P<utt>{spk}_\w+)\.wav"
     else:
         raise DataError(f"no wav48_silence_trimmed/ or wav48/ under {root}: is this VCTK? Pass "
-                        "the folder holding them (VCTK-Corpus-0.92/ or VCTK-Corpus/)")
+                        "the folder holding them (VCTK-Corpus-0.92/ or VCTK-Corpus/); for "
+                        "recordings in another layout (SPEAKER/UTT.wav folders) use `speechvq "
+                        "prepare folder`")
     utts: list[_Utt] = []
     no_mic, no_text = [], []
     for spk_dir in tqdm(_subdirs(audio_dir), desc="vctk", unit="spk", disable=not progress):
@@ -252,7 +255,8 @@ def prepare_vctk(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     if not utts:
         example = f"p225_001_{mic}.flac" if audio_dir.name != "wav48" else "p225_001.wav"
         raise DataError(f"no {mic} recordings like p225/{example} under {audio_dir}: is this "
-                        "an unpacked VCTK corpus?")
+                        "an unpacked VCTK corpus? (for another layout use `speechvq prepare "
+                        "folder`)")
     _warn_missing(f"VCTK utterances have no {mic} recording", no_mic,
                   "skipped" + ("; mic1 has them" if mic == "mic2" else ""))
     _warn_missing("VCTK utterances have no transcript under txt/", no_text,
@@ -272,20 +276,33 @@ def _vctk_splits(utts: list[_Utt]) -> dict[str, list[_Utt]]:
     unseen = set(speakers[len(speakers) - n_unseen:])
     splits: dict[str, list[_Utt]] = {"all": list(utts), "train": [], "dev": [], "test": [],
                                      "test_unseen": []}
+    ordered = sorted(utts, key=lambda u: u.utt)
+    parallel = {u.utt for u in ordered if (n := _vctk_sentence(u)) is not None
+                and n <= VCTK_PARALLEL_LAST}
+    own = {s: sum(1 for u in ordered if u.spk == s and u.utt not in parallel) for s in speakers}
     dev_count: dict[str, int] = {}
-    for u in sorted(utts, key=lambda u: u.utt):
-        num = _vctk_sentence(u)
-        parallel = num is not None and num <= VCTK_PARALLEL_LAST
+    for u in ordered:
         if u.spk in unseen:
-            if parallel:
+            if u.utt in parallel:
                 splits["test_unseen"].append(u)
-        elif parallel:
+        elif u.utt in parallel:
             splits["test"].append(u)
-        elif dev_count.get(u.spk, 0) < VCTK_DEV_PER_SPEAKER:
+        # dev never takes more than half of a speaker's own sentences: a subset of the corpus
+        # keeps a train split
+        elif dev_count.get(u.spk, 0) < min(VCTK_DEV_PER_SPEAKER, own[u.spk] // 2):
             dev_count[u.spk] = dev_count.get(u.spk, 0) + 1
             splits["dev"].append(u)
         else:
             splits["train"].append(u)
+    if not splits["train"] and splits["test"]:
+        # only the parallel sentences are here (e.g. a 001-024 subset): train on their second
+        # half, keep the first half for test, rather than leave no training data at all
+        half = VCTK_PARALLEL_LAST // 2
+        splits["train"] = [u for u in splits["test"] if (_vctk_sentence(u) or 0) > half]
+        splits["test"] = [u for u in splits["test"] if (_vctk_sentence(u) or 0) <= half]
+        warnings.warn(f"this VCTK tree has only the parallel sentences (001-{VCTK_PARALLEL_LAST:03d})"
+                      f" for its training speakers: train = their sentences {half + 1:03d}-"
+                      f"{VCTK_PARALLEL_LAST:03d}, test = 001-{half:03d}, no dev", stacklevel=3)
     return splits
 
 

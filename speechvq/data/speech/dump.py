@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.audio import is_silent, load_audio
 from speechvq.data.speech.dumpfile import (DUMP_VERSION, INDEX_HEADER, PCM_SCALE, SpeechDump,
@@ -400,8 +400,7 @@ def _assemble(tmp: Path, data: DataDir, data_dir: Path, part_rows: list[list[lis
     try:
         _reserve(tmp / "audio.npy")
     except DiskFullError:
-        del audio
-        (tmp / "audio.npy").unlink()
+        (tmp / "audio.npy").unlink()  # nothing was written through the map yet
         raise
     src = {}
     for i, u in enumerate(utts):

@@ -5,10 +5,14 @@ Writes ``EXP/report/``:
 - ``report.json``: every ``eval/<kind>_<name>.json`` block under ``<kind>.<name>`` (DESIGN.md's
   keys: ``units.<split>.<system>.<metric>``, ``conversion.<split>.<metric>``, ...), each number
   copied unchanged from its source; ``training.<metric>``, the last logged value of every
-  numeric field of ``metrics.jsonl`` with ``steps`` and ``wall_time_s``; ``sources.<block>``,
-  the command and data that produced each block (``units.test``, ``conversion.test_mel``,
-  ``training``); and what the task's renderer adds (speech: ``units_unscored.<split>``).
-- ``report.md``: the same as tables, with the figures embedded (PNG, matplotlib Agg).
+  numeric field of ``metrics.jsonl`` with ``steps`` and ``wall_time_s``; ``training_chain``, a
+  list of the runs the model was initialised from (``train.init_from``, nearest first: ``exp``,
+  ``init_from``, ``training``); ``sources.<block>``, the command, data, working directory,
+  speechvq version and git commit behind each block (``units.test``, ``conversion.test_mel``,
+  ``training``, ``training_chain.0``, ``report``); and what the task's renderer adds (speech:
+  ``units_unscored.<split>``, the data's descriptions, the convert commands).
+- ``report.md``: the same as tables, with the figures embedded (PNG, matplotlib Agg); the main
+  tables also as CSV and LaTeX under ``tables/``.
 
 ``EXP/report`` is claimed while it is written (`speechvq.ownership.claim`: its lock; it is not
 ``eval/``, and holds only what `speechvq report` made).
@@ -27,8 +31,9 @@ from pathlib import Path
 
 from speechvq.errors import DataError
 from speechvq.ownership import claim
-from speechvq.evaluation.report.core import (GENERIC, RENDERERS, Renderer, gather, generic_md,
-                                             header_md, read_config, register_renderer,
+from speechvq.evaluation.report.core import (CHAIN, GENERIC, RENDERERS, Renderer, gather,
+                                             generic_md, header_md, read_config,
+                                             register_renderer, report_source,
                                              training_summary, write_report)
 
 __all__ = ["make_report", "Renderer", "register_renderer", "renderer_for", "training_summary"]
@@ -73,6 +78,8 @@ def make_report(exp_dir: str | os.PathLike) -> Path:
             raise DataError(f"nothing to report in '{exp}': no eval/*.json and no "
                             "metrics.jsonl; run `speechvq train` and `speechvq evaluate` first")
         out.mkdir(parents=True, exist_ok=True)
-        others = [k for k in g.report if k not in (*renderer.kinds, "training", "sources")]
-        md = header_md(exp) + renderer.render(g, out) + generic_md(g, others)
+        g.report["sources"]["report"] = report_source(exp)
+        others = [k for k in g.report if k not in (*renderer.kinds, "training", CHAIN, "sources")]
+        md = header_md(exp, g.report["sources"]["report"]) + renderer.render(g, out) + \
+            generic_md(g, others)
         return write_report(out, g.report, md)

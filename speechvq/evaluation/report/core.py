@@ -1,12 +1,15 @@
 """The report core: gathers an experiment's results whatever its task, and writes the report.
 
 `gather` reads every ``EXP/eval/<kind>_<name>.json`` (`speechvq.evaluation.results`) by its kind
-(a ``kind`` field, else the file name before the first underscore), every numeric field of
-``metrics.jsonl`` (`training_summary`), ``config.yaml`` (plain YAML) and ``cmdline.txt`` (the
-training command, for ``sources.training``). A task's `Renderer`, registered under the task's name
-with `register_renderer`, adds blocks of its own and writes its Markdown sections and figures;
-a kind of result that no renderer claims is still listed, as a table of its numeric leaves
-(`generic_md`). `write_report` writes report.json and report.md, each to a temp name renamed.
+(a ``kind`` field, else the file name before the first underscore), and the training runs behind
+the model (`speechvq.evaluation.report.runs`): the exp's own (``metrics.jsonl``, ``config.yaml``,
+``cmdline.txt``) and each run it was initialised from (``train.init_from``). A task's
+`Renderer`, registered under the task's name with `register_renderer`, adds blocks of its own and
+writes its Markdown sections, figures and tables (`speechvq.evaluation.report.tables`: Markdown,
+CSV and LaTeX from one `Table`); a kind of result that no renderer claims is still listed, as a
+table of its numeric leaves (`generic_md`). `write_report` writes report.json and report.md, each
+to a temp name renamed. Every block's source names the command that made it, the folder it ran
+in and the speechvq version and git commit (`speechvq.provenance`); so does the report's own.
 
 Every number in report.json is copied unchanged from its source. This module imports no task.
 """
@@ -21,69 +24,24 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from speechvq.errors import DataError
+from speechvq.evaluation.report.runs import (STEPS, WALL_TIME, Run, read_config, read_run,
+                                             search_bases, training_chain, training_summary)
 from speechvq.evaluation.results import read_result
 from speechvq.fileio import atomic_write_text
-from speechvq.models.outputs import STEP, STEP_TIME, TRAINER, Metric, by_name
+from speechvq.models.outputs import NOT_AVAILABLE, TRAINER, Metric, by_name
+from speechvq.provenance import FIELDS as PROVENANCE
+from speechvq.provenance import provenance
 
-RESERVED = ("training", "sources")  # report.json blocks no eval file may claim
-RESULT_FIELDS = ("command", "data", "details", "created", "output", "kind")  # not its numbers
-STEPS = Metric("steps", "steps")
-WALL_TIME = Metric("wall_time_s", "wall time (s, summed step times)")
+__all__ = ["Gathered", "Renderer", "gather", "read_config", "search_bases", "training_summary"]
+
+CHAIN = "training_chain"  # report.json: the runs the model was initialised from, nearest first
+RESERVED = ("training", CHAIN, "sources")  # report.json blocks no eval file may claim
+RESULT_FIELDS = ("command", "data", "details", "created", "output", "kind", *PROVENANCE)
+FigureFn = Callable[[Run, str], "str | None"]  # (run, file stem) -> the PNG drawn, or None
 
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-# ------------------------------------------------------------------------------------ training
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The records of ``metrics.jsonl`` (empty when the file is absent)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise DataError(f"{path}:{n}: not a JSON line; remove it or retrain") from None
-    return rows
-
-
-def training_summary(records: list[dict]) -> dict:
-    """``training.<metric>``: the last logged value of every numeric field (in the order the log
-    first has them), ``steps`` (the last step) and ``wall_time_s`` (the logged mean step times x
-    the steps they cover, summed; None when no step time is logged)."""
-    if not records:
-        return {}
-    out = {}
-    for r in records:
-        out.update((k, v) for k, v in r.items() if k != STEP and _number(v))
-    out = {k: out[k] for k in dict.fromkeys(k for r in records for k in r) if k in out}
-    out[STEPS.name] = int(records[-1].get(STEP, 0))
-    prev, wall = 0, 0.0
-    for r in records:
-        if STEP_TIME.name in r:
-            wall += float(r[STEP_TIME.name]) * (int(r[STEP]) - prev)
-        prev = int(r.get(STEP, prev))
-    out[WALL_TIME.name] = round(wall, 3) if any(STEP_TIME.name in r for r in records) else None
-    return out
-
-
-def training_command(exp: Path) -> tuple[str | None, str | None]:
-    """(last command line of cmdline.txt, its --data value)."""
-    path = exp / "cmdline.txt"
-    if not path.is_file():
-        return None, None
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    if not lines:
-        return None, None
-    words = shlex.split(lines[-1])
-    data = next((words[i + 1] for i, w in enumerate(words[:-1]) if w == "--data"), None)
-    return lines[-1], data
 
 
 # ---------------------------------------------------------------------------------- gathering
@@ -95,9 +53,14 @@ class Gathered:
 
     exp: Path
     config: dict                                      # config.yaml as plain YAML ({} if none)
-    report: dict = field(default_factory=lambda: {"training": {}, "sources": {}})
+    report: dict = field(default_factory=lambda: {"training": {}, CHAIN: [], "sources": {}})
     details: dict = field(default_factory=dict)      # kind -> name -> figure inputs (no JSON)
-    records: list = field(default_factory=list)      # metrics.jsonl
+    runs: list[Run] = field(default_factory=list)    # the exp's own run, then its chain
+
+    @property
+    def records(self) -> list[dict]:
+        """The exp's own metrics.jsonl records."""
+        return self.runs[0].records if self.runs else []
 
     def add(self, kind: str, name: str, block, source: dict, details: dict | None = None) -> None:
         """Put `block` at ``report[kind][name]``, its source at ``sources["kind.name"]``."""
@@ -108,21 +71,11 @@ class Gathered:
     def empty(self) -> bool:
         return not any(v for k, v in self.report.items() if k != "sources")
 
-
-def read_config(exp: Path) -> dict:
-    """``EXP/config.yaml`` as plain YAML (no task's sections are imported); {} when absent."""
-    import yaml
-
-    path = exp / "config.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise DataError(f"{path} is not YAML ({' '.join(str(e).split())}); retrain or fix it") \
-            from None
-    return cfg if isinstance(cfg, dict) else {}
-
+    def bases(self, src: dict | None) -> list[Path]:
+        """Where the relative paths of a block's command may be relative to: the folder it ran
+        in (when recorded), then those of the exp's own run (`search_bases`)."""
+        own = search_bases(self.runs[0]) if self.runs else [Path.cwd()]
+        return ([Path(src["cwd"])] if src and src.get("cwd") else []) + own
 
 def result_kind(path: Path, result: dict) -> tuple[str, str]:
     """(kind, name) of ``eval/<kind>_<name>.json``: the ``kind`` field when the file has one."""
@@ -147,7 +100,7 @@ def _blocks(path: Path, result: dict, kind: str, name: str, strict: bool) -> dic
 
 
 def gather(exp: Path, kinds: Iterable[str] = (), config: dict | None = None) -> Gathered:
-    """Every result and the training log of `exp`.
+    """Every result of `exp` and the training runs behind its model.
 
     Args:
         exp: the exp dir.
@@ -171,14 +124,18 @@ def gather(exp: Path, kinds: Iterable[str] = (), config: dict | None = None) -> 
         for split, block in _blocks(path, result, kind, name, kind in kinds).items():
             g.add(kind, split, block, {"command": result.get("command"),
                                        "data": result.get("data"), "file": str(path),
-                                       "created": result.get("created")},
+                                       "created": result.get("created"),
+                                       **{k: result.get(k) for k in PROVENANCE}},
                   result.get("details", {}))
-    g.records = read_metrics(exp / "metrics.jsonl")
-    g.report["training"] = training_summary(g.records)
-    if g.records:
-        command, data = training_command(exp)
-        g.report["sources"]["training"] = {"command": command, "data": data,
-                                           "file": str(exp / "metrics.jsonl")}
+    own = read_run(exp, str(exp), g.config)
+    g.runs = [own, *training_chain(own)]
+    g.report["training"] = own.summary
+    if own.records:
+        g.report["sources"]["training"] = own.source
+    for i, run in enumerate(g.runs[1:]):
+        g.report[CHAIN].append({"exp": None if run.exp is None else str(run.exp),
+                                "init_from": run.given, "training": run.summary})
+        g.report["sources"][f"{CHAIN}.{i}"] = run.source
     return g
 
 
@@ -187,17 +144,27 @@ def gather(exp: Path, kinds: Iterable[str] = (), config: dict | None = None) -> 
 
 def format_number(v) -> str:
     """A logged number as a table cell: integers as they are, floats to 4 significant digits."""
-    return "-" if v is None else str(v) if isinstance(v, int) else f"{v:.4g}"
+    return NOT_AVAILABLE if v is None else str(v) if isinstance(v, int) else f"{v:.4g}"
+
+
+def ran_in(src: dict | None) -> str:
+    """' in `/folder` (speechvq 0.1.0, git commit 3f2a...)', or what was not recorded."""
+    src = src or {}
+    if not src.get("cwd"):
+        return " (working directory and code version not recorded: an older speechvq wrote it)"
+    return (f" in `{src['cwd']}` (speechvq {src.get('speechvq_version') or '?'}, git commit "
+            f"{src.get('git_commit') or '?'})")
 
 
 def source_line(src: dict | None) -> str:
-    """'Produced by `command` (inputs: ...).' for a block's source."""
+    """'Produced by `command` in `folder` (speechvq ..., git commit ...; inputs: ...).'"""
     if not src or not src.get("command"):
         return ""
     data = src.get("data")
     inputs = ", ".join(f"{k} `{v}`" for k, v in data.items() if isinstance(v, str)) \
         if isinstance(data, dict) else f"data `{data}`" if data else ""
-    return f"Produced by `{src.get('command')}`" + (f" (inputs: {inputs})." if inputs else ".")
+    return f"Produced by `{src.get('command')}`{ran_in(src)}" + \
+        (f"; inputs: {inputs}." if inputs else ".")
 
 
 def figure_links(figures: Iterable[str | None]) -> list[str]:
@@ -205,26 +172,61 @@ def figure_links(figures: Iterable[str | None]) -> list[str]:
     return [f"![{f}]({f})" for f in figures if f]
 
 
-def header_md(exp: Path) -> list[str]:
+def report_source(exp: Path) -> dict:
+    """``sources.report``: the command that writes this report and where it runs."""
+    return {"command": f"speechvq report --exp {shlex.quote(str(exp))}",
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"), **provenance()}
+
+
+def header_md(exp: Path, src: dict) -> list[str]:
     return [f"# Report: {exp}", "",
-            f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `speechvq report --exp {exp}`. "
-            "Every number is also in report.json, with the command and data that produced it.", ""]
+            f"Generated {src['created']} by `{src['command']}`{ran_in(src)}. Every number is "
+            "also in report.json, with the command that produced it, the folder it ran in and "
+            "the speechvq version and git commit. Relative paths in a command are relative to "
+            "the folder it ran in.", ""]
 
 
-def training_md(g: Gathered, figures: Iterable[str | None] = (),
-                metrics: Iterable[Metric] = ()) -> list[str]:
-    """The training summary as a table: one row per field, labelled by its `Metric` (the task's
+def run_md(run: Run, title: str, intro: list[str], figures: Iterable[str | None] = (),
+           metrics: Iterable[Metric] = ()) -> list[str]:
+    """One training run as a table: one row per field, labelled by its `Metric` (the task's
     `metrics`, the Trainer's own fields, the summary's) or, for a name defined nowhere, by the
     name itself."""
-    t = g.report["training"]
-    if not t:
-        return ["## Training", "", "No metrics.jsonl in the exp dir.", ""]
+    lines = [title, "", *intro]
+    if not run.records:
+        return lines + ["No metrics.jsonl in the exp dir." if run.exp else "", ""]
     labels = by_name(metrics, TRAINER, (STEPS, WALL_TIME))
-    lines = ["## Training", "", "| metric (last logged) | value |", "|---|---:|"]
+    lines += ["| metric (last logged) | value |", "|---|---:|"]
     lines += [f"| {labels[k].label if k in labels else k} | {format_number(v)} |"
-              for k, v in t.items()]
-    return lines + ["", source_line(g.report["sources"].get("training")), ""] + \
-        figure_links(figures) + [""]
+              for k, v in run.summary.items()]
+    return lines + ["", source_line(run.source), ""] + figure_links(figures) + [""]
+
+
+def training_md(g: Gathered, figure: FigureFn | None = None,
+                metrics: Iterable[Metric] = ()) -> list[str]:
+    """A section per training run behind the model: the exp's own, then each run it was
+    initialised from (``train.init_from``), with what stayed frozen; `figure` draws a run's
+    curves (file stems ``training_curves``, ``training_curves_1``, ...)."""
+    lines = []
+    for i, run in enumerate(g.runs):
+        later = g.runs[i - 1] if i else None
+        intro = []
+        if run.init_from:
+            frozen = run.source.get("frozen") or []
+            intro.append(f"Initialised from `{run.init_from}` (`train.init_from`; its training "
+                         "follows)" + (f", with {', '.join(frozen)} frozen: those weights are "
+                                       "that run's." if frozen else "."))
+        if later is not None:
+            title = f"## Training of `{run.given}`, which `{later.given}` started from"
+            intro.append(f"Found at `{run.exp}`." if run.exp else
+                         f"Not found (looked for `{run.given}` under "
+                         f"{', '.join(f'`{b}`' for b in search_bases(later)[:3])}, ...): its "
+                         "training log is not in this report.")
+        else:
+            title = "## Training"
+        stem = "training_curves" + (f"_{i}" if i else "")
+        figs = [figure(run, stem)] if figure is not None and run.records else []
+        lines += run_md(run, title, intro + ([""] if intro else []), figs, metrics)
+    return lines
 
 
 def numeric_leaves(obj, prefix: str = "") -> list[tuple[str, float]]:

@@ -2,30 +2,38 @@
 
 Renders the blocks `speechvq.evaluation.report.core` gathers from ``eval/units_*.json`` and
 ``eval/conversion_*.json`` (`speechvq.evaluation.speech.unit_eval`, `.conversion`), in DESIGN.md's
-keys ``units.<split>.<system>.<metric>`` and ``conversion.<split>.<metric>``, and adds one block
-of its own: units files in ``EXP/units/`` that have no evaluation (data without phone alignments,
+keys ``units.<split>.<system>.<metric>`` and ``conversion.<split>.<metric>``, and adds blocks of
+its own: units files in ``EXP/units/`` that have no evaluation (data without phone alignments,
 such as VCTK or a `--corpus-dir` run) get the label-free statistics under
-``units_unscored.<split>`` (codes used, perplexity and the ZeroSpeech 2019 bitrate, computed here).
+``units_unscored.<split>`` (codes used, perplexity and the ZeroSpeech 2019 bitrate, computed here);
+``datasets.<path>`` says what each data path the commands read is (the built-in corpus is
+synthetic speech; a dump names the data dir it was made from; a conversion dir the `speechvq
+convert` command that wrote it, also under ``sources.conversion.<split>.convert``).
 Every metric's name, label and better direction come from `speechvq.evaluation.speech.metrics`;
 the report says where a baseline (majority phone, random codes, MFCC k-means) beats the model.
-Figures (`speechvq.evaluation.figures`): training curves, sorted code usage, the code-by-phone
-co-occurrence and log-mel spectrograms of a few conversions.
+The units and conversion tables are also written as CSV and LaTeX (`tables`). Figures
+(`speechvq.evaluation.figures`): training curves of every run in the model's chain, sorted code
+usage, the code-by-phone co-occurrence and log-mel spectrograms of a few conversions.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
 from speechvq.errors import DataError
-from speechvq.evaluation.report.core import (Gathered, Renderer, figure_links,
+from speechvq.evaluation.report.core import (Gathered, Renderer, figure_links, ran_in,
                                              register_renderer, source_line, training_md)
+from speechvq.evaluation.report.runs import locate
+from speechvq.evaluation.report.tables import Table, abbreviations, export_table
 from speechvq.evaluation.speech.metrics import (BASELINES, BITRATE, BITRATE_DEDUP, CHANCE,
-                                                LOSS_CURVES, SPEAKER_ID_HELDOUT, TRAINING, UNITS,
-                                                conversion_rows, unit_columns)
+                                                CONVERSION, LOSS_CURVES, SPEAKER_ID_HELDOUT,
+                                                TRAINING, UNITS, conversion_rows, unit_columns)
 from speechvq.models.outputs import CODEBOOK, CODES_USED, PERPLEXITY
 
-KINDS = ("units", "conversion", "units_unscored")
+KINDS = ("units", "conversion", "units_unscored", "datasets")
+STAMP = "conversion.json"  # what `speechvq convert` leaves in its output dir
 
 
 # ---------------------------------------------------------------------------- unscored units
@@ -84,8 +92,80 @@ def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozens
     return out
 
 
+# ------------------------------------------------------------------------------------- data
+
+
+def _count(path: Path) -> tuple[int, int]:
+    """(utterances, speakers) of a Kaldi dir's or dump's utt2spk."""
+    rows = [ln.split() for ln in (path / "utt2spk").read_text(encoding="utf-8").splitlines()
+            if ln.strip()] if (path / "utt2spk").is_file() else []
+    return len(rows), len({r[1] for r in rows if len(r) > 1})
+
+
+def describe_data(path: Path) -> dict:
+    """What the data at `path` is: ``kind`` (builtin, kaldi, dump, conversion), ``what`` (one
+    sentence), ``path`` and, for a conversion dir, ``convert`` (its conversion.json)."""
+    from speechvq.data.builtin.corpus import is_builtin_split
+
+    n, spk = _count(path)
+    out = {"path": str(path)}
+    if (path / "dump.json").is_file():
+        meta = json.loads((path / "dump.json").read_text(encoding="utf-8"))
+        source = Path(meta.get("source") or "")
+        inner = describe_data(source)["what"] if (source / "wav.scp").is_file() else \
+            f"`{source}` (no longer there)"
+        return {**out, "kind": "dump", "what": f"a dump ({n} utterances at "
+                f"{meta.get('sample_rate')} Hz) of {inner}"}
+    if (path / STAMP).is_file() or (path / "utt2src").is_file():
+        stamp = _read_stamp(path)
+        made = f" by `{stamp['command']}`{ran_in(stamp)}" if stamp.get("command") else \
+            " by `speechvq convert` (command not recorded: an older speechvq)"
+        return {**out, "kind": "conversion", "convert": stamp,
+                "what": f"converted speech, {n} files, written{made}"}
+    if is_builtin_split(path):
+        return {**out, "kind": "builtin", "what": f"the built-in corpus, split `{path.name}`: "
+                "synthetic speech (eSpeak NG formant synthesis, not recordings), "
+                f"{n} utterances by {spk} speakers"}
+    return {**out, "kind": "kaldi", "what": f"a Kaldi data dir of {n} utterances by {spk} "
+            "speakers (the audio its wav.scp lists)"}
+
+
+def _read_stamp(conv_dir: Path) -> dict:
+    try:
+        stamp = json.loads((conv_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def _data_paths(src: dict) -> list[str]:
+    """The data paths a block's source names (its ``data``: a path, or a dict of paths and
+    lists of paths)."""
+    data = src.get("data")
+    values = list(data.values()) if isinstance(data, dict) else [data]
+    flat = [v for x in values for v in (x if isinstance(x, list) else [x])]
+    return [v for v in flat if isinstance(v, str)]
+
+
+def _datasets(g: Gathered) -> None:
+    """``datasets.<path as given>`` for every data dir or dump a block's command read, and the
+    convert command of each conversion dir under ``sources.conversion.<split>.convert``."""
+    for key, src in list(g.report["sources"].items()):
+        if not isinstance(src, dict):
+            continue
+        for given in _data_paths(src):
+            found = locate(given, g.bases(src))
+            if found is None or not found.is_dir() or not any(
+                    (found / f).is_file() for f in ("wav.scp", "dump.json")):
+                continue
+            desc = g.report["datasets"].setdefault(given, describe_data(found))
+            if key.startswith("conversion.") and desc["kind"] == "conversion":
+                src["convert"] = desc["convert"]
+
+
 def _extend(g: Gathered) -> None:
-    """Add ``units_unscored`` for the units files no evaluation scored."""
+    """Add ``units_unscored`` for the units files no evaluation scored, and ``datasets``."""
+    _datasets(g)
     scored_files = {str(Path(src["data"]["units"]).resolve())
                     for key, src in g.report["sources"].items() if key.startswith("units.")
                     and isinstance(src.get("data"), dict) and src["data"].get("units")}
@@ -139,24 +219,26 @@ def baseline_wins(block: dict) -> list[str]:
     return out
 
 
-def _units_md(split: str, block: dict, src: dict, figures: list) -> list[str]:
+def _units_md(split: str, block: dict, src: dict, figures: list, out: Path) -> list[str]:
     systems = [s for s in block if isinstance(block[s], dict)]
     main = _main_system(block)
     systems = ([main] if main else []) + [s for s in BASELINES if s in systems] + \
         [s for s in systems if s != main and s not in BASELINES]
     cols = unit_columns(block, systems)
     fit = block.get("fit_on")
+    table = Table(f"units_{split}", f"Units on {split}: {block['frame_rate_hz']:g} Hz, K = "
+                  f"{block['codebook_size']}, {block['n_phones']} phones",
+                  ["system", *(c.header for c in cols)],
+                  [[s, *(c.format(block[s].get(c.name)) for c in cols)] for s in systems],
+                  strong={0} if main else set(),
+                  notes=["Percentages; ABX is an error rate (lower is better), ABXq is ABX on "
+                         "the code embeddings; n/a: not computable for that system.",
+                         abbreviations(cols)])
     lines = [f"## Units: {split}", "",
              f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}, "
              f"{block['n_phones']} phones; code-to-phone mapping fitted on "
-             f"{'the scored data itself' if fit == 'eval' else f'`{fit}`'}. Percentages; "
-             "ABX is an error rate (lower is better), ABXq is ABX on the code embeddings.", "",
-             "| system | " + " | ".join(c.header for c in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
-    for s in systems:
-        name = f"**{s}**" if s == main else s
-        lines.append(f"| {name} | " + " | ".join(c.format(block[s].get(c.name))
-                                                 for c in cols) + " |")
+             f"{'the scored data itself' if fit == 'eval' else f'`{fit}`'}.", "",
+             *export_table(out, table)]
     chance = block.get(main or systems[0], {}).get(CHANCE.name)
     if chance is not None:
         lines += ["", f"Chance ({CHANCE.label}): {CHANCE.show(chance)}."]
@@ -165,54 +247,91 @@ def _units_md(split: str, block: dict, src: dict, figures: list) -> list[str]:
               f"{main} is ahead of every baseline on every scored metric." if main else ""]
     abx_n = block.get(main, {}).get("abx_n_triplets_within") if main else None
     if abx_n is not None:
-        lines += ["", f"ABX sample: {abx_n} within-speaker and "
-                      f"{block[main].get('abx_n_triplets_across')} across-speaker triplets."]
+        from speechvq.evaluation.speech.abx import SPANS
+        span = block[main].get("abx_items", "triphone")  # results from before issue 20: triphone
+        lines += ["", f"ABX: {SPANS.get(span, span)}, cosine (angular) distance, DTW; "
+                      f"{abx_n} within-speaker and {block[main].get('abx_n_triplets_across')} "
+                      f"across-speaker triplets scored."]
     return lines + ["", source_line(src), ""] + figure_links(figures) + [""]
 
 
 # ------------------------------------------------------------------------------- conversion
 
 
-def _conversion_md(split: str, m: dict, src: dict, figures: list) -> list[str]:
-    rows = [(c.label, c.show(m.get(c.name)), note) for c, note in conversion_rows(m)]
-    lines = [f"## Conversion: {split}", "", "| measure | value | note |", "|---|---:|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+def _conversions_md(blocks: dict, out: Path) -> list[str]:
+    """Every conversion set in one table (a row per set, a column per `CONVERSION` metric)."""
+    cols = [c for c in CONVERSION if any(c.name in b for b in blocks.values())]
+    table = Table("conversion", "Voice conversion, one row per set of converted files",
+                  ["set", *(c.header for c in cols)],
+                  [[split, *(c.format(b.get(c.name)) for c in cols)]
+                   for split, b in blocks.items()],
+                  notes=["Percentages, MCD in dB; n/a: not computable (e.g. no converted file "
+                         "has a source speaker the classifier knows).", abbreviations(cols)])
+    return ["## Conversion", "", *export_table(out, table), ""]
+
+
+def _conversion_md(split: str, m: dict, src: dict, figures: list, out: Path) -> list[str]:
+    table = Table(f"conversion_{split}", f"Voice conversion: {split}",
+                  ["measure", "value", "note"],
+                  [[c.label, c.show(m.get(c.name)), note] for c, note in conversion_rows(m)],
+                  align="lrl")
+    lines = [f"## Conversion: {split}", ""]
+    stamp = (src or {}).get("convert") or {}
+    if stamp.get("command"):
+        lines += [f"The converted wavs were made by `{stamp['command']}`{ran_in(stamp)}.", ""]
+    lines += export_table(out, table)
     if "another training speaker" in str(m.get("mcd_topline")):
         lines += ["", "Where the reference holds one reading per target speaker, the topline "
-                      "compares the target's reading with another real speaker's: it bounds "
-                      "what a different real voice scores, not what a perfect conversion would."]
+                      "compares the target's reading with another speaker's: it bounds what a "
+                      "different voice scores, not what a perfect conversion would."]
     acc = m.get(SPEAKER_ID_HELDOUT.name)
     if acc is not None and acc < 0.9:
         lines += ["", f"The speaker classifier is only {SPEAKER_ID_HELDOUT.show(acc)} accurate "
-                      "on real audio: read its scores on converted audio with care."]
+                      "on held-out unconverted audio: read its scores on converted audio with "
+                      "care."]
     return lines + ["", source_line(src), ""] + figure_links(figures) + [""]
 
 
 # ------------------------------------------------------------------------------------ render
 
 
+def _data_md(datasets: dict) -> list[str]:
+    if not datasets:
+        return []
+    lines = ["## Data", "", "What each data path the commands above read is (paths as the "
+             "commands gave them):", "", "| data | what it is |", "|---|---|"]
+    lines += [f"| `{given}` | {d['what']} |" for given, d in datasets.items()]
+    if any(d["kind"] == "builtin" or "built-in corpus" in d["what"] for d in datasets.values()):
+        lines += ["", "The built-in corpus is synthesised, so every figure here is measured on "
+                      "synthetic speech: easier than recordings, not a claim about real speech."]
+    return lines + [""]
+
+
 def render(g: Gathered, out: Path) -> list[str]:
-    """The speech sections of report.md (training, units, unscored units, conversion) and their
-    PNG figures in `out`."""
+    """The speech sections of report.md (training runs, data, units, unscored units,
+    conversion), their PNG figures in `out` and the tables' CSV and LaTeX in ``out/tables``."""
     from speechvq.evaluation import figures as fig
 
     report, details, sources = g.report, g.details, g.report["sources"]
     data_cfg = fig.data_config(g.exp / "config.yaml")
-    md = training_md(g, [fig.training_curves(g.records, out / "training_curves.png",
-                                             LOSS_CURVES, CODEBOOK)], TRAINING)
+    md = training_md(g, lambda run, stem: fig.training_curves(run.records, out / f"{stem}.png",
+                                                               LOSS_CURVES, CODEBOOK), TRAINING)
+    md += _data_md(report["datasets"])
     for split, block in report["units"].items():
         d = details["units"].get(split, {})
         md += _units_md(split, block, sources.get(f"units.{split}"),
                         [fig.code_usage(d, split, out / f"code_usage_{split}.png"),
-                         fig.cooccurrence_map(d, split, out / f"cooccurrence_{split}.png")])
+                         fig.cooccurrence_map(d, split, out / f"cooccurrence_{split}.png")], out)
     for split, block in report["units_unscored"].items():
         png = fig.code_usage(details["units_unscored"][split], split,
                              out / f"code_usage_{split}.png")
         md += _unscored_md(split, block, sources[f"units_unscored.{split}"], [png])
+    if report["conversion"]:
+        md += _conversions_md(report["conversion"], out)
     for split, m in report["conversion"].items():
         d = details["conversion"].get(split, {})
         png, missing = fig.spectrograms(d, split, data_cfg, out / f"spectrograms_{split}.png")
-        md += _conversion_md(split, m, sources.get(f"conversion.{split}"), [png])
+        md += _conversion_md(split, m, sources.get(f"conversion.{split}"), [png], out)
         if missing:
             md += [f"Spectrograms left out: {missing}.", ""]
     return md

@@ -1,2 +1,2 @@
-"""Speech evaluation: unit metrics (`units`, `unit_eval`, `baselines`, `abx` with `dtw`) and
-voice-conversion metrics (`conversion`, `mcd`)."""
+"""Speech evaluation: unit metrics (`units`, `unit_eval`, `baselines`, `abx` with `dtw` and
+`abx_export`) and voice-conversion metrics (`conversion`, `mcd`)."""

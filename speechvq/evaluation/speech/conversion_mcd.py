@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.speech.utterances import Utterances
 from speechvq.evaluation.speech.conversion_pairs import Conversions

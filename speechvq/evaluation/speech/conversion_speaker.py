@@ -6,7 +6,8 @@ Its accuracy on held-out real audio comes first, so a reader knows whether the c
 tell the speakers apart at all: the reference data's real utterances of the training speakers
 when there is separate training data, else a seeded 20 % split of the training utterances
 (`classifier_sets`). Then `SpeakerID.score` gives the share of converted files assigned to the
-target speaker, and to the source speaker (over sources the classifier knows). Part of
+target speaker (over targets the classifier knows), and to the source speaker (over sources it
+knows); None (``n/a`` in tables) when it knows none. Part of
 `speechvq evaluate conversion` (`speechvq.evaluation.speech.conversion`).
 """
 
@@ -17,7 +18,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError
@@ -154,6 +155,7 @@ class SpeakerID:
         Returns:
             (the ``speaker_id_*`` metrics with ``n_seen_sources`` and
             ``n_targets_unknown_to_classifier``, the predicted speaker of each pair).
+            ``speaker_id_target`` counts only conversions to targets the classifier knows.
         """
         key = (str(sets.fit_data.path), tuple(sets.fit_utts))
         if key not in self._classifiers:
@@ -171,11 +173,13 @@ class SpeakerID:
         tgt = np.array([p.target for p in conv.pairs])
         src_spk = np.array([p.source_speaker for p in conv.pairs])
         seen = np.array([s in classes for s in src_spk])
+        known = np.array([t in classes for t in tgt])  # a target it cannot name is not scored
         metrics = {
             "speaker_id_heldout_accuracy": acc, "speaker_id_heldout_set": sets.heldout_kind,
             "speaker_id_n_heldout": len(sets.heldout_utts),
             "speaker_id_n_train": len(sets.fit_utts), "speaker_id_n_speakers": len(classes),
-            "speaker_id_target": float(np.mean(pred == tgt)),
+            "speaker_id_target": float(np.mean(pred[known] == tgt[known])) if known.any()
+            else None,
             "speaker_id_source": float(np.mean(pred[seen] == src_spk[seen])) if seen.any()
             else None,
             "n_seen_sources": int(seen.sum()),

@@ -109,8 +109,9 @@ def dtw_reference(cost: np.ndarray) -> float:
 def angular_distance(a: np.ndarray, b: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Angular (arc-cosine) frame distance of the ZeroSpeech ABX, in [0, 1].
 
-    ``d(x, y) = arccos(x . y / (|x| |y|)) / pi``; all-zero frames count as orthogonal to
-    everything (distance 0.5).
+    ``d(x, y) = arccos(x . y / (|x| |y|)) / pi``; an all-zero frame is at distance 1 from every
+    other frame and 0 from another all-zero frame, as the ZeroSpeech tool puts it
+    (``normalize_with_singularity``).
 
     Args:
         a: (..., N, D) frames; b: (..., M, D) frames (same leading dims).
@@ -119,13 +120,16 @@ def angular_distance(a: np.ndarray, b: np.ndarray, dtype=np.float64) -> np.ndarr
     Returns:
         (..., N, M) float64 distances.
     """
-    a = _unit(a, dtype)  # (..., N, D)
-    b = _unit(b, dtype)  # (..., M, D)
+    a, null_a = _unit(a, dtype)  # (..., N, D), (..., N)
+    b, null_b = _unit(b, dtype)  # (..., M, D), (..., M)
     cos = np.clip(np.matmul(a, np.swapaxes(b, -1, -2)), -1.0, 1.0)  # (..., N, M)
+    null_a, null_b = null_a[..., :, None], null_b[..., None, :]  # (..., N, 1), (..., 1, M)
+    cos = np.where(null_a | null_b, np.where(null_a & null_b, 1.0, -1.0), cos)
     return np.arccos(cos.astype(np.float64)) / np.pi
 
 
-def _unit(x: np.ndarray, dtype=np.float64) -> np.ndarray:
+def _unit(x: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Frames scaled to unit norm, and which frames are all zero."""
     x = np.asarray(x, dtype=dtype)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
+    return x / np.maximum(norm, 1e-12), norm[..., 0] == 0

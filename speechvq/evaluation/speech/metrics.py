@@ -56,6 +56,8 @@ UNIT_FIELDS = (
     Metric("codebook_size", "codebook size K", fmt="d"),
     Metric("fit_on", "data the code-to-phone mapping is fitted on ('eval': the scored data)"),
     Metric("abx_n_items", "ABX items (phones in context)", fmt="d"),
+    Metric("abx_items", "ABX item span: 'phone' (the centre phone in its context, ZeroSpeech "
+                        "ABX2) or 'triphone' (the three phones, libri-light)"),
     *(Metric(f"abx{q}_n_triplets_{c}", f"ABX triplets {c} speakers" + (", codes" if q else ""),
              fmt="d") for q in ("", "_codes") for c in ("within", "across")),
     # label-free statistics of units files without alignments (``units_unscored.<split>``)
@@ -67,16 +69,21 @@ BASELINES = ("majority", "random", "mfcc_kmeans")  # the systems `baselines` sco
 # ------------------------------------------------------------- conversion (conversion.<split>)
 
 SPEAKER_ID_HELDOUT = Metric("speaker_id_heldout_accuracy",
-                            "speaker-ID accuracy on held-out real audio", "higher", "%")
+                            "speaker-ID accuracy on held-out unconverted audio", "higher", "%",
+                            short="spk-ID held out")
 CONVERSION = (  # the rows of the conversion table, in order
     SPEAKER_ID_HELDOUT,
-    Metric("speaker_id_target", "converted files identified as the target", "higher", "%"),
-    Metric("speaker_id_source", "converted files identified as the source", "lower", "%"),
-    Metric("code_agreement", "code agreement with the source", "higher", "%"),
+    Metric("speaker_id_target", "converted files identified as the target", "higher", "%",
+           short="as target"),
+    Metric("speaker_id_source", "converted files identified as the source", "lower", "%",
+           short="as source"),
+    Metric("code_agreement", "code agreement with the source", "higher", "%", short="code agr"),
     replace(MAPPING_ACCURACY, label="mapping accuracy against the source alignment"),
-    Metric("mcd_db", "MCD, converted vs target reading", "lower", ".2f", "dB"),
-    Metric("mcd_baseline_db", "MCD baseline, unconverted source vs target", "lower", ".2f", "dB"),
-    Metric("mcd_topline_db", "MCD topline", "lower", ".2f", "dB"),
+    Metric("mcd_db", "MCD (mel-cepstral distortion), converted vs target reading", "lower",
+           ".2f", "dB", short="MCD"),
+    Metric("mcd_baseline_db", "MCD baseline, unconverted source vs target", "lower", ".2f", "dB",
+           short="MCD base"),
+    Metric("mcd_topline_db", "MCD topline", "lower", ".2f", "dB", short="MCD top"),
 )
 SOURCE_MAPPING_ACCURACY = Metric("mapping_accuracy_source",
                                  "mapping accuracy of the unconverted source", "higher", "%")
@@ -92,7 +99,7 @@ CONVERSION_FIELDS = (
     Metric("n_mcd", "files with an MCD", fmt="d"),
     Metric("n_no_parallel", "files without a parallel target reading", fmt="d"),
     Metric("n_topline", "files with a topline", fmt="d"),
-    Metric("speaker_id_heldout_set", "the classifier's held-out real audio"),
+    Metric("speaker_id_heldout_set", "the classifier's held-out unconverted audio"),
     Metric("speaker_id_n_heldout", "held-out utterances", fmt="d"),
     Metric("speaker_id_n_train", "classifier training utterances", fmt="d"),
     Metric("speaker_id_n_speakers", "speakers the classifier knows", fmt="d"),
@@ -115,10 +122,11 @@ def undefined(blocks: Iterable[Mapping], defined: Mapping[str, Metric]) -> list[
 
 
 def unit_columns(block: Mapping, systems: Iterable[str]) -> list[Metric]:
-    """The columns of a units table: every `UNITS` metric some system has, then any number of a
-    system that is defined nowhere (not in `UNITS` nor `UNIT_FIELDS`)."""
+    """The columns of a units table: every `UNITS` metric some system has (even as None: an
+    ABX with no within-speaker triplet shows ``n/a``, not nothing), then any number of a system
+    that is defined nowhere (not in `UNITS` nor `UNIT_FIELDS`)."""
     rows = [block[s] for s in systems]
-    return [m for m in UNITS if any(r.get(m.name) is not None for r in rows)] + \
+    return [m for m in UNITS if any(m.name in r for r in rows)] + \
         undefined(rows, DEFINED_UNITS)
 
 
@@ -129,7 +137,10 @@ def conversion_rows(m: Mapping) -> list[tuple[Metric, str]]:
         "speaker_id_heldout_accuracy": f"{m.get('speaker_id_n_heldout')} utterances, "
                                        f"{m.get('speaker_id_heldout_set')}; "
                                        f"{m.get('speaker_id_n_speakers')} speakers",
-        "speaker_id_target": f"{m.get('n_converted')} files",
+        "speaker_id_target": f"{m.get('n_converted')} files"
+                             + (f", {m['n_targets_unknown_to_classifier']} to targets the "
+                                "classifier does not know (not scored)"
+                                if m.get("n_targets_unknown_to_classifier") else ""),
         "speaker_id_source": f"{m.get('n_seen_sources')} with a source speaker the classifier "
                              "knows",
         "code_agreement": "re-encoded audio",

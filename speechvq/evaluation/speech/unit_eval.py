@@ -7,9 +7,12 @@ Two entry points, both writing ``EXP/eval/units_<name>.json`` (`speechvq.evaluat
   (DESIGN.md timing), and score the VQ-VAE beside three baselines on the same frames, fitted the
   same way (majority phone, uniformly random codes, MFCC+deltas k-means with the same K): mapping
   accuracy (van den Oord et al. 2017), purity and PNMI (Hsu et al. 2021), perplexity, codes used,
-  ZeroSpeech 2019 bitrate (`speechvq.evaluation.speech.units`), and ZeroSpeech-style ABX within and
-  across speakers (`speechvq.evaluation.speech.abx`) on the encoder outputs z_e, on the code embeddings
-  (``codebook[codes]``) and, for the MFCC baseline, on its MFCC+deltas frames.
+  ZeroSpeech 2019 bitrate (`speechvq.evaluation.speech.units`), and ABX within and across
+  speakers as the ZeroSpeech tool computes it (`speechvq.evaluation.speech.abx`; centre-phone
+  items by default, ``abx_items`` names the span) on the encoder outputs z_e, on the code
+  embeddings (``codebook[codes]``) and, for the MFCC baseline, on its MFCC+deltas frames; on
+  request the ``.item`` file and those features, for the tool itself
+  (`speechvq.evaluation.speech.abx_export`).
 - `evaluate_units_file`: units from any system (``--units FILE --frame-rate R``) against
   alignments (a data dir, a dump, or a CTM file); deduplicated units are refused.
 
@@ -25,13 +28,14 @@ from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.data.speech.alignments import SIL
 from speechvq.data.codes import check_frame_level, read_units
 from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import ConfigError, DataError
-from speechvq.evaluation.speech.abx import abx
+from speechvq.evaluation.speech.abx import SPANS, ABXResult, abx, abx_items
+from speechvq.evaluation.speech.abx_export import write_abx_inputs
 from speechvq.evaluation.speech.baselines import (fit_mfcc_kmeans, kmeans_codes, majority_codes,
                                            mfcc_deltas_frames, random_codes)
 from speechvq.evaluation.results import (check_name, command_line, default_name,
@@ -96,10 +100,24 @@ def _details(codes: dict, labels: dict, mapping: np.ndarray, k: int, phones: lis
             "mapping": [phones[int(i)] for i in mapping]}
 
 
-def _abx_block(prefix: str, result: dict) -> dict:
-    return {f"{prefix}within": result["within"], f"{prefix}across": result["across"],
-            f"{prefix}n_triplets_within": result["n_triplets_within"],
-            f"{prefix}n_triplets_across": result["n_triplets_across"]}
+class _ABXSettings(NamedTuple):
+    """`evaluate_units_model`'s ABX arguments, passed on as one."""
+
+    max_triplets: int
+    items: str
+    export: str | os.PathLike | None
+
+
+def _put_abx(system: dict, prefix: str, result: ABXResult, span: str) -> None:
+    """ABX figures into a system's block: ``<prefix>within`` and ``<prefix>across`` (error
+    rates), their triplet counts, ``abx_items`` (the span) and, for a sampled figure,
+    ``ci95.<prefix>within`` = [low, high]."""
+    system["abx_items"] = span
+    for cond, score in (("within", result.within), ("across", result.across)):
+        system[f"{prefix}{cond}"] = score.error
+        system[f"{prefix}n_triplets_{cond}"] = score.n_triplets
+        if score.ci95 is not None:
+            system.setdefault("ci95", {})[f"{prefix}{cond}"] = list(score.ci95)
 
 
 def _mfcc_features(data: Utterances, utts: Sequence[str], hop: int, n_frames: Mapping[str, int],
@@ -171,8 +189,10 @@ def evaluate_units_model(model: str | os.PathLike,
                          data: str | os.PathLike | Sequence[str | os.PathLike], *,
                          fit_on: str | os.PathLike | None = None, name: str | None = None,
                          exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
-                         batch_size: int = 8, abx_max_triplets: int = 5000, seed: int = 0,
-                         device: str = "auto", progress: bool = True) -> dict | list[dict]:
+                         batch_size: int = 8, abx_max_triplets: int = 5000,
+                         abx_items: str = "phone", export_abx: str | os.PathLike | None = None,
+                         seed: int = 0, device: str = "auto",
+                         progress: bool = True) -> dict | list[dict]:
     """`speechvq evaluate units --model M --data DATA [DATA ...] [--fit-on FIT]`.
 
     The VQ-VAE and the baselines are scored on each DATA; everything fitted on FIT_ON (its codes
@@ -185,7 +205,10 @@ def evaluate_units_model(model: str | os.PathLike,
             DATA itself; the result's ``fit_on`` says ``eval`` then).
         name: result name of a single DATA (default: DATA's folder name); exp_dir: default the
             model's exp dir.
-        batch_size: utterances per encoder batch; abx_max_triplets: ABX sample per condition.
+        batch_size: utterances per encoder batch.
+        abx_max_triplets: ABX triplets enumerated per condition, else sampled
+            (`speechvq.evaluation.speech.abx.abx`); abx_items: their span (``phone``, ``triphone``);
+            export_abx: a folder for the ZeroSpeech tool's inputs (`write_abx_inputs`), or None.
         seed: random baseline, k-means and ABX sampling; device: ``auto``, ``cpu``, ``cuda:N``.
     Returns:
         The JSON written to ``EXP/eval/units_<name>.json`` (with ``output``, its path); a list of
@@ -199,6 +222,8 @@ def evaluate_units_model(model: str | os.PathLike,
         raise ConfigError("--name names one result; give one --data with it, or leave it out "
                           "(each result is named after its data folder)")
     names = [check_name(name or default_name(d)) for d in datas]
+    if abx_items not in SPANS:
+        raise ConfigError(f"--abx-items {abx_items!r} is unknown; use one of {', '.join(SPANS)}")
     exp = resolve_exp_dir(model, exp_dir)
     vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
     evs = [Utterances(d, vq.sample_rate) for d in datas]
@@ -207,16 +232,17 @@ def evaluate_units_model(model: str | os.PathLike,
     phones = phone_set(*(ev.phones for ev in evs), fit.phones if fit else None)
     rate = vq.sample_rate / vq.hop
     k = int(vq.quantizer.codebook.shape[0])
+    abx_set = _ABXSettings(abx_max_triplets, abx_items, export_abx)
     shared = None if fit is None else _fit_side(vq, fit, fit_on, phones, rate, k, seed,
                                                 batch_size, progress)
     results = [_score_split(vq, ev, seg, d, n, shared, phones, rate, k, model, checkpoint,
-                            fit_on, exp, exp_dir, batch_size, abx_max_triplets, seed, progress)
+                            fit_on, exp, exp_dir, batch_size, abx_set, seed, progress)
                for ev, seg, d, n in zip(evs, segs, datas, names)]
     return results if several else results[0]
 
 
 def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, phones, rate, k,
-                 model, checkpoint, fit_on, exp, exp_dir, batch_size, abx_max_triplets, seed,
+                 model, checkpoint, fit_on, exp, exp_dir, batch_size, abx_set: _ABXSettings, seed,
                  progress) -> dict:
     """Score one DATA (see `evaluate_units_model`) and write its JSON."""
     from speechvq.encode import encode_utterances
@@ -237,16 +263,19 @@ def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, p
                          fit_on="eval" if fit_on is None else str(fit_on),
                          durations_s=durations, sil=SIL)
 
-    speakers = {u: ev.speaker(u) for u in utts}
-    names = {u: np.array(phones, dtype=object)[labels_ev[u]].astype(str) for u in utts}
+    items = abx_items(seg_ev, {u: ev.speaker(u) for u in utts}, n_ev, rate,
+                      span=abx_set.items, sil=SIL)
     codebook = vq.quantizer.codebook.detach().float().cpu().numpy()  # (K, D)
-    abx_kw = dict(max_triplets=abx_max_triplets, seed=seed, sil=SIL)
-    r_ze = abx({u: z_e[u] for u in utts}, names, speakers, **abx_kw)
-    r_q = abx({u: codebook[codes_ev[u]] for u in utts}, names, speakers, **abx_kw)
-    r_mfcc = abx(feats_ev, names, speakers, **abx_kw)
-    block["vqvae"].update(_abx_block("abx_", r_ze), **_abx_block("abx_codes_", r_q),
-                          abx_n_items=r_ze["n_items"])
-    block["mfcc_kmeans"].update(_abx_block("abx_", r_mfcc))
+    feature_sets = {"encoder": {u: z_e[u] for u in utts},
+                    "codes": {u: codebook[codes_ev[u]] for u in utts}, "mfcc": feats_ev}
+    r = {kind: abx(f, items, max_triplets=abx_set.max_triplets, seed=seed)
+         for kind, f in feature_sets.items()}
+    _put_abx(block["vqvae"], "abx_", r["encoder"], abx_set.items)
+    _put_abx(block["vqvae"], "abx_codes_", r["codes"], abx_set.items)
+    block["vqvae"]["abx_n_items"] = r["encoder"].n_items
+    _put_abx(block["mfcc_kmeans"], "abx_", r["mfcc"], abx_set.items)
+    if abx_set.export is not None:
+        write_abx_inputs(abx_set.export, name, abx_set.items, items, feature_sets, rate)
 
     if fit is None:
         mapping = fit_code_to_phone(np.concatenate([codes_ev[u] for u in utts]),
@@ -260,7 +289,10 @@ def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, p
                                  "--checkpoint", checkpoint, "--data", str(data),
                                  "--fit-on", None if fit_on is None else str(fit_on),
                                  "--name", name, "--exp", None if exp_dir is None else str(exp),
-                                 "--abx-triplets", abx_max_triplets, "--seed", seed]),
+                                 "--abx-triplets", abx_set.max_triplets,
+                                 "--abx-items", abx_set.items, "--export-abx",
+                                 None if abx_set.export is None else str(abx_set.export),
+                                 "--seed", seed]),
         "data": {"model": str(model), "checkpoint": checkpoint, "data": str(data),
                  "fit_on": None if fit_on is None else str(fit_on),
                  "n_utts": len(utts), "n_utts_unaligned": len(codes_ev) - len(utts)},
@@ -421,7 +453,9 @@ def format_units_table(result: dict) -> str:
                                                for c in cols))
         vq = block.get("vqvae", {})
         if vq.get("abx_n_triplets_within") is not None:
-            lines.append(f"ABX: {vq['abx_n_triplets_within']} within / "
-                         f"{vq['abx_n_triplets_across']} across triplets (error %, lower is "
-                         f"better; w = within, a = across speaker; ABXq = on code embeddings)")
+            ci = vq.get("ci95", {})
+            lines.append(f"ABX: {SPANS[vq['abx_items']]}; {vq['abx_n_triplets_within']} within / "
+                         f"{vq['abx_n_triplets_across']} across triplets"
+                         f"{', sampled' if ci else ', all'} (error %, lower is better; "
+                         "w = within, a = across speaker; ABXq = on code embeddings)")
     return "\n".join(lines)

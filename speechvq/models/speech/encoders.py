@@ -20,7 +20,6 @@ summarises.
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +73,7 @@ class SpeechEncoder(nn.Module):
         data: audio and log-mel parameters (sample rate, n_fft, win/hop length, n_mels, fmin/fmax).
 
     Attributes:
-        hop: samples per code (== `speechvq.config.code_hop`): the product of the strides for
+        hop: samples per code (`EncoderConfig.code_hop`): the product of the strides for
             ``wav`` input, ``data.hop_length * mel_frame_stride`` for ``logmel`` input.
     """
 
@@ -86,14 +85,13 @@ class SpeechEncoder(nn.Module):
                                win_length=data.win_length, hop_length=data.hop_length,
                                n_mels=data.n_mels, fmin=data.fmin, fmax=data.fmax)
         layers: list[nn.Module] = []
+        self.hop = cfg.code_hop(data)
         if cfg.input == "wav":
-            self.hop = math.prod(cfg.strides)
             in_ch = 1
             for stride in cfg.strides:
                 layers += [_strided_conv(in_ch, cfg.channels, stride, cfg.kernel_size), nn.ReLU()]
                 in_ch = cfg.channels
         elif cfg.input == "logmel":
-            self.hop = data.hop_length * cfg.mel_frame_stride
             layers += [_strided_conv(data.n_mels, cfg.channels, cfg.mel_frame_stride,
                                      cfg.kernel_size), nn.ReLU()]
         else:  # config.py restricts the choices; anything else is a bug

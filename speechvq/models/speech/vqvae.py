@@ -10,8 +10,8 @@ model) on the same codes trains them faster and gives a Griffin-Lim conversion p
 
     model = VQVAE.from_config(cfg, speakers=["p225", "p226"])
     out = model(wav, speaker, lengths)         # VQVAEOutput; out.loss.backward()
-    codes = model.eval().encode(wav)           # (B, ceil(T / model.hop))
-    wav2 = model.decode(codes, torch.tensor([model.speaker_index("p226")]), head="mel")
+    codes = model.eval().encode(wav, 22050)    # (B, ceil(T * 16000 / 22050 / model.hop))
+    wav2 = model.decode(codes, speaker="p226", head="mel")   # (B, codes.shape[1] * model.hop)
 
 Loss = wavenet.weight * NLL + VQ loss + mel.weight * L1(log-mel), the NLL in nats per sample
 (``bits_per_sample`` = NLL / ln 2), every term averaged over the valid samples or frames only.
@@ -20,9 +20,11 @@ Loss = wavenet.weight * NLL + VQ loss + mel.weight * L1(log-mel), the NLL in nat
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import NamedTuple, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,10 +36,11 @@ from speechvq.config.speech import code_hop
 from speechvq.errors import ConfigError, ModelError
 from speechvq.models.speech.decoders import MelDecoder, mel_l1_loss
 from speechvq.models.speech.encoders import SpeechEncoder, time_jitter
+from speechvq.models.freezing import Freezable
 from speechvq.models.quantizer import VectorQuantizer, VQStats
 from speechvq.models.speech.wavenet import WaveNet
 
-HEADS = ("wavenet", "mel")
+HEADS = ("wavenet", "mel")  # what `decode` renders with; "auto" picks one (`VQVAE.resolve_head`)
 
 
 class VQVAEOutput(NamedTuple):
@@ -67,7 +70,7 @@ def valid_mask(lengths: torch.Tensor, n: int, hop: int = 1) -> torch.Tensor:
     return torch.arange(n, device=lengths.device)[None, :] < n_valid[:, None]  # (B, n)
 
 
-class VQVAE(nn.Module):
+class VQVAE(Freezable):
     """Speech VQ-VAE built from a `Config`; see the module docstring.
 
     Args:
@@ -132,28 +135,6 @@ class VQVAE(nn.Module):
 
     # ------------------------------------------------------------------------------ freezing
 
-    def freeze_(self, names: Sequence[str]) -> None:
-        """Keep these submodules fixed: no gradients, and always in eval mode (a frozen
-        quantiser's EMA codebook does not move, a frozen encoder has no dropout).
-
-        Args:
-            names: any of encoder, quantizer, speaker_embedding, wavenet, mel_decoder.
-        """
-        for name in names:
-            module = getattr(self, name, None)
-            if not isinstance(module, nn.Module):
-                raise ModelError(f"cannot freeze '{name}': this model has no such module (a head "
-                                 f"with weight 0 is not built); check train.freeze")
-            module.requires_grad_(False)
-            self.frozen.add(name)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> "VQVAE":
-        super().train(mode)
-        for name in self.frozen:
-            getattr(self, name).eval()
-        return self
-
     def init_from_(self, state: dict, source: str) -> list[str]:
         """Copy every tensor of a checkpoint's model state whose name and shape match.
 
@@ -165,13 +146,7 @@ class VQVAE(nn.Module):
         if list(state.get("speakers", [])) != self.speakers:
             raise ModelError(f"train.init_from '{source}' was trained on other speakers than "
                              f"this data's; initialise from a run on the same dump")
-        own = self.state_dict()
-        matched = {k: v for k, v in state["model"].items()
-                   if k in own and own[k].shape == v.shape}
-        if not matched:
-            raise ModelError(f"train.init_from '{source}' shares no tensor with this model")
-        self.load_state_dict(matched, strict=False)
-        return sorted(set(own) - set(matched))
+        return super().init_from_(state, source)
 
     # ------------------------------------------------------------------------------ speakers
 
@@ -190,73 +165,152 @@ class VQVAE(nn.Module):
                              f"speakers: {', '.join(shown)}{more}. Pick one of them (decoding "
                              f"needs a speaker seen in training)") from None
 
-    def _speaker_vectors(self, speaker: torch.Tensor | int, batch: int,
-                         device: torch.device) -> torch.Tensor:
-        speaker = torch.as_tensor(speaker, dtype=torch.long, device=device)
-        if speaker.dim() == 0:
-            speaker = speaker.expand(batch)
-        bad = (speaker < 0) | (speaker >= len(self.speakers))
+    def speaker_rows(self, speaker, batch: int | None = None) -> torch.Tensor:
+        """Embedding rows of `speaker`, given by name or by row, alone or one per item.
+
+        Args:
+            speaker: a name (``"p225"``), a row (int), or a sequence / (B,) tensor of either.
+            batch: the batch size a sequence must match (None: any).
+        Returns:
+            () or (B,) int64 rows on the model's device.
+        Raises:
+            ModelError: an unknown name (listing the known ones), a row out of range, a sequence
+                of the wrong length, or something that is neither a name nor a row.
+        """
+        device = self.speaker_embedding.weight.device
+        if isinstance(speaker, str):
+            speaker = self.speaker_index(speaker)
+        elif not isinstance(speaker, (numbers.Integral, torch.Tensor)):
+            try:
+                speaker = [self.speaker_index(s) if isinstance(s, str) else s for s in speaker]
+            except TypeError:
+                speaker = [speaker]  # not a sequence: refused below
+        try:
+            rows = torch.as_tensor(speaker, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            rows = None
+        if rows is None or rows.dim() > 1 or rows.is_floating_point() or rows.is_complex():
+            raise ModelError(f"speaker must be a speaker name (e.g. '{self.speakers[0]}'), an "
+                             f"embedding row, or a sequence of them; got {speaker!r:.80}")
+        rows = rows.long()
+        if rows.dim() == 1 and batch is not None and len(rows) != batch:
+            raise ModelError(f"{len(rows)} speakers for a batch of {batch}; give one speaker, "
+                             f"or one per item")
+        bad = (rows < 0) | (rows >= len(self.speakers))
         if bool(bad.any()):
-            raise ModelError(f"speaker index {int(speaker[bad][0])} is out of range; this model "
-                             f"has {len(self.speakers)} speakers (use speaker_index(name))")
-        return self.speaker_embedding(speaker)  # (B, S)
+            raise ModelError(f"speaker index {int(rows[bad].flatten()[0])} is out of range; "
+                             f"this model has {len(self.speakers)} speakers (give a name, or "
+                             f"use speaker_index(name))")
+        return rows
+
+    def _speaker_vectors(self, speaker, batch: int) -> torch.Tensor:
+        rows = self.speaker_rows(speaker, batch)
+        return self.speaker_embedding(rows.expand(batch) if rows.dim() == 0 else rows)  # (B, S)
 
     # ------------------------------------------------------------------------------ encode
 
-    def encode(self, wav: torch.Tensor, return_vectors: bool = False, *,
+    @torch.no_grad()
+    def encode(self, wav, sample_rate: int | None = None, *, return_vectors: bool = False,
                lengths: torch.Tensor | None = None):
-        """Waveform -> codes, without touching the codebook state (call ``.eval()`` first so
-        dropout is off).
+        """Waveform -> codes, without gradients and without touching the codebook state (call
+        ``.eval()`` first so dropout is off; `speechvq.load` does).
 
         Args:
-            wav: (B, T) float waveform at `sample_rate`.
+            wav: (T,) or (B, T) float waveform, a tensor or a numpy array.
+            sample_rate: its rate in Hz (None: the model's `sample_rate`); another rate is
+                resampled (soxr, `speechvq.audio.resample`) first, and `lengths` with it.
             return_vectors: also return the encoder's output z_e.
             lengths: (B,) valid samples (None: all T); only ``utterance_norm`` uses it. Codes at
                 or past ceil(length / hop) cover padding; trim them.
 
         Returns:
-            codes (B, ceil(T / hop)) int64 [, z_e (B, D, ceil(T / hop))].
+            codes (B, Tc) int64 on the model's device [, z_e (B, D, Tc)], with Tc = ceil(T' /
+            hop) for the T' samples at the model's rate; (Tc,) [and (D, Tc)] for a (T,) input.
         """
-        z_e = self.encoder(wav, None if lengths is None else lengths.to(wav.device))  # (B, D, Tc)
+        wav, lengths, single = self._waveforms(wav, sample_rate, lengths)  # (B, T')
+        z_e = self.encoder(wav, lengths)  # (B, D, Tc)
         B, D, Tc = z_e.shape
         with torch.autocast(wav.device.type, enabled=False):
             flat = z_e.detach().float().transpose(1, 2).reshape(-1, D)  # (B * Tc, D)
             codes = self.quantizer.nearest(flat).view(B, Tc)  # (B, Tc)
+        if single:
+            codes, z_e = codes[0], z_e[0]  # (Tc,), (D, Tc)
         return (codes, z_e) if return_vectors else codes
+
+    def _waveforms(self, wav, sample_rate: int | None, lengths: torch.Tensor | None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        """(B, T') float32 on the model's device at its rate, the lengths at that rate, and
+        whether the input was one (T,) waveform."""
+        device = self.speaker_embedding.weight.device
+        x = wav if isinstance(wav, torch.Tensor) else torch.from_numpy(
+            np.ascontiguousarray(wav, dtype=np.float32))
+        single = x.dim() == 1
+        if x.dim() not in (1, 2):
+            raise ModelError(f"encode takes a (T,) or (B, T) waveform; got shape "
+                             f"{tuple(x.shape)}")
+        x = x.reshape(-1, x.shape[-1])  # (B, T)
+        rate = self.sample_rate if sample_rate is None else int(sample_rate)
+        if rate != self.sample_rate:
+            y = audio.resample(x.detach().float().cpu().numpy().T, rate, self.sample_rate)
+            x = torch.from_numpy(np.ascontiguousarray(y.T))  # (B, T')
+            if lengths is not None:
+                lengths = torch.as_tensor(lengths).cpu().double() * self.sample_rate / rate
+                lengths = lengths.round().long().clamp_(max=x.shape[1])  # (B,)
+        lengths = None if lengths is None else torch.as_tensor(lengths).to(device)
+        return x.to(device=device, dtype=torch.float32), lengths, single
 
     # ------------------------------------------------------------------------------ decode
 
+    def resolve_head(self, head: str = "auto") -> str:
+        """``auto``: the WaveNet on CUDA when the model has one, else the mel head when it has
+        one, else the WaveNet; other names pass through (`decode` checks them)."""
+        if head != "auto":
+            return head
+        on_gpu = self.speaker_embedding.weight.device.type == "cuda"
+        if self.wavenet is not None and (on_gpu or self.mel_decoder is None):
+            return "wavenet"
+        return "mel"
+
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor, speaker: torch.Tensor | int, head: str = "wavenet", *,
+    def decode(self, codes: torch.Tensor, speaker, head: str = "auto", *,
                lengths: torch.Tensor | None = None, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Codes + speaker -> waveform, through the WaveNet (sampling) or the mel head
-        (Griffin-Lim).
+        """Codes + speaker -> waveform at `sample_rate`, through the WaveNet (sampling) or the
+        mel head (Griffin-Lim).
 
         Args:
-            codes: (B, Tc) int64 codes.
-            speaker: (B,) int64 speaker rows (or one int for the whole batch).
-            head: 'wavenet' (incremental sampling, high quality, slow on CPU) or 'mel'
-                (log-mel head + Griffin-Lim, fast).
+            codes: (B, Tc) or (Tc,) int64 codes.
+            speaker: a name (``"p225"``), an embedding row, or one of either per item (a list
+                or a (B,) tensor); see `speaker_rows`.
+            head: 'wavenet' (incremental sampling, high quality, slow on CPU), 'mel' (log-mel
+                head + Griffin-Lim, fast) or 'auto' (`resolve_head`).
             lengths: (B,) samples to produce per item, at most Tc * hop (None: Tc * hop).
             temperature: WaveNet sampling temperature (1 = the model's distribution).
             generator: torch.Generator for reproducible WaveNet sampling.
 
         Returns:
-            (B, max(lengths)) float32 waveform in [-1, 1] on the codes' device, zero past each
-            item's length.
+            (B, max(lengths)) float32 waveform in [-1, 1] on the model's device, zero past
+            each item's length; (T,) for (Tc,) codes.
 
         Raises:
-            ModelError: unknown head, or a head this model was trained without (weight 0).
+            ModelError: unknown head or speaker, or a head this model was trained without
+                (weight 0).
         """
+        head = self.resolve_head(head)
         if head not in HEADS:
-            raise ModelError(f"unknown decoder head '{head}'; choose 'wavenet' or 'mel'")
+            raise ModelError(f"unknown decoder head '{head}'; choose 'wavenet', 'mel' or 'auto'")
         module = self.wavenet if head == "wavenet" else self.mel_decoder
         if module is None:
             key = f"model.decoder.{head}.weight"
             other = "mel" if head == "wavenet" else "wavenet"
             raise ModelError(f"this model has no '{head}' head ({key} was 0 in training); decode "
                              f"with head='{other}', or train one with {key} > 0")
+        codes = torch.as_tensor(codes, device=self.speaker_embedding.weight.device)
+        if codes.dim() == 1:
+            return self.decode(codes[None], speaker, head, temperature=temperature,
+                               generator=generator,
+                               lengths=None if lengths is None else
+                               torch.as_tensor(lengths).reshape(1))[0]  # (T,)
         B, Tc = codes.shape
         device = codes.device
         full = Tc * self.hop
@@ -268,7 +322,7 @@ class VQVAE(nn.Module):
                              f"{self.hop}); got {lengths.tolist()}")
         T = int(lengths.max()) if B else 0
         q = self.quantizer.embed(codes).float()  # (B, D, Tc)
-        spk = self._speaker_vectors(speaker, B, device)  # (B, S)
+        spk = self._speaker_vectors(speaker, B)  # (B, S)
         out = torch.zeros(B, T, dtype=torch.float32, device=device)  # (B, T)
         if head == "wavenet":
             classes = self.wavenet.generate(q, spk, lengths, temperature=temperature,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.config.speech import WaveNetConfig
 from speechvq.errors import ModelError
