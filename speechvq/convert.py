@@ -5,7 +5,8 @@ so decoding a source's codes with another speaker's embedding converts the voice
 et al. 2017, section 4.3). Two decoders can render the codes:
 
 - ``wavenet``: the paper's path, autoregressive sampling over 8-bit mu-law with the incremental
-  (O(layers) per sample) generator, batched over utterances; slow on CPU, fast on a GPU.
+  (O(layers) per sample) generator, batched over utterances; on CPU by the fused kernel
+  (`fast_wavenet`; ``engine`` picks another), still slow for the paper-size net.
 - ``mel``: the log-mel head + Griffin-Lim; fast anywhere, less natural.
 - ``auto`` (default): the WaveNet on CUDA when the model has one, else the mel head when it has
   one, else the WaveNet.
@@ -49,8 +50,8 @@ def choose_head(model: VQVAE, head: str) -> str:
 
 @torch.no_grad()
 def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Sequence[str], *,
-                      head: str = "auto", temperature: float = 1.0, seed: int = 0
-                      ) -> list[np.ndarray]:
+                      head: str = "auto", temperature: float = 1.0, seed: int = 0,
+                      engine: str | None = None) -> list[np.ndarray]:
     """Convert a batch of waveforms (at the model's rate) to the given target speakers.
 
     Args:
@@ -60,6 +61,8 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
         head: 'wavenet', 'mel' or 'auto'.
         temperature: WaveNet sampling temperature.
         seed: seeds the WaveNet's sampling generator.
+        engine: WaveNet sampling engine: 'auto', 'eager', 'fused', 'fused_bf16' (None: the
+            model's ``model.decoder.wavenet.engine``).
 
     Returns:
         converted waveforms, float32 (T_i,) each (same lengths as the sources).
@@ -73,19 +76,21 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
     codes = model.encode(wav, lengths=lengths)  # (B, Tc)
     generator = torch.Generator(device=device).manual_seed(seed)
     out = model.decode(codes, rows, choose_head(model, head), lengths=lengths,
-                       temperature=temperature, generator=generator)  # (B, T_max)
+                       temperature=temperature, generator=generator,
+                       engine=engine)  # (B, T_max)
     return [out[i, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
 
 
 def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker: str,
                  out: str | os.PathLike, *, head: str = "auto", temperature: float = 1.0,
-                 seed: int = 0, checkpoint: str | None = None, device: str = "auto") -> Path:
+                 seed: int = 0, checkpoint: str | None = None, device: str = "auto",
+                 engine: str | None = None) -> Path:
     """`speechvq convert --src a.wav --speaker S -o out.wav`: one file, any rate (resampled)."""
     model = load_vqvae(model_path, checkpoint=checkpoint, device=pick_device(device))
     model.speaker_index(speaker)  # an unknown speaker fails before any audio is read
     wav, _ = load_audio(src, model.sample_rate)
     (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
-                             seed=seed)
+                             seed=seed, engine=engine)
     save_audio(out, y, model.sample_rate)
     return Path(out)
 
@@ -140,7 +145,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
                  parallel_to: str | os.PathLike | None = None, n_targets: int | None = None,
                  batch_size: int = 8, temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto",
-                 progress: bool = True) -> DataDir:
+                 progress: bool = True, engine: str | None = None) -> DataDir:
     """`speechvq convert --data DATA --speakers S1,S2 --out DIR`: many conversions, batched.
 
     Every source utterance (the first `max_utts`, sorted; at most `per_speaker` of each source
@@ -148,8 +153,9 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     speaker of the model). With `parallel_to` (a data dir or dump with text), only targets who
     read the source's sentence there are used, the first `n_targets` of them, so each conversion
     has a real reading to compare with. Wavs already in ``DIR/wav/`` from an interrupted run with
-    the same checkpoint, head, temperature and seed (``DIR/conversion.json``) are kept; otherwise
-    they are converted afresh. Wavs of earlier runs that this one does not list are removed.
+    the same checkpoint, head, temperature, seed and weight precision (``DIR/conversion.json``)
+    are kept; otherwise they are converted afresh. Wavs of earlier runs that this one does not
+    list are removed. `engine` picks the WaveNet's sampling engine (`convert_waveforms`).
 
     Returns:
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
@@ -173,7 +179,8 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     for new_utt, _, _ in pairs:
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
-    made_by = _made_by(model_path, checkpoint, head, temperature, seed)
+    bf16 = head == "wavenet" and (engine or model.wavenet.cfg.engine) == "fused_bf16"
+    made_by = _made_by(model_path, checkpoint, head, temperature, seed, bf16)
     _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs},
                      [data_path] + ([parallel_to] if parallel_to is not None else []))
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
@@ -188,7 +195,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
         batch = todo[k:k + batch_size]
         waves = [sources[src] for _, src, _ in batch]
         ys = convert_waveforms(model, waves, [t for _, _, t in batch], head=head,
-                               temperature=temperature, seed=seed + k)
+                               temperature=temperature, seed=seed + k, engine=engine)
         for (new_utt, _, _), y in zip(batch, ys):
             save_audio(wav_dir / f"{new_utt}.wav", y, model.sample_rate)
         bar.update(len(batch))
@@ -203,16 +210,20 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     return result
 
 
-def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int) -> dict:
+def _made_by(model_path, checkpoint, head: str, temperature: float, seed: int,
+             bf16: bool = False) -> dict:
     """What the wavs of a conversion dir depend on, to tell a restart from a new run. The
     checkpoint is identified by path, size and modification time (retraining rewrites it); the
-    sampling temperature and seed matter only to the WaveNet."""
+    sampling temperature and seed matter only to the WaveNet, and so do bf16 weights (the fp32
+    engines draw the same samples)."""
     ckpt = resolve_checkpoint(model_path, checkpoint).resolve()
     st = ckpt.stat()
     made_by = {"checkpoint": str(ckpt), "checkpoint_bytes": st.st_size,
                "checkpoint_mtime_ns": st.st_mtime_ns, "head": head}
     if head == "wavenet":
         made_by.update(temperature=float(temperature), seed=int(seed))
+    if bf16:
+        made_by["weights"] = "bfloat16"
     return made_by
 
 

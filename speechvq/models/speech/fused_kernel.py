@@ -70,7 +70,9 @@ class Chunk(NamedTuple):
 
 
 if njit is not None:
-    _jit = njit(cache=True, fastmath=False, nogil=True)  # nogil: batch groups in threads
+    # nogil: batch groups run in threads; error_model numpy: IEEE division, no zero checks
+    # (Python's ZeroDivisionError check would stop the gate's loop from vectorising).
+    _jit = njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
     LOG2E = np.float32(1.4426950408889634)
     EXP_HI, EXP_LO = np.float32(88.0), np.float32(-87.0)
     LN2_HI, LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)
@@ -78,7 +80,30 @@ if njit is not None:
         1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
         5.0000001201e-1))
     ONE, TWO, HALF = np.float32(1.0), np.float32(2.0), np.float32(0.5)
-    POW2 = np.array([2.0 ** (i - 127) for i in range(255)], np.float32)  # 2^n, n in [-127, 127]
+
+    @intrinsic
+    def _bf16(typingctx, bits):
+        """bfloat16 bits (uint16) -> float32: shifted into the high half, no rounding."""
+        if bits != types.uint16:
+            return None
+
+        def codegen(context, builder, signature, args):
+            wide = builder.zext(args[0], ir.IntType(32))
+            return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)),
+                                   ir.FloatType())
+        return types.float32(types.uint16), codegen
+
+    @intrinsic
+    def _pow2(typingctx, n):
+        """2.0 ** n as float32 for an int32 n in [-126, 127]: n + 127 put in the exponent bits."""
+        if n != types.int32:
+            return None
+
+        def codegen(context, builder, signature, args):
+            i32 = ir.IntType(32)
+            biased = builder.add(args[0], ir.Constant(i32, 127))
+            return builder.bitcast(builder.shl(biased, ir.Constant(i32, 23)), ir.FloatType())
+        return types.float32(types.int32), codegen
 
     @_jit
     def _exp(x):
@@ -87,7 +112,7 @@ if njit is not None:
         n = np.floor(x * LOG2E + HALF)
         r = (x - n * LN2_HI) - n * LN2_LO
         p = ((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5
-        return ((p * (r * r) + r) + ONE) * POW2[np.int32(n) + 127]
+        return ((p * (r * r) + r) + ONE) * _pow2(np.int32(n))
 
     @_jit
     def _rows4(y, x, j, w0, w1, w2, w3):
@@ -125,18 +150,6 @@ if njit is not None:
                 xj, yb = x[b, j], y[b]
                 for o in range(y.shape[1]):
                     yb[o] += xj * wj[o]
-
-    @intrinsic
-    def _bf16(typingctx, bits):
-        """bfloat16 bits (uint16) -> float32: shifted into the high half, no rounding."""
-        if bits != types.uint16:
-            return None
-
-        def codegen(context, builder, signature, args):
-            wide = builder.zext(args[0], ir.IntType(32))
-            return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)),
-                                   ir.FloatType())
-        return types.float32(types.uint16), codegen
 
     @_jit
     def _gemm16(y, x, w, tmp):
