@@ -186,7 +186,8 @@ def bench(name: str, net: WaveNet, args, bandwidth: float, peak: float,
         for e, r, note in rows:
             flops = r * 2 * c["fused" if e.startswith("fused") else "eager"]
             wbytes = r / batch * c["bytes16" if e == "fused_bf16" else "bytes32"]
-            print(f"  {e:18s} {r:9,.0f}  {r / rate:6.3f}x rt  {r / eager:6.2f}x  "
+            print(f"  {e:18s} {r:9,.{0 if r >= 100 else 2}f}  {r / rate:6.3f}x rt  "
+                  f"{r / eager:6.2f}x  "
                   f"{flops / 1e9:5.1f} GFLOP/s ({flops / peak:4.0%})  {wbytes / 1e9:5.1f} GB/s "
                   f"({wbytes / bandwidth:4.0%})  [{note}]")
         for e in ENGINES[1:]:
@@ -223,9 +224,9 @@ def main() -> None:
     net = build(configs["mini"])
     fast_wavenet.teacher_forced_logits(net, torch.zeros(1, 4, dtype=torch.long),
                                        *inputs(net, 1, 4))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (eager's intra-op, "
-          f"the fused engines' batch groups); fused kernel ready in "
-          f"{time.perf_counter() - t:.1f} s (compiled on first use, then numba's cache)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (eager's intra-op; "
+          f"the fused engines' batch groups of >= {fast_wavenet.GROUP_ROWS}); fused kernel ready "
+          f"in {time.perf_counter() - t:.1f} s (compiled on first use, then numba's cache)")
     bandwidth, peak = memory_bandwidth(), matmul_flops()
     print(f"limits measured now: memory copy {bandwidth / 1e9:.1f} GB/s, fp32 matmul "
           f"{peak / 1e9:.1f} GFLOP/s")
