@@ -15,17 +15,9 @@ from speechvq.models.speech.wavenet import WaveNet
 
 COND, SPK, FACTOR = 6, 3, 5
 
-pytestmark = pytest.mark.skipif(not fast_wavenet.available(),
-                                reason="numba does not import: only the eager engine runs")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add contention on the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.skipif(not fast_wavenet.available(),
+                                 reason="numba does not import: only the eager engine runs"),
+              pytest.mark.usefixtures("one_thread")]  # tiny tensors (conftest)
 
 
 def net_for(output="softmax", upsample="transposed", kernel=2, speaker_dim=SPK, layers=5,
