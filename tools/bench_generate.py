@@ -18,7 +18,8 @@ Each figure reads against limits measured in the same run: the memory bandwidth 
 (bytes read + written per second) and the FLOP rate of a large fp32 matrix product (PyTorch, all
 its threads). FLOPs per sample count the multiply-adds of one step, twice (the fused engines
 project the conditioning once per distinct vector: 3 per code frame with ``upsample: repeat``);
-bytes per sample are the weights one step streams, over the batch (bf16 halves the big ones).
+bytes per sample are the weights one step streams, over the batch (bf16 halves the big ones;
+each thread group of the fused engines streams them all).
 
 Exactness, on the same nets: the fused engines' teacher-forced logits against the eager parallel
 pass (max |difference| of logits and of probabilities), and whether the classes each engine drew
@@ -176,6 +177,7 @@ def bench(name: str, net: WaveNet, args, bandwidth: float, peak: float,
         naive = time_naive(net, context) if batch == 1 else None
         print(f"-- batch {batch}: samples/s over the batch, x real time ({rate} Hz), x eager; "
               f"GFLOP/s and GB/s of weights streamed (fraction of the limits measured above)")
+        groups = fast_wavenet.thread_groups(batch, threads)
         rows = [("naive", naive, f"recomputes {context} samples per sample")] if naive else []
         for run in runs:
             e, n = run[0], min(samples[run], samples[ref])
@@ -185,7 +187,8 @@ def bench(name: str, net: WaveNet, args, bandwidth: float, peak: float,
                 "" if e == "eager" else f"; classes {'==' if same else '!='} eager's over {n}")))
         for e, r, note in rows:
             flops = r * 2 * c["fused" if e.startswith("fused") else "eager"]
-            wbytes = r / batch * c["bytes16" if e == "fused_bf16" else "bytes32"]
+            wbytes = r / batch * c["bytes16" if e == "fused_bf16" else "bytes32"] * (
+                groups if e.startswith("fused") else 1)  # each group streams all weights
             print(f"  {e:18s} {r:9,.{0 if r >= 100 else 2}f}  {r / rate:6.3f}x rt  "
                   f"{r / eager:6.2f}x  "
                   f"{flops / 1e9:5.1f} GFLOP/s ({flops / peak:4.0%})  {wbytes / 1e9:5.1f} GB/s "
@@ -203,7 +206,8 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", default="1,16", help="comma-separated batch sizes")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds per engine (best kept)")
-    p.add_argument("--seconds", type=float, default=0.5, help="target length of a timed call")
+    p.add_argument("--seconds", type=float, default=1.5,
+                   help="target length of a timed call (longer: less of the per-call set-up)")
     p.add_argument("--naive-context", type=int, default=1024,
                    help="samples the naive baseline recomputes per sample (at most the "
                         "receptive field)")
@@ -225,7 +229,8 @@ def main() -> None:
     fast_wavenet.teacher_forced_logits(net, torch.zeros(1, 4, dtype=torch.long),
                                        *inputs(net, 1, 4))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (eager's intra-op; "
-          f"the fused engines' batch groups of >= {fast_wavenet.GROUP_ROWS}); fused kernel ready "
+          f"the fused engines' thread groups of >= {fast_wavenet.GROUP_ROWS} utterances); fused "
+          f"kernel ready "
           f"in {time.perf_counter() - t:.1f} s (compiled on first use, then numba's cache)")
     bandwidth, peak = memory_bandwidth(), matmul_flops()
     print(f"limits measured now: memory copy {bandwidth / 1e9:.1f} GB/s, fp32 matmul "

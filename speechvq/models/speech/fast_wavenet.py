@@ -11,9 +11,8 @@ vector: with ``upsample: repeat`` a code frame has three (its edge samples see t
 codes), so the projection is paid per code frame rather than per sample.
 
 ``fused_bf16`` keeps the big matrices in bfloat16 (activations and sums stay float32), halving
-the bytes streamed per sample: the paper-size net's 47.7 MB of fp32 weights do not fit this
-machine's 32 MB L3 cache, its 24.1 MB of bf16 ones do. Its deviation from fp32 is the weights'
-rounding (README, "Fast generation"). A large batch is split into groups that run side by side
+the bytes streamed per step (the paper-size net: 47.7 MB -> 24.1 MB), which bound it at batch 1.
+Its deviation from fp32 is the weights' rounding (README, "Fast generation"). A large batch is split into groups that run side by side
 in threads (the kernel releases the GIL): as many as PyTorch's intra-op threads, but each of at
 least GROUP_ROWS utterances, since every group streams all the weights at every step.
 
@@ -42,9 +41,10 @@ from speechvq.models.speech.mol import mol_noise
 ENGINES = next(f for f in dataclasses.fields(WaveNetConfig)
                if f.name == "engine").metadata["choices"]
 ROWS_BYTES = 4 << 20  # conditioning rows computed per chunk (bounds the chunk's memory)
-# Utterances per thread group at least: at batch 16 on the shared 2-core machine, two groups of 8
-# (each streaming the paper-size net's 47.7 MB per step) ran at 0.7x of one group of 16.
-GROUP_ROWS = 16
+# Utterances per thread group at least (each group streams all the weights at every step): for
+# the paper-size net at batch 16 on the 2-core machine, two groups of 8 ran at 1.24x (fp32) and
+# 1.39x (bf16) of one group of 16 while the cores were free, at 0.7x while other jobs held them.
+GROUP_ROWS = 8
 
 
 def resolve_engine(engine: str, device: torch.device) -> str:
@@ -221,6 +221,11 @@ def _drive(net, stack: FusedStack, c: torch.Tensor, speaker: torch.Tensor | None
     return out
 
 
+def thread_groups(batch: int, threads: int) -> int:
+    """Groups a batch runs as by default: one per thread, each of at least GROUP_ROWS."""
+    return max(1, min(threads, batch // GROUP_ROWS))
+
+
 @contextlib.contextmanager
 def _one_torch_thread() -> Iterator[int]:
     """PyTorch on one thread while the kernel runs (yields the count it had): the few torch ops
@@ -259,7 +264,7 @@ def generate(net, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
     mode = SOFTMAX if net.cfg.output == "softmax" else MOL
     with _one_torch_thread() as torch_threads:
         if threads is None:
-            threads = max(1, min(torch_threads, c.shape[0] // GROUP_ROWS))
+            threads = thread_groups(c.shape[0], torch_threads)
         out = _drive(net, stack, c, speaker, steps, mode, temperature, noise, threads=threads,
                      progress=progress)
     return torch.from_numpy(out)
