@@ -5,7 +5,8 @@ so decoding a source's codes with another speaker's embedding converts the voice
 et al. 2017, section 4.3). Two decoders can render the codes:
 
 - ``wavenet``: the paper's path, autoregressive sampling over 8-bit mu-law with the incremental
-  (O(layers) per sample) generator, batched over utterances; slow on CPU, fast on a GPU.
+  (O(layers) per sample) generator, batched over utterances; on CPU by the fused kernel
+  (`fast_wavenet`; ``engine`` picks another), still slow for the paper-size net.
 - ``mel``: the log-mel head + Griffin-Lim; fast anywhere, less natural.
 - ``auto`` (default): the WaveNet on CUDA when the model has one, else the mel head when it has
   one, else the WaveNet.
@@ -53,8 +54,8 @@ def choose_head(model: VQVAE, head: str) -> str:
 
 @torch.no_grad()
 def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Sequence[str], *,
-                      head: str = "auto", temperature: float = 1.0, seed: int = 0
-                      ) -> list[np.ndarray]:
+                      head: str = "auto", temperature: float = 1.0, seed: int = 0,
+                      engine: str | None = None) -> list[np.ndarray]:
     """Convert a batch of waveforms (at the model's rate) to the given target speakers.
 
     Args:
@@ -64,6 +65,8 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
         head: 'wavenet', 'mel' or 'auto'.
         temperature: WaveNet sampling temperature.
         seed: seeds the WaveNet's sampling generator.
+        engine: WaveNet sampling engine: 'auto', 'eager', 'fused', 'fused_bf16' (None: the
+            model's ``model.decoder.wavenet.engine``).
 
     Returns:
         converted waveforms, float32 (T_i,) each (same lengths as the sources).
@@ -77,13 +80,15 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
     codes = model.encode(wav, lengths=lengths)  # (B, Tc)
     generator = torch.Generator(device=device).manual_seed(seed)
     out = model.decode(codes, rows, choose_head(model, head), lengths=lengths,
-                       temperature=temperature, generator=generator)  # (B, T_max)
+                       temperature=temperature, generator=generator,
+                       engine=engine)  # (B, T_max)
     return [out[i, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
 
 
 def convert(model: VQVAE | str | os.PathLike, src, sample_rate: int | None = None, *,
             speaker: str, head: str = "auto", temperature: float = 1.0, seed: int = 0,
-            checkpoint: str | None = None, device: str = "auto") -> np.ndarray:
+            checkpoint: str | None = None, device: str = "auto",
+            engine: str | None = None) -> np.ndarray:
     """One utterance in another speaker's voice: ``speechvq.convert(model, "a.wav",
     speaker="p225")`` in the Python API (this module is callable; see the end of the file).
 
@@ -93,7 +98,7 @@ def convert(model: VQVAE | str | os.PathLike, src, sample_rate: int | None = Non
         src: an audio file (any rate, resampled), or a (T,) waveform (numpy or tensor) at
             `sample_rate` Hz (None: the model's rate).
         speaker: the target speaker's name (one of ``model.speakers``).
-        head, temperature, seed: as `convert_waveforms`.
+        head, temperature, seed, engine: as `convert_waveforms`.
     Returns:
         (T',) float32 waveform at ``model.sample_rate``, as long as the source at that rate.
     Raises:
@@ -113,18 +118,20 @@ def convert(model: VQVAE | str | os.PathLike, src, sample_rate: int | None = Non
         rate = model.sample_rate if sample_rate is None else int(sample_rate)
         wav = resample(x, rate, model.sample_rate) if rate != model.sample_rate else x  # (T',)
     (y,) = convert_waveforms(model, [wav], [speaker], head=head, temperature=temperature,
-                             seed=seed)
+                             seed=seed, engine=engine)
     return y
 
 
 def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker: str,
                  out: str | os.PathLike, *, head: str = "auto", temperature: float = 1.0,
-                 seed: int = 0, checkpoint: str | None = None, device: str = "auto") -> Path:
+                 seed: int = 0, checkpoint: str | None = None, device: str = "auto",
+                 engine: str | None = None) -> Path:
     """`speechvq convert --src a.wav --speaker S -o out.wav`: one file, any rate (resampled)."""
     ckpt = resolve_checkpoint(model_path, checkpoint)
     with claim(out, "convert", inputs=[src, ckpt]):
         model = load_vqvae(ckpt, device=pick_device(device))
-        y = convert(model, src, speaker=speaker, head=head, temperature=temperature, seed=seed)
+        y = convert(model, src, speaker=speaker, head=head, temperature=temperature, seed=seed,
+                    engine=engine)
         save_audio(out, y, model.sample_rate)
     return Path(out)
 
@@ -179,7 +186,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
                  parallel_to: str | os.PathLike | None = None, n_targets: int | None = None,
                  batch_size: int = 8, temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto",
-                 progress: bool = True) -> DataDir:
+                 progress: bool = True, engine: str | None = None) -> DataDir:
     """`speechvq convert --data DATA --speakers S1,S2 --out DIR`: many conversions, batched.
 
     Every source utterance (the first `max_utts`, sorted; at most `per_speaker` of each source
@@ -187,8 +194,9 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     speaker of the model). With `parallel_to` (a data dir or dump with text), only targets who
     read the source's sentence there are used, the first `n_targets` of them, so each conversion
     has a real reading to compare with. Wavs already in ``DIR/wav/`` from an interrupted run with
-    the same checkpoint, head, temperature and seed (``DIR/conversion.json``) are kept; otherwise
-    they are converted afresh. Wavs of earlier runs that this one does not list are removed.
+    the same checkpoint, head, temperature, seed and weight precision (``DIR/conversion.json``)
+    are kept; otherwise they are converted afresh. Wavs of earlier runs that this one does not
+    list are removed. `engine` picks the WaveNet's sampling engine (`convert_waveforms`).
 
     Returns:
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
@@ -203,7 +211,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
                              max_utts=max_utts, per_speaker=per_speaker,
                              parallel_to=parallel_to, n_targets=n_targets,
                              batch_size=batch_size, temperature=temperature, seed=seed,
-                             device=device, progress=progress)
+                             device=device, progress=progress, engine=engine)
 
 
 def _is_conversion_dir(path: Path) -> bool:
@@ -215,7 +223,7 @@ def _is_conversion_dir(path: Path) -> bool:
 def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data_path,
                   speakers, *, head: str, max_utts: int | None, per_speaker: int | None,
                   parallel_to, n_targets: int | None, batch_size: int, temperature: float,
-                  seed: int, device: str, progress: bool) -> DataDir:
+                  seed: int, device: str, progress: bool, engine: str | None) -> DataDir:
     """`convert_data` once DIR (``c.path``) is claimed; `ckpt` is the checkpoint file that
     `model_path` and `checkpoint` name."""
     model = load_vqvae(ckpt, device=pick_device(device))
@@ -238,7 +246,8 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
     for new_utt, _, _ in pairs:
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
-    made_by = _made_by(ckpt, head, temperature, seed)
+    bf16 = head == "wavenet" and (engine or model.wavenet.cfg.engine) == "fused_bf16"
+    made_by = _made_by(ckpt, head, temperature, seed, bf16)
     wavenet = head == "wavenet"  # sampling settings (batches are seeded) matter to it only
     command = command_line([
         "speechvq", "convert", "--model", str(model_path), "--checkpoint", checkpoint,
@@ -247,7 +256,8 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
         "--n-targets", n_targets, "--per-speaker", per_speaker, "--max-utts", max_utts,
         "--head", head, "--temperature", temperature if wavenet else None,
         "--seed", seed if wavenet else None,
-        "--batch-size", batch_size if wavenet else None, "--out", str(out)])
+        "--batch-size", batch_size if wavenet else None,
+        "--engine", engine if wavenet else None, "--out", str(out)])
     _prepare_out_dir(out, made_by, {f"{new}.wav" for new, _, _ in pairs},
                      {"command": command, **provenance()})
     todo = [p for p in pairs if not (wav_dir / f"{p[0]}.wav").exists()]
@@ -262,7 +272,7 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
         batch = todo[k:k + batch_size]
         waves = [sources[src] for _, src, _ in batch]
         ys = convert_waveforms(model, waves, [t for _, _, t in batch], head=head,
-                               temperature=temperature, seed=seed + k)
+                               temperature=temperature, seed=seed + k, engine=engine)
         for (new_utt, _, _), y in zip(batch, ys):
             save_audio(wav_dir / f"{new_utt}.wav", y, model.sample_rate)
         bar.update(len(batch))
@@ -277,16 +287,19 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
     return result
 
 
-def _made_by(ckpt: Path, head: str, temperature: float, seed: int) -> dict:
+def _made_by(ckpt: Path, head: str, temperature: float, seed: int, bf16: bool = False) -> dict:
     """What the wavs of a conversion dir depend on, to tell a restart from a new run. The
     checkpoint is identified by path, size and modification time (retraining rewrites it); the
-    sampling temperature and seed matter only to the WaveNet."""
+    sampling temperature and seed matter only to the WaveNet, and so do bf16 weights (the fp32
+    engines draw the same samples)."""
     ckpt = ckpt.resolve()
     st = ckpt.stat()
     made_by = {"checkpoint": str(ckpt), "checkpoint_bytes": st.st_size,
                "checkpoint_mtime_ns": st.st_mtime_ns, "head": head}
     if head == "wavenet":
         made_by.update(temperature=float(temperature), seed=int(seed))
+    if bf16:
+        made_by["weights"] = "bfloat16"
     return made_by
 
 

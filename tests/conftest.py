@@ -46,6 +46,18 @@ def write_tiny_data_dir(root: Path, seed: int = 0) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """One PyTorch intra-op thread: on tiny tensors more threads only add hand-offs and
+    contention on the shared cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_data_dir(tmp_path: Path) -> Path:
     """A fresh tiny Kaldi data dir (see `write_tiny_data_dir`)."""
     return write_tiny_data_dir(tmp_path / "data" / "tiny")

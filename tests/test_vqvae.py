@@ -149,15 +149,6 @@ def test_count_parameters():
     assert count_parameters(ema) == sum(count_parameters(m) for m in parts)
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread (the tiny convolutions only lose time to thread hand-offs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("update", ["ema", "gradient"])
 def test_a_short_training_run_lowers_the_loss(update, one_thread):
     model = tiny(f"model.quantizer.update={update}", "model.encoder.jitter=0.1",

@@ -14,14 +14,7 @@ from speechvq.models.speech.wavenet import WaveNet
 
 COND, SPK, FACTOR = 5, 3, 4
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add contention on the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (conftest)
 
 
 def make(layers=4, cycles=2, kernel=2, upsample="transposed", output="softmax", speaker_dim=SPK,

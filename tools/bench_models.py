@@ -6,7 +6,8 @@
 Prints, for the paper-size model (`speechvq config` defaults, 109 speakers as VCTK) and the mini
 recipe's model (recipes/mini/conf/train.yaml + conf/wavenet.yaml, 12 speakers): parameters per
 module, the time of one training step (forward, backward, AdamW), and WaveNet incremental
-generation speed in samples per second at batch 1 and 16, with the naive baseline measured in the
+generation speed (the eager engine; tools/bench_generate.py times the fused ones) in samples per
+second at batch 1 and 16, with the naive baseline measured in the
 same run: a parallel forward over the receptive field (capped at the samples generated,
 ``--gen-samples``) for every new sample (what the per-layer buffers avoid), as the ratio the
 buffers buy; where the cap bites, the ratio understates the gain.
@@ -70,7 +71,7 @@ def bench(name: str, cfg, n_speakers: int, batch: int, window: int, device: torc
         spk_vec = model.speaker_embedding(torch.zeros(b, dtype=torch.long, device=device))
         lengths = torch.full((b,), gen_samples, device=device)
         with torch.no_grad():
-            t = timed(lambda: wn.generate(cond, spk_vec, lengths), 1)
+            t = timed(lambda: wn.generate(cond, spk_vec, lengths, engine="eager"), 1)
             # Baseline: a parallel forward over the last receptive field for every new sample.
             rf = min(wn.receptive_field, gen_samples)
             ctx = torch.full((b, rf), wn.silence, dtype=torch.long, device=device)

@@ -31,7 +31,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         check_audio_name(args.output)  # before the model loads and a long conversion runs
         out = convert.convert_file(args.model, args.src, args.speaker, args.output,
                                    head=args.head, temperature=args.temperature,
-                                   seed=args.seed, checkpoint=args.checkpoint, device=args.device)
+                                   seed=args.seed, checkpoint=args.checkpoint, device=args.device,
+                                   engine=args.engine)
         print(out)
         return 0
     if not (args.speakers or args.parallel_to) or not args.out:
@@ -44,7 +45,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
                                   n_targets=args.n_targets,
                                   batch_size=args.batch_size, temperature=args.temperature,
                                   seed=args.seed, checkpoint=args.checkpoint,
-                                  device=args.device, progress=progress(args))
+                                  device=args.device, progress=progress(args),
+                                  engine=args.engine)
     print(f"{args.out}: {len(result.utt2spk)} conversions")
     return 0
 
@@ -95,6 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--head", choices=("auto", "wavenet", "mel"), default="auto",
                    help="decoder that renders the codes (see above)")
     p.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature")
+    p.add_argument("--engine", default=None, choices=("auto", "eager", "fused", "fused_bf16"),
+                   help="WaveNet sampling engine: fused (one compiled CPU kernel, the default on "
+                        "CPU), eager (PyTorch ops, the reference), fused_bf16 (bf16 weights); "
+                        "default: the model's model.decoder.wavenet.engine")
     add_seed_argument(p, "WaveNet sampling seed")
     add_batch_size_argument(p, "conversions per batch")
     p.add_argument("--list-speakers", action="store_true",

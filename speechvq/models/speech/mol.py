@@ -96,11 +96,23 @@ def mol_sample(params: torch.Tensor, num_classes: int, temperature: float = 1.0,
         return value_to_class(means.gather(-1, pick).squeeze(-1), num_classes)
     if noise is None:
         noise = torch.rand(logits.shape[0], logits.shape[1] + 1, device=logits.device)
-    u = noise.float().clamp(1e-7, 1.0 - 1e-7)  # (B, M + 1)
-    gumbel = -torch.log(-torch.log(u[:, :-1]))  # (B, M)
+    gumbel, logistic = mol_noise(noise)  # (B, M), (B,)
     pick = (logits / temperature + gumbel).argmax(dim=-1, keepdim=True)  # (B, 1)
     mean = means.gather(-1, pick).squeeze(-1)  # (B,)
     scale = torch.exp(log_scales.gather(-1, pick).squeeze(-1))  # (B,)
-    v = u[:, -1]
-    x = mean + temperature * scale * (torch.log(v) - torch.log1p(-v))  # (B,)
+    x = mean + temperature * scale * logistic  # (B,)
     return value_to_class(x, num_classes)
+
+
+def mol_noise(noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampler's noise from uniform numbers: Gumbel draws for the component, a logistic
+    draw for the value (both float32; the uniforms are clamped off 0 and 1).
+
+    Args:
+        noise: (..., M + 1) uniform [0, 1) numbers.
+    Returns:
+        gumbel (..., M) and logistic (...).
+    """
+    u = noise.float().clamp(1e-7, 1.0 - 1e-7)  # (..., M + 1)
+    v = u[..., -1]
+    return -torch.log(-torch.log(u[..., :-1])), torch.log(v) - torch.log1p(-v)

@@ -274,7 +274,8 @@ class VQVAE(Freezable):
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, speaker, head: str = "auto", *,
                lengths: torch.Tensor | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, engine: str | None = None
+               ) -> torch.Tensor:
         """Codes + speaker -> waveform at `sample_rate`, through the WaveNet (sampling) or the
         mel head (Griffin-Lim).
 
@@ -287,6 +288,7 @@ class VQVAE(Freezable):
             lengths: (B,) samples to produce per item, at most Tc * hop (None: Tc * hop).
             temperature: WaveNet sampling temperature (1 = the model's distribution).
             generator: torch.Generator for reproducible WaveNet sampling.
+            engine: WaveNet sampling engine (`WaveNet.generate`); None = the config's.
 
         Returns:
             (B, max(lengths)) float32 waveform in [-1, 1] on the model's device, zero past
@@ -326,7 +328,7 @@ class VQVAE(Freezable):
         out = torch.zeros(B, T, dtype=torch.float32, device=device)  # (B, T)
         if head == "wavenet":
             classes = self.wavenet.generate(q, spk, lengths, temperature=temperature,
-                                            generator=generator)  # (B, >= T)
+                                            generator=generator, engine=engine)  # (B, >= T)
             out = audio.mu_law_decode(classes[:, :T], self.mu_channels).float()  # (B, T)
         else:
             mel = self.mel_decoder(q, spk).float().cpu().numpy()  # (B, n_mels, Tc * up)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ from speechvq.progress import tqdm
 
 from speechvq.config.speech import WaveNetConfig
 from speechvq.errors import ModelError
+from speechvq.models.speech import fast_wavenet
 from speechvq.models.speech.mol import mol_nll, mol_sample
 
 NOISE_CHUNK = 1024  # steps of sampling noise drawn at once (fixed, so streams do not depend on T)
@@ -333,7 +335,8 @@ class WaveNet(nn.Module):
     @torch.no_grad()
     def generate(self, cond: torch.Tensor, speaker: torch.Tensor | None,
                  lengths: torch.Tensor | None = None, *, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+                 generator: torch.Generator | None = None, progress: bool = False,
+                 engine: str | None = None) -> torch.Tensor:
         """Sample waveforms (as classes) one sample at a time, all utterances together.
 
         Args:
@@ -344,6 +347,8 @@ class WaveNet(nn.Module):
             temperature: >= 0; 0 takes the most probable class at every step.
             generator: seeds the sampling noise (drawn on the generator's device).
             progress: show a tqdm bar.
+            engine: 'auto', 'eager', 'fused' or 'fused_bf16' (`fast_wavenet`); None = the
+                config's ``engine``. Every engine reads the same noise.
         Returns:
             (B, max(lengths)) int64 classes.
         """
@@ -358,25 +363,46 @@ class WaveNet(nn.Module):
             raise ModelError(f"generate lengths must be {batch} values in [0, {full}] ({frames} "
                              f"codes x {self.upsample_factor}), got {lengths.tolist()}")
         self._check_speaker(speaker, batch)
+        engine = fast_wavenet.resolve_engine(engine or self.cfg.engine, device)
         steps = int(lengths.max()) if batch else 0
-        out = torch.full((batch, steps), self.silence, dtype=torch.long, device=device)
         if steps == 0:
-            return out
+            return torch.full((batch, steps), self.silence, dtype=torch.long, device=device)
         c = self._cond_for(cond, steps).transpose(1, 2).contiguous()  # (B, T, C)
+        noise = self._noise(batch, generator, device) if temperature > 0 else None
+        if engine == "eager":
+            out = self._generate_eager(c, speaker, steps, temperature, noise, progress)
+        else:
+            out = fast_wavenet.generate(self, c, speaker, steps, temperature, noise, progress,
+                                        bf16=engine == "fused_bf16")  # (B, T)
+        past = torch.arange(steps, device=device) >= lengths.unsqueeze(1)  # (B, T)
+        return out.masked_fill_(past, self.silence)
+
+    def _noise(self, batch: int, generator: torch.Generator | None,
+               device: torch.device) -> Iterator[torch.Tensor]:
+        """Sampling noise, NOISE_CHUNK steps at a time: Gumbel (chunk, B, Q) for a softmax,
+        uniform (chunk, B, M + 1) for a mixture (see `sample`)."""
+        noise_device = generator.device if generator is not None else device
+        while True:
+            noise = torch.rand(NOISE_CHUNK, batch, self.noise_width, generator=generator,
+                               device=noise_device).to(device)  # (chunk, B, W)
+            yield gumbel_noise(noise) if self.cfg.output == "softmax" else noise
+
+    def _generate_eager(self, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
+                        temperature: float, noise: Iterator[torch.Tensor] | None,
+                        progress: bool) -> torch.Tensor:
+        """The reference loop: `_step` and `sample` per sample. c (B, T, C) -> (B, T) classes."""
+        batch, device = c.shape[0], c.device
+        out = torch.full((batch, steps), self.silence, dtype=torch.long, device=device)
         state = self.init_state(batch, device=device, dtype=self.embed.weight.dtype)
         bias = self._speaker_bias(speaker, state, batch)  # (B, L * G)
         prev = torch.full((batch,), self.silence, dtype=torch.long, device=device)  # (B,)
-        noise_device = generator.device if generator is not None else device
+        softmax = self.cfg.output == "softmax"
         for t in tqdm(range(steps), disable=not progress, desc="wavenet", unit="sample"):
-            if temperature > 0 and t % NOISE_CHUNK == 0:
-                noise = torch.rand(NOISE_CHUNK, batch, self.noise_width, generator=generator,
-                                   device=noise_device).to(device)  # (chunk, B, W)
-                gumbel = gumbel_noise(noise) if self.cfg.output == "softmax" else None
+            if noise is not None and t % NOISE_CHUNK == 0:
+                chunk = next(noise)  # (chunk, B, W)
             logits = self._step(prev, c[:, t], bias, state)  # (B, O)
-            k = t % NOISE_CHUNK
-            prev = self.sample(logits, temperature, noise[k] if temperature > 0 else None,
-                               gumbel[k] if temperature > 0 and gumbel is not None
-                               else None)  # (B,)
+            u = chunk[t % NOISE_CHUNK] if noise is not None else None
+            prev = self.sample(logits, temperature, None if softmax else u,
+                               u if softmax else None)  # (B,)
             out[:, t] = prev
-        past = torch.arange(steps, device=device) >= lengths.unsqueeze(1)  # (B, T)
-        return out.masked_fill_(past, self.silence)
+        return out

@@ -1,0 +1,291 @@
+"""Fused CPU generation for the WaveNet: engine choice, weight layout and the chunk driver.
+
+The eager incremental sampler (`WaveNet.generate`'s reference loop) runs a few dozen small
+PyTorch ops per sample, so on CPU most of its time is per-op overhead. The fused engines run the
+whole per-sample loop in one compiled kernel (`fused_kernel`) and keep only per-chunk work here:
+the weights laid out once per net (`stack_for`: ``(in, out)`` matrices, conditioning and speaker
+projections kept apart), the sampling noise (the same stream the eager loop reads, so with the
+same generator both draw the same classes), and the conditioning into every layer's gate,
+computed as one matrix product per chunk of samples and only once per distinct conditioning
+vector: with ``upsample: repeat`` a code frame has three (its edge samples see the neighbouring
+codes), so the projection is paid per code frame rather than per sample.
+
+``fused_bf16`` keeps the big matrices in bfloat16 (activations and sums stay float32), halving
+the bytes streamed per step (the paper-size net: 47.7 MB -> 24.1 MB), which bound it at batch 1.
+Its deviation from fp32 is the weights' rounding (README, "Fast generation"). A large batch is split into groups that run side by side
+in threads (the kernel releases the GIL): as many as PyTorch's intra-op threads, but each of at
+least GROUP_ROWS utterances, since every group streams all the weights at every step.
+
+    classes = net.generate(codes, speaker, engine="fused")     # (B, T), as engine="eager"
+    logits = teacher_forced_logits(net, targets, codes, speaker)   # (B, O, T) == net(...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from speechvq.config.speech import WaveNetConfig
+from speechvq.errors import ModelError
+from speechvq.models.speech.fused_kernel import (FORCED, MOL, SOFTMAX, Chunk, StackWeights,
+                                                 available, run)
+from speechvq.models.speech.mol import mol_noise
+
+ENGINES = next(f for f in dataclasses.fields(WaveNetConfig)
+               if f.name == "engine").metadata["choices"]
+ROWS_BYTES = 4 << 20  # conditioning rows computed per chunk (bounds the chunk's memory)
+# Utterances per thread group at least (each group streams all the weights at every step): for
+# the paper-size net at batch 16 on the 2-core machine, two groups of 8 ran at 1.24x (fp32) and
+# 1.39x (bf16) of one group of 16 while the cores were free, at 0.7x while other jobs held them.
+GROUP_ROWS = 8
+
+
+def resolve_engine(engine: str, device: torch.device) -> str:
+    """'auto' -> 'fused' on CPU where numba imports, else 'eager'; a forced engine is checked."""
+    if engine not in ENGINES:
+        raise ModelError(f"unknown WaveNet engine '{engine}'; choose one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "fused" if device.type == "cpu" and available() else "eager"
+    if engine.startswith("fused") and device.type != "cpu":
+        raise ModelError(f"WaveNet engine '{engine}' runs on CPU only, the model is on "
+                         f"{device}; use engine 'eager' or 'auto', or move the model to CPU")
+    if engine.startswith("fused") and not available():
+        raise ModelError(f"WaveNet engine '{engine}' needs numba (pip install numba); use "
+                         f"engine 'eager' or 'auto'")
+    return engine
+
+
+def _bf16_bits(w: torch.Tensor) -> np.ndarray:
+    """float32 -> bfloat16 (round to nearest even) -> its 16 bits as uint16."""
+    return w.to(torch.bfloat16).contiguous().view(torch.int16).numpy().view(np.uint16)
+
+
+def _np32(w: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(w.detach().float().cpu().numpy())
+
+
+@dataclasses.dataclass
+class FusedStack:
+    """A gated residual stack ready for the fused kernel.
+
+    Args:
+        weights: the laid-out arrays (`StackWeights`).
+        cond: (C, L * G) float32 projection of the conditioning into every gate.
+        gate_bias: (L * G,) float32 convolution biases.
+        speaker: (S, L * G) float32 projection of the speaker vector, or None.
+        bf16: True when the big matrices are bfloat16.
+    """
+
+    weights: StackWeights
+    cond: torch.Tensor
+    gate_bias: torch.Tensor
+    speaker: torch.Tensor | None
+    bf16: bool
+
+    @classmethod
+    def from_wavenet(cls, net, bf16: bool = False) -> "FusedStack":
+        """Lay out a `WaveNet`'s weights (from its `_linearise`, the eager path's matrices)."""
+        w = net._linearise()
+        empty16, empty32 = np.zeros((0, 0, 0), np.uint16), np.zeros((0, 0, 0), np.float32)
+        conv = torch.stack(w["conv"]).float()  # (L, k * R, G)
+        rs = torch.stack(w["rs"]).float()  # (L, G / 2, R + K)
+        sizes = [(net.cfg.kernel_size - 1) * d + 1 for d in net.dilations]
+        arrays = StackWeights(
+            embed=_np32(w["embed"]),
+            conv=empty32 if bf16 else _np32(conv), conv16=_bf16_bits(conv) if bf16 else empty16,
+            rs=empty32 if bf16 else _np32(rs), rs16=_bf16_bits(rs) if bf16 else empty16,
+            rs_b=_np32(torch.stack(w["rs_b"])),
+            head1=_np32(w["head1"]), head1_b=_np32(w["head1_b"]),
+            head2=_np32(w["head2"]), head2_b=_np32(w["head2_b"]),
+            offsets=np.cumsum([0] + sizes[:-1]).astype(np.int64),
+            sizes=np.asarray(sizes, np.int64), dilations=np.asarray(net.dilations, np.int64),
+            skip_scale=float(net.skip_scale))
+        return cls(arrays, w["cond"].float().cpu(), w["conv_b"].float().cpu(),
+                   w["speaker"].float().cpu() if "speaker" in w else None, bf16)
+
+    def gate_rows(self, c: torch.Tensor, bias: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Conditioning into every gate, once per distinct conditioning vector.
+
+        Args:
+            c: (B, n, C) upsampled conditioning of n consecutive samples.
+            bias: (B, L * G) per-utterance gate bias (`speaker_bias`).
+        Returns:
+            rows (B, U, L * G) float32 and row_of (n,) int64: step s uses rows[:, row_of[s]].
+        """
+        new = torch.ones(c.shape[1], dtype=torch.bool)
+        new[1:] = (c[:, 1:] != c[:, :-1]).any(dim=2).any(dim=0)  # a step unlike the one before
+        row_of = torch.cumsum(new, 0) - 1  # (n,)
+        rows = torch.baddbmm(bias.unsqueeze(1), c[:, new], self.cond.expand(c.shape[0], -1, -1))
+        return rows.numpy(), row_of.numpy()  # (B, U, L * G), (n,)
+
+    def speaker_bias(self, speaker: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(B, L * G): convolution biases plus the speaker's projection into every gate."""
+        bias = self.gate_bias.expand(batch, -1)
+        if self.speaker is None:
+            return bias.contiguous()
+        return torch.addmm(bias, speaker.float().cpu(), self.speaker)
+
+    def chunk_steps(self, batch: int) -> int:
+        """Steps per chunk: as many as keep the conditioning rows within ROWS_BYTES."""
+        per_step = batch * self.cond.shape[1] * 4
+        return max(1, min(4096, ROWS_BYTES // per_step))
+
+    def init_state(self, batch: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed ring buffers (B, sum of sizes, R) and the first inputs (B,) = `first`."""
+        w = self.weights
+        buf = np.zeros((batch, int(w.sizes.sum()), w.embed.shape[1]), np.float32)
+        return buf, np.full(batch, first, np.int64)
+
+
+_STACKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> {bf16: (key, stack)}
+
+
+def stack_for(net, bf16: bool = False) -> FusedStack:
+    """`FusedStack.from_wavenet(net, bf16)`, kept while the net lives and laid out again only
+    after a parameter changes (a new tensor or an in-place update, as an optimiser step)."""
+    key = tuple((p.data_ptr(), p._version) for p in net.parameters())
+    kept = _STACKS.setdefault(net, {})
+    if bf16 not in kept or kept[bf16][0] != key:
+        kept[bf16] = (key, FusedStack.from_wavenet(net, bf16))
+    return kept[bf16][1]
+
+
+# ---------------------------------------------------------------------------------- driver
+
+
+def _drive(net, stack: FusedStack, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
+           mode: int, temperature: float = 0.0, noise: Iterator[torch.Tensor] | None = None,
+           forced: np.ndarray | None = None, threads: int = 1,
+           progress: bool = False) -> np.ndarray:
+    """Run the kernel chunk by chunk: (B, steps) int64 classes, or (B, steps, O) float32 logits
+    in FORCED mode. The batch is split into `threads` groups, each its own state, run side by
+    side (the kernel releases the GIL)."""
+    batch = c.shape[0]
+    bias = stack.speaker_bias(speaker, batch)  # (B, L * G)
+    spans = [(int(g[0]), int(g[-1]) + 1) for g in np.array_split(np.arange(batch),
+                                                                 max(1, min(threads, batch)))]
+    states = [stack.init_state(b1 - b0, net.silence) for b0, b1 in spans]
+    shape = (batch, steps, net.out_channels) if mode == FORCED else (batch, steps)
+    out = np.empty(shape, np.float32 if mode == FORCED else np.int64)
+    empty = {2: np.zeros((0, 0), np.float32), 3: np.zeros((0, 0, 0), np.float32)}
+    no_forced = np.zeros((0, 0), np.int64)
+    gumbel, logistic = empty[3], empty[2]
+    noise_t0, noise_n = 0, steps if noise is None else 0  # the steps the noise in hand covers
+    per_chunk = stack.chunk_steps(batch)
+    bar = tqdm(total=steps, disable=not progress, desc="wavenet (fused)", unit="sample")
+    pool = ThreadPoolExecutor(len(spans)) if len(spans) > 1 else None
+    t = 0
+    while t < steps:
+        if t == noise_t0 + noise_n:  # the noise in hand is used up: take the next chunk
+            u = next(noise).float().cpu()
+            noise_t0, noise_n = t, u.shape[0]
+            if mode == SOFTMAX:
+                gumbel = u.numpy()  # (n, B, Q)
+            else:
+                g, lg = mol_noise(u)  # (n, B, M), (n, B)
+                gumbel, logistic = g.contiguous().numpy(), lg.contiguous().numpy()
+        end = min(steps, t + per_chunk, noise_t0 + noise_n)
+        rows, row_of = stack.gate_rows(c[:, t:end], bias)
+        k0, k1 = t - noise_t0, end - noise_t0
+
+        def work(g: int) -> None:
+            (b0, b1), (buf, prev) = spans[g], states[g]
+            chunk = Chunk(rows[b0:b1], row_of,
+                          np.ascontiguousarray(gumbel[k0:k1, b0:b1]) if gumbel.size else gumbel,
+                          np.ascontiguousarray(logistic[k0:k1, b0:b1]) if logistic.size
+                          else logistic,
+                          no_forced if forced is None
+                          else np.ascontiguousarray(forced[b0:b1, t:end]))
+            part = np.empty((b1 - b0, end - t) + shape[2:], out.dtype)
+            run(stack.weights, buf, prev, t, chunk, mode, np.float32(temperature),
+                 stack.bf16, no_forced if mode == FORCED else part,
+                 part if mode == FORCED else empty[3])
+            out[b0:b1, t:end] = part
+
+        if pool is None:
+            work(0)
+        else:
+            list(pool.map(work, range(len(spans))))
+        bar.update(end - t)
+        t = end
+    bar.close()
+    if pool is not None:
+        pool.shutdown()
+    return out
+
+
+def thread_groups(batch: int, threads: int) -> int:
+    """Groups a batch runs as by default: one per thread, each of at least GROUP_ROWS."""
+    return max(1, min(threads, batch // GROUP_ROWS))
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[int]:
+    """PyTorch on one thread while the kernel runs (yields the count it had): the few torch ops
+    between chunks are small, and idle OpenMP workers spin-waiting on the cores the kernel
+    needs made it 2.5x slower on 2 cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield before
+    finally:
+        torch.set_num_threads(before)
+
+
+@torch.no_grad()
+def generate(net, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
+             temperature: float, noise: Iterator[torch.Tensor] | None, progress: bool = False,
+             bf16: bool = False, threads: int | None = None) -> torch.Tensor:
+    """Sample `steps` classes per utterance with the fused kernel (the body of WaveNet.generate).
+
+    Args:
+        net: the WaveNet (its weights laid out by `stack_for`).
+        c: (B, T >= steps, C) upsampled conditioning, float32 on CPU.
+        speaker: (B, S) speaker vectors (None when the net has none).
+        steps: samples to produce.
+        temperature: >= 0.
+        noise: the sampling noise, chunk after chunk, exactly as the eager loop reads it
+            (softmax: Gumbel (n, B, Q); mixture: uniform (n, B, M + 1)); None when greedy.
+        progress: show a tqdm bar.
+        bf16: bfloat16 weights.
+        threads: batch groups run side by side (None: PyTorch's intra-op thread count, each
+            group of at least GROUP_ROWS utterances).
+    Returns:
+        (B, steps) int64 classes.
+    """
+    stack = stack_for(net, bf16)
+    mode = SOFTMAX if net.cfg.output == "softmax" else MOL
+    with _one_torch_thread() as torch_threads:
+        if threads is None:
+            threads = thread_groups(c.shape[0], torch_threads)
+        out = _drive(net, stack, c, speaker, steps, mode, temperature, noise, threads=threads,
+                     progress=progress)
+    return torch.from_numpy(out)
+
+
+@torch.no_grad()
+def teacher_forced_logits(net, targets: torch.Tensor, cond: torch.Tensor,
+                          speaker: torch.Tensor | None, bf16: bool = False,
+                          threads: int = 1) -> torch.Tensor:
+    """The fused kernel under teacher forcing: equals ``net(targets, cond, speaker)``.
+
+    Args:
+        net: the WaveNet. targets: (B, T) int64. cond: (B, C, Tc) codes. speaker: (B, S).
+        bf16: bfloat16 weights. threads: batch groups run side by side.
+    Returns:
+        (B, out_channels, T) float32 logits (or mixture parameters).
+    """
+    steps = targets.shape[1]
+    c = net.upsample(cond.float())[..., :steps].transpose(1, 2).contiguous()  # (B, T, C)
+    forced = np.ascontiguousarray(targets.cpu().numpy().astype(np.int64))
+    with _one_torch_thread():
+        out = _drive(net, stack_for(net, bf16), c, speaker, steps, FORCED, forced=forced,
+                     threads=threads)
+    return torch.from_numpy(out).transpose(1, 2)
