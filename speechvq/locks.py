@@ -50,6 +50,17 @@ def _command(command: Sequence[str] | None) -> str:
     return shlex.join(command)
 
 
+def _holder(fd: int) -> str:
+    """Who holds the lock of `fd`; a holder writes it right after locking, so an empty file is
+    read again for a moment."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+        if text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.01)
+
+
 def _acquire(path: Path, target: Path) -> int:
     """An fd of `path` holding its flock (LockedError when another process holds it)."""
     while True:
@@ -63,7 +74,7 @@ def _acquire(path: Path, target: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            holder = _holder(fd)
             os.close(fd)
             raise LockedError(f"'{target}' is being written by another run ("
                               f"{holder or 'it has not said who it is yet'}); wait for it to "

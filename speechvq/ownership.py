@@ -38,6 +38,7 @@ _HEADER = "# made by speechvq: NAME<TAB>COMMAND; `.` is this folder. Do not edit
 _NOTHING = "nothing was changed"
 
 OursIf = Callable[[Path], bool]
+_CLAIMED: dict[str, str] = {}  # output -> command, for the claims this process holds
 
 
 def made_here(folder: str | os.PathLike) -> dict[str, str]:
@@ -172,12 +173,18 @@ def claim(path: str | os.PathLike, command: str, *,
         LockedError: another run holds OUT's lock. OutputError: a rule is broken.
     """
     path = Path(path)
+    key = os.path.abspath(path)
     with output_lock(path):
         c = Claim(path, command, [i for i in inputs if i is not None])
+        if _CLAIMED.get(key) == command:  # nested in this process's own claim: checked there
+            yield c
+            return
         if check:
             c.check(path, ours_if)
+        _CLAIMED[key] = command
         try:
             yield c
         finally:
+            del _CLAIMED[key]
             if check and path.exists():
                 c.mark(path)
