@@ -63,7 +63,13 @@ def _acquire(path: Path, target: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            holder = ""
+            # the holder writes who it is right after taking the lock: give it a moment
+            for _ in range(100):
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+                if holder:
+                    break
+                time.sleep(0.02)
             os.close(fd)
             raise LockedError(f"'{target}' is being written by another run ("
                               f"{holder or 'it has not said who it is yet'}); wait for it to "
