@@ -11,7 +11,7 @@ import argparse
 from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
                                  add_seed_argument, positive_int, print_results, progress,
-                                 warnings_as_lines)
+                                 results_claim, warnings_as_lines)
 
 
 def cmd_prepare_images(args: argparse.Namespace) -> int:
@@ -46,11 +46,12 @@ def _prepare_images(args: argparse.Namespace) -> dict:
 
 def cmd_evaluate_images(args: argparse.Namespace) -> int:
     from speechvq.evaluation.image import evaluate_images, format_images_table
-    result = evaluate_images(args.model, args.data, fit_on=args.fit_on, name=args.name,
-                             exp_dir=args.exp, checkpoint=args.checkpoint,
-                             batch_size=args.batch_size, kmeans_patches=args.kmeans_patches,
-                             kmeans_iters=args.kmeans_iters, seed=args.seed, device=args.device,
-                             progress=progress(args))
+    with results_claim(args, args.data, args.fit_on):
+        result = evaluate_images(
+            args.model, args.data, fit_on=args.fit_on, name=args.name, exp_dir=args.exp,
+            checkpoint=args.checkpoint, batch_size=args.batch_size,
+            kmeans_patches=args.kmeans_patches, kmeans_iters=args.kmeans_iters, seed=args.seed,
+            device=args.device, progress=progress(args))
     print_results([result], format_images_table)
     return 0
 

@@ -81,8 +81,10 @@ def command_line(parts: Iterable[Any]) -> str:
 
 
 def _is_results_dir(path: Path) -> bool:
-    """An ``EXP/eval`` written before it carried the ownership marker: results only."""
-    return path.is_dir() and all(p.suffix == ".json" and p.is_file() for p in path.iterdir())
+    """An ``EXP/eval`` written before it carried the ownership marker: results and their
+    figures only."""
+    return path.is_dir() and all(p.suffix in (".json", ".png") and p.is_file()
+                                 for p in path.iterdir())
 
 
 @contextmanager
