@@ -50,17 +50,6 @@ def _command(command: Sequence[str] | None) -> str:
     return shlex.join(command)
 
 
-def _holder(fd: int) -> str:
-    """Who holds the lock of `fd`; a holder writes it right after locking, so an empty file is
-    read again for a moment."""
-    deadline = time.monotonic() + 2.0
-    while True:
-        text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-        if text or time.monotonic() > deadline:
-            return text
-        time.sleep(0.01)
-
-
 def _acquire(path: Path, target: Path) -> int:
     """An fd of `path` holding its flock (LockedError when another process holds it)."""
     while True:
@@ -74,7 +63,13 @@ def _acquire(path: Path, target: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(fd)
+            holder = ""
+            # the holder writes who it is right after taking the lock: give it a moment
+            for _ in range(100):
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+                if holder:
+                    break
+                time.sleep(0.02)
             os.close(fd)
             raise LockedError(f"'{target}' is being written by another run ("
                               f"{holder or 'it has not said who it is yet'}); wait for it to "
