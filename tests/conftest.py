@@ -73,14 +73,3 @@ def eval_corpus(tmp_path_factory) -> dict[str, Path]:
     from evaldata import build_corpus
     torch.set_num_threads(1)
     return build_corpus(tmp_path_factory.getbasetemp() / "evalcorpus")
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: intra-op threads only add contention on the shared cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
