@@ -12,6 +12,8 @@
 #                           first, so a recipe works from any current directory (exit 2 if absent)
 #   newer_than_model FILE   FILE exists and is newer than ${exp}/checkpoints/last.pt (a stage's
 #                           output that is still valid for the current model is kept)
+#   check_ngpu              --ngpu must be a number; sets ${device} (auto, or cpu for --ngpu 0,
+#                           which also adds train.device=cpu to ${train_args})
 #   encode_units SPLIT [OPTION...]
 #                           ${exp}/units/SPLIT.txt from dump/SPLIT with `speechvq encode`
 #                           (OPTIONs added), unless it is newer than the model
@@ -41,6 +43,18 @@ resolve_conf() {
   else
     echo "$0: error: --$1 $2 not found (here or in ${recipe})" >&2
     return 2
+  fi
+}
+
+check_ngpu() {
+  if ! [[ "${ngpu}" =~ ^[0-9]+$ ]]; then
+    echo "$0: error: --ngpu takes a number of GPUs (0 = CPU), got '${ngpu}'" >&2
+    exit 2
+  fi
+  device=auto
+  if [ "${ngpu}" -eq 0 ]; then
+    device=cpu
+    train_args="train.device=cpu ${train_args}"
   fi
 }
 

@@ -43,15 +43,7 @@ if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   fi
   vctk=$(cd "${vctk}" && pwd)
 fi
-if ! [[ "${ngpu}" =~ ^[0-9]+$ ]]; then
-  echo "$0: error: --ngpu takes a number of GPUs (0 = CPU), got '${ngpu}'" >&2
-  exit 2
-fi
-device=auto
-if [ "${ngpu}" -eq 0 ]; then
-  device=cpu
-  train_args="train.device=cpu ${train_args}"
-fi
+check_ngpu   # sets ${device}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
 mkdir -p "${workdir}"
 cd "${workdir}"
