@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from speechvq.errors import ModelError
+from speechvq.errors import ConfigError, ModelError
 from speechvq.fileio import atomic_path
 
 DEFAULT_KIND = "speech"  # the kind of a checkpoint that names none (the first speechvq wrote none)
@@ -120,7 +120,7 @@ def load_model(model: str | os.PathLike, checkpoint: str | None = None, *,
                          f"'{kind}' model; give the exp dir of a {kind} run")
     try:
         task = get_task(found)
-    except Exception:  # noqa: BLE001 - an unknown kind is the checkpoint's fault, not the config's
+    except ConfigError:  # an unknown kind is the checkpoint's fault, not the config's
         raise ModelError(f"checkpoint '{path}' holds a '{found}' model, which this speechvq "
                          f"cannot load; upgrade speechvq or retrain") from None
     return task.load(state, path).to(device).eval()

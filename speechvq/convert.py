@@ -246,7 +246,10 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
     for new_utt, _, _ in pairs:
         check_id(new_utt, "converted utterance id", f"--out {out}")
     wav_dir = out / "wav"
-    bf16 = head == "wavenet" and (engine or model.wavenet.cfg.engine) == "fused_bf16"
+    from speechvq.models.speech.fast_wavenet import resolve_engine  # the choice generate makes
+    device = next(model.parameters()).device
+    bf16 = head == "wavenet" and resolve_engine(engine or model.wavenet.cfg.engine,
+                                                device) == "fused_bf16"
     made_by = _made_by(ckpt, head, temperature, seed, bf16)
     wavenet = head == "wavenet"  # sampling settings (batches are seeded) matter to it only
     command = command_line([

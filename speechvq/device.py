@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import torch
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 from speechvq.errors import ConfigError
 
-__all__ = ["pick_device"]
+__all__ = ["cpu_cores", "pick_device"]
 
 
-def pick_device(name: str = "auto", local_rank: int = 0, option: str = "--device") -> torch.device:
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, as taskset or a scheduler sets it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def pick_device(name: str = "auto", local_rank: int = 0,
+                option: str = "--device") -> "torch.device":
     """'auto' = CUDA (this process's local rank under torchrun) when available, else CPU; or an
     explicit torch device name, checked against what this machine has.
 
@@ -19,6 +31,8 @@ def pick_device(name: str = "auto", local_rank: int = 0, option: str = "--device
     Raises:
         ConfigError: not a device, or one this machine (or PyTorch build) does not have.
     """
+    import torch
+
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     try:

@@ -45,14 +45,15 @@ from speechvq.progress import tqdm
 from speechvq import __version__
 from speechvq.checkpoint import load_checkpoint, save_checkpoint
 from speechvq.config import Config, config_to_dict, dump_config
-from speechvq.device import pick_device
+from speechvq.device import cpu_cores, pick_device
 from speechvq.distributed import check_batch_divisible, distributed_env, process_group
 from speechvq.errors import TrainingError
 from speechvq.experiment import config_differences, resolved_config, truncate_metrics
 from speechvq.provenance import run_info
 from speechvq.fileio import append_text, atomic_write_text
 from speechvq.ownership import claim
-from speechvq.registry import StepFn, get_task
+from speechvq.models.outputs import StepFn
+from speechvq.registry import get_task
 
 # Keys that may change between a run and its resumption (they do not change what is learned).
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
@@ -137,7 +138,7 @@ class Trainer:
         elif self.world > 1 and self.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             # torchrun's processes share the cores: one pool each of the whole machine would
             # oversubscribe it many times over
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
+            torch.set_num_threads(max(1, cpu_cores() // self.world))
         self.amp_dtype, use_scaler = amp_settings(self.tc.amp, self.device)
         self.model = model.to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.tc.lr,
@@ -505,11 +506,11 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
     with owner, process_group(cfg.train.device) as env:
         check_batch_divisible(cfg.train.batch_size, env.world_size)
         fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()
-        run = task.setup(cfg, data, valid=valid, rank=env.rank, world_size=env.world_size,
-                         fresh=fresh)
+        run = task.setup(cfg, data, valid=valid if cfg.train.valid_every else None,
+                         rank=env.rank, world_size=env.world_size, fresh=fresh)
         trainer = Trainer(run.model, cfg, exp_dir, batches=run.batches, step_fn=run.step_fn,
                           extra_state=run.extra_state, exp_files=run.exp_files,
-                          valid_batches=run.valid_batches if cfg.train.valid_every else None,
+                          valid_batches=run.valid_batches,
                           progress=progress, command=command,
                           optimizer_changes=optimizer_changes)
         return trainer.fit()

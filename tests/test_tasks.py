@@ -38,7 +38,8 @@ def test_the_core_imports_no_task_or_modality():
 
 
 def test_registry_knows_speech_and_refuses_unknown_tasks():
-    assert "speech" in task_names() and get_task("speech").sections["model"]
+    from speechvq.config.speech import SpeechModelConfig
+    assert "speech" in task_names() and get_task("speech").sections["model"] is SpeechModelConfig
     with pytest.raises(ConfigError, match=r"unknown task 'imagee'.*speech"):
         load_config(None, ["task=imagee"])
     cfg = load_config(None, [])

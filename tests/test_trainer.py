@@ -201,10 +201,11 @@ def test_threads_option_sets_the_pools(monkeypatch):
     from speechvq.cli.common import apply_threads
     before = torch.get_num_threads()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded, so what apply_threads writes is undone after
+        monkeypatch.delenv(var)
     try:
         assert apply_threads(argparse.Namespace(threads=None, nj=1)) is None  # library default
-        monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+        monkeypatch.setattr("speechvq.device.cpu_cores", lambda: 8)
         assert apply_threads(argparse.Namespace(threads=None, nj=4)) == 2  # cores // nj
         assert apply_threads(argparse.Namespace(threads=1, nj=4)) == 1
         assert torch.get_num_threads() == 1

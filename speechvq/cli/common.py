@@ -58,9 +58,8 @@ def apply_threads(args: argparse.Namespace) -> int | None:
     environment is set too, so worker processes inherit it. Returns the count set, or None."""
     threads = getattr(args, "threads", None)
     if threads is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "nj", 1) > 1:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-            (os.cpu_count() or 1)
-        threads = max(1, cores // args.nj)
+        from speechvq.device import cpu_cores
+        threads = max(1, cpu_cores() // args.nj)
     if threads is None:
         return None
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

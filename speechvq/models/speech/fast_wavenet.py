@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from speechvq.progress import tqdm
 
 from speechvq.config.speech import WaveNetConfig
 from speechvq.errors import ModelError
