@@ -1,5 +1,5 @@
 """``speechvq evaluate <what>``: the group that holds ``evaluate units`` (units.py),
-``evaluate conversion`` (convert.py) and ``evaluate images`` (images.py), each registered by the
+``evaluate conversion`` (convert.py) and ``evaluate images`` (images.py), ``evaluate video`` (video.py), each registered by the
 module of what it scores.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli import convert, images, units
+from speechvq.cli import convert, images, units, video
 from speechvq.cli.common import add_command
 
 
@@ -23,3 +23,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     units.register_evaluate(kinds)
     convert.register_evaluate(kinds)
     images.register_evaluate(kinds)
+    video.register_evaluate(kinds)

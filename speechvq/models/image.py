@@ -51,44 +51,78 @@ BITS_GIVEN_CODES = Metric("bits_per_dim_given_codes", "-log2 p(x|z) per subpixel
 TRAINING = (LOSS, RECON_LOSS, VQ_LOSS, MSE, BITS_GIVEN_CODES, *BATCH_CODEBOOK)
 
 
+def _conv(dims: int, transposed: bool = False) -> type:
+    """nn.Conv2d / nn.Conv3d (or their transposes) for maps of `dims` spatial axes."""
+    return {(2, False): nn.Conv2d, (3, False): nn.Conv3d, (2, True): nn.ConvTranspose2d,
+            (3, True): nn.ConvTranspose3d}[dims, transposed]
+
+
+def _strided(time_stride: int | None) -> dict[str, Any]:
+    """Kernel, stride and padding of one strided layer: 4x4 of stride 2 in space (the paper's),
+    and in time (3-D, `time_stride` not None) 4 of stride 2 or 3 of stride 1; each maps n to
+    n / stride exactly (and its transpose back)."""
+    if time_stride is None:
+        return {"kernel_size": 4, "stride": 2, "padding": 1}
+    kt = 4 if time_stride == 2 else 3
+    return {"kernel_size": (kt, 4, 4), "stride": (time_stride, 2, 2), "padding": 1}
+
+
 class ResidualBlock2d(nn.Module):
-    """x + conv1x1(relu(conv3x3(relu(x)))), the paper's residual block."""
+    """x + conv1x1(relu(conv3x3(relu(x)))), the paper's residual block (3x3x3 when dims=3)."""
 
-    def __init__(self, channels: int, hidden: int):
+    def __init__(self, channels: int, hidden: int, dims: int = 2):
         super().__init__()
-        self.net = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, hidden, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(hidden, channels, 1))
+        conv = _conv(dims)
+        self.net = nn.Sequential(nn.ReLU(), conv(channels, hidden, 3, padding=1), nn.ReLU(),
+                                 conv(hidden, channels, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, *S) -> (B, C, *S)
         return x + self.net(x)
 
 
+def _time_strides(downsample: int, time_downsample: int | None) -> list[int | None]:
+    """Per strided layer, its stride in time: None for images, else 2 for the first
+    `time_downsample` layers and 1 for the others."""
+    if time_downsample is None:
+        return [None] * downsample
+    return [2 if i < time_downsample else 1 for i in range(downsample)]
+
+
 class ImageEncoder(nn.Sequential):
-    """(B, C_in, H, W) -> (B, D, H / 2^downsample, W / 2^downsample)."""
+    """(B, C_in, H, W) -> (B, D, H / 2^downsample, W / 2^downsample); with `time_downsample`
+    set, 3-D: (B, C_in, T, H, W) -> (B, D, T / 2^time_downsample, H / 2^downsample, ...)."""
 
     def __init__(self, in_channels: int, channels: int, residual_blocks: int,
-                 residual_channels: int, downsample: int, dim: int):
+                 residual_channels: int, downsample: int, dim: int,
+                 time_downsample: int | None = None):
+        dims = 2 if time_downsample is None else 3
+        conv = _conv(dims)
         layers: list[nn.Module] = []
-        for i in range(downsample):
+        for i, ts in enumerate(_time_strides(downsample, time_downsample)):
             if i:
                 layers.append(nn.ReLU())
-            layers.append(nn.Conv2d(in_channels if i == 0 else channels, channels, 4, 2, 1))
-        layers += [ResidualBlock2d(channels, residual_channels) for _ in range(residual_blocks)]
-        layers += [nn.ReLU(), nn.Conv2d(channels, dim, 1)]
+            layers.append(conv(in_channels if i == 0 else channels, channels, **_strided(ts)))
+        layers += [ResidualBlock2d(channels, residual_channels, dims)
+                   for _ in range(residual_blocks)]
+        layers += [nn.ReLU(), conv(channels, dim, 1)]
         super().__init__(*layers)
 
 
 class ImageDecoder(nn.Sequential):
-    """(B, D, h, w) -> (B, out_channels, h * 2^upsample, w * 2^upsample)."""
+    """(B, D, h, w) -> (B, out_channels, h * 2^upsample, w * 2^upsample); with
+    `time_upsample` set, 3-D, the time axis multiplied by 2^time_upsample (the last layers)."""
 
     def __init__(self, dim: int, channels: int, residual_blocks: int, residual_channels: int,
-                 upsample: int, out_channels: int):
-        layers: list[nn.Module] = [nn.Conv2d(dim, channels, 3, padding=1)]
-        layers += [ResidualBlock2d(channels, residual_channels) for _ in range(residual_blocks)]
-        for i in range(upsample):
+                 upsample: int, out_channels: int, time_upsample: int | None = None):
+        dims = 2 if time_upsample is None else 3
+        layers: list[nn.Module] = [_conv(dims)(dim, channels, 3, padding=1)]
+        layers += [ResidualBlock2d(channels, residual_channels, dims)
+                   for _ in range(residual_blocks)]
+        strides = _time_strides(upsample, time_upsample)[::-1]  # mirror of the encoder
+        for i, ts in enumerate(strides):
             last = i == upsample - 1
-            layers += [nn.ReLU(), nn.ConvTranspose2d(channels, out_channels if last else channels,
-                                                     4, 2, 1)]
+            layers += [nn.ReLU(), _conv(dims, transposed=True)(
+                channels, out_channels if last else channels, **_strided(ts))]
         super().__init__(*layers)
 
 
@@ -116,7 +150,8 @@ class ImageVQVAE(Freezable):
     """
 
     def __init__(self, channels: int, hidden: int, residual_blocks: int, residual_channels: int,
-                 downsample: int, quantizer: VectorQuantizer, output: str = "mse"):
+                 downsample: int, quantizer: VectorQuantizer, output: str = "mse", *,
+                 time_downsample: int | None = None):
         super().__init__()
         if output not in ("mse", "categorical"):
             raise ModelError(f"image decoder output must be 'mse' or 'categorical', got "
@@ -124,11 +159,11 @@ class ImageVQVAE(Freezable):
         self.channels, self.downsample, self.output = channels, downsample, output
         dim = quantizer.dim
         self.encoder = ImageEncoder(channels, hidden, residual_blocks, residual_channels,
-                                    downsample, dim)
+                                    downsample, dim, time_downsample)
         self.quantizer = quantizer
         out = channels * LEVELS if output == "categorical" else channels
         self.decoder = ImageDecoder(dim, hidden, residual_blocks, residual_channels, downsample,
-                                    out)
+                                    out, time_downsample)
         self.register_buffer("pixel_variance", torch.tensor(1.0))
         self.frozen: set[str] = set()
 
@@ -162,16 +197,16 @@ class ImageVQVAE(Freezable):
         return images.float() / 255.0 - 0.5
 
     def _quantize(self, x: torch.Tensor):
-        z = self.encoder(x)  # (B, D, h, w)
-        b, d, h, w = z.shape
-        q, codes, vq_loss, stats = self.quantizer(z.reshape(b, d, h * w), return_stats=True)
-        return q.reshape(b, d, h, w), codes.reshape(b, h, w), vq_loss, stats
+        z = self.encoder(x)  # (B, D, h, w), or (B, D, t, h, w) for video
+        b, d, *grid = z.shape
+        q, codes, vq_loss, stats = self.quantizer(z.reshape(b, d, -1), return_stats=True)
+        return q.reshape(b, d, *grid), codes.reshape(b, *grid), vq_loss, stats
 
     def _logits(self, q: torch.Tensor) -> torch.Tensor:
         """Categorical decoder output as (B, 256, C, H, W) logits."""
-        out = self.decoder(q)  # (B, C*256, H, W)
-        b, _, h, w = out.shape
-        return out.view(b, self.channels, LEVELS, h, w).transpose(1, 2)
+        out = self.decoder(q)  # (B, C*256, H, W), or (B, C*256, T, H, W) for video
+        b, _, *grid = out.shape
+        return out.view(b, self.channels, LEVELS, *grid).transpose(1, 2)
 
     def _pixels(self, q: torch.Tensor) -> torch.Tensor:
         """The decoded image of code vectors `q` (B, D, h, w) as uint8 (B, C, H, W)."""

@@ -3,3 +3,4 @@
 
 from speechvq.tasks import image  # noqa: F401  (registers "image")
 from speechvq.tasks import speech  # noqa: F401  (registers "speech")
+from speechvq.tasks import video  # noqa: F401  (registers "video")

@@ -45,17 +45,18 @@ def open_image_dump(path: str | os.PathLike, cfg: Any, what: str):
     return dump
 
 
-def pixel_variance(dump: Any, seed: int) -> float:
-    """Variance of the pixels (in [-0.5, 0.5] units) of up to `VARIANCE_SAMPLE` training images
-    drawn with `seed`."""
+def pixel_variance(items: Any, seed: int, limit: int = VARIANCE_SAMPLE,
+                   chunk: int = 500) -> float:
+    """Variance of the pixels (in [-0.5, 0.5] units) of up to `limit` training items (images,
+    clips: the first axis of the uint8 array `items`) drawn with `seed`, read `chunk` at a time."""
     import numpy as np
 
-    pick = np.sort(np.random.default_rng(seed).permutation(len(dump))[:VARIANCE_SAMPLE])
+    pick = np.sort(np.random.default_rng(seed).permutation(len(items))[:limit])
     total = total_sq = 0.0
-    for start in range(0, len(pick), 500):  # bounded memory for large images
-        x = np.asarray(dump.images[pick[start:start + 500]], np.float64) / 255.0
+    for start in range(0, len(pick), chunk):  # bounded memory for large items
+        x = np.asarray(items[pick[start:start + chunk]], np.float64) / 255.0
         total, total_sq = total + x.sum(), total_sq + (x * x).sum()
-    n = len(pick) * int(np.prod(dump.shape))
+    n = len(pick) * int(np.prod(items.shape[1:]))
     return total_sq / n - (total / n) ** 2
 
 
@@ -79,7 +80,7 @@ def setup_image(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
     classes = list(dump.classes)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = ImageVQVAE.from_config(cfg)
-    model.set_pixel_variance_(pixel_variance(dump, cfg.seed))
+    model.set_pixel_variance_(pixel_variance(dump.images, cfg.seed))
     init_and_freeze_(model, cfg.train, fresh=fresh, rank=rank)
     held = None
     if valid is not None:

@@ -25,14 +25,11 @@ baseline can be compared in minutes on a CPU.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from speechvq.data.cache import cache_root
+from speechvq.data.cache import cached_splits, link_split
 from speechvq.data.images.dump import ImageDump, existing_dump, write_dump
 
 __all__ = ["BUILTIN_VERSION", "SIZES", "digit_fonts", "render_images",
@@ -171,34 +168,10 @@ def _info(size: str, seed: int, split: str) -> dict:
             "split": split}
 
 
-def _cached(size: str, seed: int) -> Path:
-    """The cache dir of (size, seed) with both split dumps, generated first when missing."""
-    root = cache_root() / "images"
-    final = root / f"{BUILTIN_VERSION}-{size}-seed{seed}"
-    if all((final / s / "info.json").is_file() for s in SPLITS):
-        return final
-    tmp = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        for k, split in enumerate(SPLITS):
-            images, labels = render_images(SIZES[size][split], seed, k)
-            write_dump(tmp / split, images, labels, [str(d) for d in range(10)],
-                       {**_info(size, seed, split), "fonts": [f for f, _ in digit_fonts()]})
-        shutil.rmtree(final, ignore_errors=True)  # an incomplete one
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another run renamed its copy first
-            if not all((final / s / "info.json").is_file() for s in SPLITS):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:  # another file system, or links not allowed
-        shutil.copyfile(src, dst)
+def _write_split(folder: Path, split: str, size: str, seed: int) -> None:
+    images, labels = render_images(SIZES[size][split], seed, SPLITS.index(split))
+    write_dump(folder, images, labels, [str(d) for d in range(10)],
+               {**_info(size, seed, split), "fonts": [f for f, _ in digit_fonts()]})
 
 
 def prepare_builtin_images(out: str | Path, *, size: str = "default", seed: int = 0,
@@ -216,17 +189,11 @@ def prepare_builtin_images(out: str | Path, *, size: str = "default", seed: int 
         return result
     if not use_cache:
         for split in todo:
-            images, labels = render_images(SIZES[size][split], seed, SPLITS.index(split))
-            write_dump(out / split, images, labels, [str(d) for d in range(10)],
-                       {**_info(size, seed, split), "fonts": [f for f, _ in digit_fonts()]})
+            _write_split(out / split, split, size, seed)
         return result
-    cache = _cached(size, seed)
+    cache = cached_splits("images", f"{BUILTIN_VERSION}-{size}-seed{seed}", SPLITS,
+                          lambda folder, split: _write_split(folder, split, size, seed))
     for split in todo:
-        tmp = out / f".{split}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for f in (cache / split).iterdir():
-            _link_or_copy(f, tmp / f.name)
-        tmp.rename(out / split)
+        link_split(cache / split, out / split)
         ImageDump.open(out / split)  # a cache someone damaged is refused here, not in training
     return result

@@ -1,0 +1,140 @@
+"""The video dump: one folder per split that training reads through a memory map.
+
+A dump (DESIGN.md, "Data on disk"; the image dump's layout with a time axis) holds
+
+- ``clips.npy``: (N, T, H, W, C) uint8, all clips the same length T, C = 1 (grey) or 3 (RGB),
+  one contiguous array opened with ``np.load(mmap_mode="r")`` so a batch reads only its clips;
+- ``clips.txt``: one clip id per line (line n names clip n);
+- ``info.json``: what made it (the source, its options, the dump version) and the array shape.
+
+`write_video_dump` builds the folder as ``OUT.tmp`` and renames it when complete, so a kill
+leaves no half dump; rerunning the same preparation on a complete dump skips it
+(`existing_video_dump`), and a dump made from another source or with other options is refused,
+not mixed. The CLI holds ``output_lock(OUT)`` around a preparation, as for image dumps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from speechvq.errors import DataError
+from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
+
+__all__ = ["VIDEO_DUMP_VERSION", "VideoDump", "existing_video_dump", "write_video_dump"]
+
+VIDEO_DUMP_VERSION = 1  # bump when the files or their meaning change
+FILES = ("clips.npy", "clips.txt", "info.json")
+
+
+@dataclass(frozen=True)
+class VideoDump:
+    """An opened video dump (see the module docstring).
+
+    Attributes:
+        path: the dump folder. clips: (N, T, H, W, C) uint8, memory-mapped, read-only.
+        names: clip ids, ``names[i]`` names clip i. info: the content of info.json.
+    """
+
+    path: Path
+    clips: np.ndarray
+    names: tuple[str, ...]
+    info: dict
+
+    @classmethod
+    def open(cls, path: str | Path) -> "VideoDump":
+        """Open the dump folder `path` (clips memory-mapped).
+
+        Raises:
+            DataError: not a dump, a missing or unreadable file, inconsistent shapes.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise DataError(f"video dump '{path}' does not exist; make it with `speechvq "
+                            f"prepare-video` (e.g. speechvq prepare-video builtin dump)")
+        missing = [f for f in FILES if not (path / f).is_file()]
+        if missing:
+            raise DataError(f"'{path}' is not a video dump (no {', '.join(missing)}); make it "
+                            f"with `speechvq prepare-video`, or rerun it if it was stopped")
+        try:
+            clips = np.load(path / "clips.npy", mmap_mode="r", allow_pickle=False)
+            info = json.loads((path / "info.json").read_text(encoding="utf-8"))
+            names = tuple((path / "clips.txt").read_text(encoding="utf-8").splitlines())
+        except (OSError, ValueError) as e:
+            raise DataError(f"video dump '{path}' is unreadable ({e}); remove it and rerun "
+                            f"`speechvq prepare-video`") from None
+        if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[4] not in (1, 3):
+            raise DataError(f"{path}/clips.npy must be (N, T, H, W, C) uint8 with C = 1 or 3, "
+                            f"got {clips.dtype} {clips.shape}; rerun `speechvq prepare-video`")
+        if len(names) != clips.shape[0]:
+            raise DataError(f"{path}/clips.txt names {len(names)} clips but clips.npy holds "
+                            f"{clips.shape[0]}; remove the dump and rerun `speechvq "
+                            f"prepare-video`")
+        return cls(path, clips, names, info)
+
+    def __len__(self) -> int:
+        return int(self.clips.shape[0])
+
+    @property
+    def frames(self) -> int:
+        """T, frames per clip."""
+        return int(self.clips.shape[1])
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every frame."""
+        return tuple(int(s) for s in self.clips.shape[2:])  # type: ignore[return-value]
+
+
+def existing_video_dump(out: str | Path, wanted: dict[str, Any]) -> VideoDump | None:
+    """The complete dump at `out` if it was made as `wanted` says (a rerun skips it); None when
+    there is none.
+
+    Raises:
+        DataError: `out` holds something else (another source, other options, not a dump).
+    """
+    out = Path(out)
+    if not out.exists():
+        return None
+    dump = VideoDump.open(out)
+    want = {"version": VIDEO_DUMP_VERSION, **wanted}
+    if any(dump.info.get(k) != v for k, v in want.items()):
+        made = {k: dump.info.get(k) for k in wanted}
+        raise DataError(f"'{out}' already holds a video dump made from {made}, not {wanted}; "
+                        f"remove it or give another output folder")
+    return dump
+
+
+def write_video_dump(out: str | Path, clips: np.ndarray, names: Sequence[str],
+                     info: dict[str, Any]) -> VideoDump:
+    """Write the dump folder `out` (built as ``OUT.tmp``, renamed when complete).
+
+    Args:
+        out: the dump folder to create (it must not exist; see `existing_video_dump`).
+        clips: (N, T, H, W, C) uint8. names: N clip ids (no whitespace).
+        info: what made it (source and options).
+    Returns:
+        The written dump, opened.
+    """
+    out = Path(out)
+    clips = np.ascontiguousarray(clips)
+    assert clips.dtype == np.uint8 and clips.ndim == 5 and len(names) == len(clips)
+    for name in names:
+        if not name or any(c.isspace() for c in name) or not name.isprintable():
+            raise DataError(f"{out}: clip id {name!r} is empty or holds whitespace; rename the "
+                            f"clip folder")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run left
+    tmp.mkdir(parents=True)
+    atomic_save_npy(tmp / "clips.npy", clips)
+    atomic_write_text(tmp / "clips.txt", "".join(f"{n}\n" for n in names))
+    record = {"version": VIDEO_DUMP_VERSION, **info, "n_clips": int(clips.shape[0]),
+              "shape": list(clips.shape[1:])}
+    atomic_write_json(tmp / "info.json", record)
+    tmp.rename(out)
+    return VideoDump.open(out)
