@@ -104,7 +104,8 @@ def test_setup_checks_the_dump_and_measures_the_pixel_variance(tmp_path):
     cfg = load_config(None, [*TINY, "train.batch_size=4"])
     run = get_task("image").setup(cfg, tmp_path / "train", valid=tmp_path / "train")
     assert math.isclose(float(run.model.pixel_variance), (images / 255.0).var(), rel_tol=1e-6)
-    assert math.isclose(pixel_variance(run.batches.dump.images, 0), (images / 255.0).var(), rel_tol=1e-9)
+    assert math.isclose(pixel_variance(run.batches.dump.images, 0), (images / 255.0).var(),
+                        rel_tol=1e-9)
     assert run.exp_files == {"classes.txt": "a\nb\n"} and run.extra_state == {"classes": ["a", "b"]}
     assert len(run.valid_batches) == 5 and run.batches[0]["image"].shape == (4, 3, 32, 32)
     with pytest.raises(DataError, match=r"holds 32x32x1 images.*data.channels=1"):

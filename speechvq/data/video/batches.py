@@ -24,7 +24,7 @@ __all__ = ["VideoBatches", "validation_clips", "to_clip_batch"]
 
 def to_clip_batch(clips: np.ndarray) -> dict[str, torch.Tensor]:
     """(B, T, H, W, C) uint8 clips as a batch dict (clips (B, C, T, H, W))."""
-    return {"clip": torch.from_numpy(np.ascontiguousarray(clips.transpose(0, 4, 1, 2, 3)))}
+    return {"clip": torch.from_numpy(clips.transpose(0, 4, 1, 2, 3).copy())}  # (B, C, T, H, W)
 
 
 class VideoBatches(ImageBatches):
