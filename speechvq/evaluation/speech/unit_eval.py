@@ -110,12 +110,15 @@ class _ABXSettings(NamedTuple):
 
 def _put_abx(system: dict, prefix: str, result: ABXResult, span: str) -> None:
     """ABX figures into a system's block: ``<prefix>within`` and ``<prefix>across`` (error
-    rates), their triplet counts, ``abx_items`` (the span) and, for a sampled figure,
-    ``ci95.<prefix>within`` = [low, high]."""
+    rates), their triplet counts, ``abx_items`` (the span), ``<prefix>sampled`` (true when a
+    condition scored a sample of its triplets) and ``ci95.<prefix>within`` = [low, high] (the
+    bootstrap over items)."""
     system["abx_items"] = span
+    system[f"{prefix}sampled"] = False
     for cond, score in (("within", result.within), ("across", result.across)):
         system[f"{prefix}{cond}"] = score.error
         system[f"{prefix}n_triplets_{cond}"] = score.n_triplets
+        system[f"{prefix}sampled"] |= score.n_triplets < score.n_population
         if score.ci95 is not None:
             system.setdefault("ci95", {})[f"{prefix}{cond}"] = list(score.ci95)
 
@@ -261,7 +264,7 @@ def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, p
                          labels_fit=None if fit is None else list(fit.labels.values()),
                          phones=phones, frame_rate_hz=rate, codebook_size=k,
                          fit_on="eval" if fit_on is None else str(fit_on),
-                         durations_s=durations, sil=SIL)
+                         durations_s=durations, sil=SIL, seed=seed)
 
     items = abx_items(seg_ev, {u: ev.speaker(u) for u in utts}, n_ev, rate,
                       span=abx_set.items, sil=SIL)
@@ -408,7 +411,7 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
                          phones=phones, frame_rate_hz=frame_rate, codebook_size=k,
                          fit_on="eval" if fit is None else str(fit_units),
                          durations_s=None if durations is None else [durations[u] for u in utts],
-                         sil=SIL)
+                         sil=SIL, seed=seed)
     src_codes, src_labels = (units, labels_ev) if fit is None else (fit[0], labels_fit)
     mapping = fit_code_to_phone(np.concatenate([src_codes[u] for u in src_labels]),
                                 np.concatenate(list(src_labels.values())), k, len(phones))
@@ -453,9 +456,8 @@ def format_units_table(result: dict) -> str:
                                                for c in cols))
         vq = block.get("vqvae", {})
         if vq.get("abx_n_triplets_within") is not None:
-            ci = vq.get("ci95", {})
             lines.append(f"ABX: {SPANS[vq['abx_items']]}; {vq['abx_n_triplets_within']} within / "
                          f"{vq['abx_n_triplets_across']} across triplets"
-                         f"{', sampled' if ci else ', all'} (error %, lower is better; "
+                         f"{', sampled' if vq.get('abx_sampled') else ', all'} (error %, lower is better; "
                          "w = within, a = across speaker; ABXq = on code embeddings)")
     return "\n".join(lines)
