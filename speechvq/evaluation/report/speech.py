@@ -238,7 +238,7 @@ def _units_md(split: str, block: dict, src: dict, figures: list, out: Path) -> l
              f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}, "
              f"{block['n_phones']} phones; code-to-phone mapping fitted on "
              f"{'the scored data itself' if fit == 'eval' else f'`{fit}`'}.", "",
-             *export_table(out, table)]
+             *export_table(out, table), *_units_intervals(split, block, systems, cols, out)]
     chance = block.get(main or systems[0], {}).get(CHANCE.name)
     if chance is not None:
         lines += ["", f"Chance ({CHANCE.label}): {CHANCE.show(chance)}."]
@@ -253,6 +253,24 @@ def _units_md(split: str, block: dict, src: dict, figures: list, out: Path) -> l
                       f"{abx_n} within-speaker and {block[main].get('abx_n_triplets_across')} "
                       f"across-speaker triplets scored."]
     return lines + ["", source_line(src), ""] + figure_links(figures) + [""]
+
+
+def _units_intervals(split: str, block: dict, systems: list[str], cols: list,
+                     out: Path) -> list[str]:
+    """The 95 % intervals of the units table's figures, as a table of the same shape."""
+    cols = [c for c in cols if any(c.name in block[s].get("ci95", {}) for s in systems)]
+    if not cols:
+        return []
+    n = block[systems[0]].get("n_utterances")
+    table = Table(f"units_{split}_ci95", f"95 % intervals of the units figures on {split}",
+                  ["system", *(c.header for c in cols)],
+                  [[s, *(c.interval(block[s].get("ci95", {}).get(c.name)) for c in cols)]
+                   for s in systems],
+                  notes=[f"Percentile bootstrap, 1000 resamples of the {n} scored utterances "
+                         "(the code-to-phone mapping refitted in each when it is fitted on the "
+                         "scored data); ABX: resamples of the ABX items, from the per-triplet "
+                         "results."])
+    return ["", *export_table(out, table)]
 
 
 # ------------------------------------------------------------------------------- conversion
@@ -271,10 +289,14 @@ def _conversions_md(blocks: dict, out: Path) -> list[str]:
 
 
 def _conversion_md(split: str, m: dict, src: dict, figures: list, out: Path) -> list[str]:
+    ci = m.get("ci95", {})
     table = Table(f"conversion_{split}", f"Voice conversion: {split}",
-                  ["measure", "value", "note"],
-                  [[c.label, c.show(m.get(c.name)), note] for c, note in conversion_rows(m)],
-                  align="lrl")
+                  ["measure", "value", "95 % interval", "note"],
+                  [[c.label, c.show(m.get(c.name)), c.interval(ci.get(c.name)), note]
+                   for c, note in conversion_rows(m)], align="lrrl",
+                  notes=["Intervals: percentile bootstrap over the converted files (the "
+                         "classifier's held-out accuracy: over its held-out utterances); n/a "
+                         "where a figure has none (results written before intervals existed)."])
     lines = [f"## Conversion: {split}", ""]
     stamp = (src or {}).get("convert") or {}
     if stamp.get("command"):
