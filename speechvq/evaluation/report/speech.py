@@ -57,8 +57,8 @@ def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozens
 
     from speechvq.config import load_config
     from speechvq.config.speech import code_hop
-    from speechvq.data.codes import dedup, looks_deduplicated, read_units
-    from speechvq.evaluation.speech.units import bitrate_bps, codes_used, perplexity
+    from speechvq.data.codes import looks_deduplicated, read_units
+    from speechvq.evaluation.speech.units import label_free_units
 
     files = [p for p in sorted((exp / "units").glob("*.txt"))
              if p.stem not in scored and str(p.resolve()) not in scored_files]
@@ -82,12 +82,7 @@ def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozens
             warnings.warn(f"{path} left out of the report: its units are not codes of this "
                           f"model (K = {k})")
             continue
-        durations = [len(u) / rate for u in seqs]
-        block = {"frame_rate_hz": rate, "codebook_size": k, "n_utterances": len(seqs),
-                 "n_frames": int(flat.size), "hours": float(sum(durations) / 3600),
-                 CODES_USED.name: codes_used(flat), PERPLEXITY.name: perplexity(flat),
-                 BITRATE.name: bitrate_bps(seqs, durations),
-                 BITRATE_DEDUP.name: bitrate_bps([dedup(u) for u in seqs], durations)}
+        block = label_free_units(seqs, n_codes=k, frame_rate_hz=rate)
         out[path.stem] = (block, np.bincount(flat, minlength=k).tolist(), path)
     return out
 
@@ -169,24 +164,32 @@ def _extend(g: Gathered) -> None:
     scored_files = {str(Path(src["data"]["units"]).resolve())
                     for key, src in g.report["sources"].items() if key.startswith("units.")
                     and isinstance(src.get("data"), dict) and src["data"].get("units")}
-    for split, (block, counts, path) in unscored_units(g.exp, set(g.report["units"]),
-                                                       scored_files).items():
+    described = set(g.report["units"]) | set(g.report["units_unscored"])  # by an evaluation
+    for split, (block, counts, path) in unscored_units(g.exp, described, scored_files).items():
         g.add("units_unscored", split, block,
               {"command": f"speechvq report --exp {shlex.quote(str(g.exp))}", "data": None,
                "file": str(path)}, {"code_counts": counts})
 
 
 def _unscored_md(split: str, block: dict, src: dict, figures: list) -> list[str]:
-    heads = [CODES_USED.label, PERPLEXITY.label, BITRATE.short, BITRATE_DEDUP.short]
-    cells = [f"{block[CODES_USED.name]} of {block['codebook_size']}",
+    metrics = (CODES_USED, PERPLEXITY, BITRATE, BITRATE_DEDUP)
+    heads = ["", CODES_USED.label, PERPLEXITY.label, BITRATE.short, BITRATE_DEDUP.short]
+    cells = ["value", f"{block[CODES_USED.name]} of {block['codebook_size']}",
              PERPLEXITY.format(block[PERPLEXITY.name]),
              *(f"{block[m.name]:.0f}" for m in (BITRATE, BITRATE_DEDUP))]
+    ci = block.get("ci95") or {}
+    rows = [cells] + ([["95 % interval", *(m.interval(ci.get(m.name)) for m in metrics)]]
+                      if ci else [])
+    data = src.get("data") if isinstance(src.get("data"), dict) else {}
+    what = data.get("data") or src.get("file")
     lines = [f"## Units without alignments: {split}", "",
              f"No phone alignments for {split}, so only label-free statistics of "
-             f"`{src['file']}` ({block['n_utterances']} utterances, {block['hours']:.2f} h, "
+             f"`{what}` ({block['n_utterances']} utterances, {block['hours']:.2f} h, "
              f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}):", "",
-             "| " + " | ".join(heads) + " |", "|" + "---:|" * len(heads),
-             "| " + " | ".join(cells) + " |", ""]
+             "| " + " | ".join(heads) + " |", "|---|" + "---:|" * len(metrics),
+             *("| " + " | ".join(r) + " |" for r in rows), ""]
+    if ci:
+        lines += ["Intervals: percentile bootstrap over the utterances.", ""]
     return lines + figure_links(figures) + [""]
 
 

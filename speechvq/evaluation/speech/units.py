@@ -333,6 +333,32 @@ def unit_intervals(codes: Sequence[np.ndarray], labels: Sequence[np.ndarray], *,
     return {k: bootstrap.interval(np.concatenate(v)) for k, v in stats.items()}
 
 
+LABEL_FREE = ("codes_used", "perplexity", "bitrate_bps", "bitrate_bps_dedup")
+
+
+def label_free_units(seqs: Sequence[np.ndarray], *, n_codes: int, frame_rate_hz: float,
+                     seed: int = 0) -> dict:
+    """What can be said of frame-level units without alignments: ``frame_rate_hz``,
+    ``codebook_size``, ``n_utterances``, ``n_frames``, ``hours`` (frames / rate), `LABEL_FREE`
+    (codes used, perplexity, ZeroSpeech 2019 bitrate of the units and of the deduplicated
+    units) and their ``ci95`` (bootstrap over utterances, as `unit_intervals`)."""
+    seqs = [np.asarray(u, dtype=np.int64).reshape(-1) for u in seqs]
+    flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
+    if flat.size == 0:
+        raise DataError("no units to describe")
+    if flat.min() < 0 or flat.max() >= n_codes:
+        raise DataError(f"units must lie in [0, {n_codes}), got [{flat.min()}, {flat.max()}]")
+    durations = [len(u) / frame_rate_hz for u in seqs]
+    ci = unit_intervals(seqs, [np.zeros_like(u) for u in seqs], n_codes=n_codes, n_phones=1,
+                        sil=None, durations_s=durations, seed=seed)
+    return {"frame_rate_hz": float(frame_rate_hz), "codebook_size": int(n_codes),
+            "n_utterances": len(seqs), "n_frames": int(flat.size),
+            "hours": float(sum(durations) / 3600), "codes_used": codes_used(flat),
+            "perplexity": perplexity(flat), "bitrate_bps": bitrate_bps(seqs, durations),
+            "bitrate_bps_dedup": bitrate_bps([dedup(u) for u in seqs], durations),
+            "ci95": {k: ci[k] for k in LABEL_FREE}}
+
+
 def units_report(systems: Mapping[str, tuple], labels_eval, *, labels_fit=None,
                  phones: Sequence[str], frame_rate_hz: float, codebook_size: int,
                  fit_on: str, durations_s=None, sil: str = "SIL", seed: int = 0) -> dict:
