@@ -208,21 +208,23 @@ def test_units_report_keys_and_utterance_alignment():
         U.score_units(codes, {"a": labels["a"]}, n_codes=2, phones=PHONES, frame_rate_hz=50.0)
 
 
-@pytest.mark.parametrize("fit_elsewhere", [False, True])
-def test_unit_intervals_equal_a_brute_force_bootstrap_over_utterances(monkeypatch, fit_elsewhere):
+@pytest.mark.parametrize("fit_elsewhere,sil", [(False, 0), (True, 0), (False, 2), (True, 2)])
+def test_unit_intervals_equal_a_brute_force_bootstrap_over_utterances(monkeypatch, fit_elsewhere,
+                                                                      sil):
     from speechvq.evaluation import bootstrap
     from speechvq.evaluation.speech.units import unit_intervals
 
     monkeypatch.setattr(bootstrap, "RESAMPLES", 25)
     rng = np.random.default_rng(3)
-    k, phones = 6, ["SIL", "a", "b", "c"]
+    k, phones = 6, ["a", "b", "c"]
+    phones.insert(sil, "SIL")
     lab = [rng.integers(0, 4, rng.integers(5, 40)) for _ in range(9)]
     codes = [np.where(rng.random(len(y)) < 0.6, y + 2 * (y % 2), rng.integers(0, k, len(y)))
              for y in lab]
     dur = [len(c) / 50 + 0.01 * i for i, c in enumerate(codes)]
     fit = dict(codes_fit=codes[:4], labels_fit=lab[:4]) if fit_elsewhere else {}
     mapping = fit_code_to_phone(np.concatenate(codes[:4]), np.concatenate(lab[:4]), k, 4)
-    got = unit_intervals(codes, lab, n_codes=k, n_phones=4, sil=0, durations_s=dur, seed=5,
+    got = unit_intervals(codes, lab, n_codes=k, n_phones=4, sil=sil, durations_s=dur, seed=5,
                          mapping=mapping if fit_elsewhere else None)
     brute = {}
     for row in bootstrap.resample_counts(len(codes), 5):

@@ -297,31 +297,55 @@ def unit_intervals(codes: Sequence[np.ndarray], labels: Sequence[np.ndarray], *,
     """
     counts = bootstrap.resample_counts(len(codes), seed)
     joint = _utt_histograms(codes, n_codes * n_phones,
-                            cell=lambda i: codes[i] * n_phones + labels[i])  # (U, K*P)
+                            cell=lambda i: codes[i] * n_phones + labels[i]).tocsc()  # (U, K*P)
+    # only the cells that occur can be drawn: work on those columns (sorted: grouped by code)
+    cells = np.flatnonzero(np.diff(joint.indptr))
+    joint = joint[:, cells]
+    code, phone = cells // n_phones, cells % n_phones  # (C,) each
+    by_code = np.r_[0, np.flatnonzero(np.diff(code)) + 1]  # group starts, codes ascending
+    order = np.argsort(phone, kind="stable")
+    by_phone = np.r_[0, np.flatnonzero(np.diff(phone[order])) + 1]
+    if mapping is not None:
+        hit_cell = mapping[code] == phone  # (C,)
     dedup_hist = _utt_histograms([dedup(c) for c in codes], n_codes)  # (U, K)
     dur = np.asarray(durations_s, dtype=np.float64)
     stats: dict[str, list[np.ndarray]] = {}
     for block in bootstrap.chunks(counts):
-        j = np.asarray((joint.T @ block.T).T).reshape(-1, n_codes, n_phones)  # (c, K, P)
-        n = j.sum((1, 2))  # (c,)
-        p_z, p_y = j.sum(2), j.sum(1)  # (c, K), (c, P)
-        if mapping is None:
-            m = j.argmax(2)  # (c, K): refitted per resample
-        else:
-            m = np.broadcast_to(mapping, (len(j), n_codes))
-        hits = np.take_along_axis(j, m[:, :, None], 2)[:, :, 0]  # (c, K)
+        j = np.asarray((joint.T @ block.T).T)  # (c, C) resampled counts of the cells
+        n = j.sum(1)  # (c,)
+        p_z = np.add.reduceat(j, by_code, 1)  # (c, codes that occur)
+        p_y = np.add.reduceat(j[:, order], by_phone, 1)  # (c, phones that occur)
+        best_z = np.maximum.reduceat(j, by_code, 1)  # most frequent phone's count per code
         with np.errstate(divide="ignore", invalid="ignore"):
-            row = {"mapping_accuracy": hits.sum(1) / n,
-                   "phone_purity": j.max(2).sum(1) / n, "cluster_purity": j.max(1).sum(1) / n}
-            if sil is not None:
-                keep = m != sil
-                row["mapping_accuracy_nosil"] = (hits * keep).sum(1) / (n - p_y[:, sil])
+            if mapping is None:  # refitted per resample: each code maps to its top phone
+                hits = best_z.sum(1)
+                if sil is not None:  # ties go to the lowest phone index, SIL's (0) included
+                    sil_j = np.where(phone == sil, j, 0)
+                    sil_z = np.add.reduceat(sil_j, by_code, 1)
+                    hits_nosil = np.where(sil_z < best_z, best_z, 0).sum(1) \
+                        if sil == 0 else None
             else:
+                hits = (j * hit_cell).sum(1)
+                hits_nosil = (j * (hit_cell & (phone != sil))).sum(1) if sil is not None \
+                    else None
+            row = {"mapping_accuracy": hits / n, "phone_purity": best_z.sum(1) / n,
+                   "cluster_purity": np.maximum.reduceat(j[:, order], by_phone, 1).sum(1) / n}
+            if sil is None:
                 row["mapping_accuracy_nosil"] = row["mapping_accuracy"]
-            pj = j / n[:, None, None]
-            outer = (p_z / n[:, None])[:, :, None] * (p_y / n[:, None])[:, None, :]
-            mi = np.where(pj > 0, pj * np.log(pj / outer), 0.0).sum((1, 2))
-            row["pnmi"] = mi / _entropy_rows(p_y, math.e)
+            else:
+                if hits_nosil is None:  # SIL not first: count the mapped top phones not SIL
+                    top = np.zeros_like(best_z)
+                    for g, (a, b) in enumerate(zip(by_code, np.r_[by_code[1:], len(cells)])):
+                        arg = a + j[:, a:b].argmax(1)
+                        top[:, g] = np.where(phone[arg] != sil, best_z[:, g], 0)
+                    hits_nosil = top.sum(1)
+                n_sil = (j * (phone == sil)).sum(1)
+                row["mapping_accuracy_nosil"] = hits_nosil / (n - n_sil)
+            pz_cell = np.repeat(p_z, np.diff(np.r_[by_code, len(cells)]), 1)  # (c, C)
+            py_cell = np.empty_like(j)
+            py_cell[:, order] = np.repeat(p_y, np.diff(np.r_[by_phone, len(cells)]), 1)
+            mi = np.where(j > 0, j * np.log(j * n[:, None] / (pz_cell * py_cell)), 0.0).sum(1)
+            row["pnmi"] = (mi / n) / _entropy_rows(p_y, math.e)
             row["perplexity"] = np.exp(_entropy_rows(p_z, math.e))
             row["codes_used"] = (p_z > 0).sum(1).astype(np.float64)
             seconds = block @ dur
