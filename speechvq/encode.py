@@ -33,6 +33,8 @@ from speechvq.models.speech.vqvae import VQVAE, load_vqvae
 from speechvq.device import pick_device
 from speechvq.ownership import claim
 
+UNLABELLED = "none"  # the condition of items that have none (video clips)
+
 __all__ = ["load_vqvae", "encode_utterances", "encode_to_file", "audio_files", "pick_device"]
 
 
@@ -167,6 +169,26 @@ def encode_images(model, dump, *, batch_size: int = 64, progress: bool = True) -
     return np.concatenate(out).astype(np.int64)
 
 
+@torch.no_grad()
+def encode_clips(model, clips: np.ndarray, *, batch_size: int = 8,
+                 progress: bool = False) -> np.ndarray:
+    """Codes of video clips; (N, t, h, w) int64.
+
+    Args:
+        model: a video VQ-VAE in eval mode. clips: (N, T, H, W, C) uint8 (a dump's memory map
+            is fine: it is read `batch_size` clips at a time).
+    """
+    from speechvq.data.video.batches import to_clip_batch
+
+    device = next(model.parameters()).device
+    out = []
+    for start in tqdm(range(0, len(clips), batch_size), desc="encode", unit="batch",
+                      disable=not progress):
+        x = to_clip_batch(np.asarray(clips[start:start + batch_size]))["clip"].to(device)
+        out.append(model.encode(x).cpu().numpy())  # (b, t, h, w)
+    return np.concatenate(out).astype(np.int64)
+
+
 def encode_to_code_dump(model_path: str | os.PathLike, data_path: str | os.PathLike,
                         out: str | os.PathLike, *, batch_size: int = 8,
                         checkpoint: str | None = None, device: str = "auto",
@@ -174,7 +196,9 @@ def encode_to_code_dump(model_path: str | os.PathLike, data_path: str | os.PathL
     """`speechvq encode --codes-out OUT`: the code dump a prior trains on
     (`speechvq.data.code_dump`). A speech checkpoint gives one sequence per utterance of DATA
     (a dump or Kaldi dir) with its speaker as the condition; an image checkpoint one h x w grid
-    per image of DATA (an image dump) with its label as the condition. OUT is claimed (lock and
+    per image of DATA (an image dump) with its label as the condition; a video checkpoint one
+    t x h x w grid per clip of DATA (a video dump), all with the condition `UNLABELLED`. OUT is
+    claimed (lock and
     output rules) for the whole encoding.
 
     Returns:
@@ -201,9 +225,19 @@ def encode_to_code_dump(model_path: str | os.PathLike, data_path: str | os.PathL
                                    codebook_size=model.codebook_size,
                                    conditions=list(dump.classes), checkpoint=ckpt,
                                    source=data_path, grid=codes.shape[1:])
+        if kind == "video":
+            from speechvq.tasks.video import open_video_dump
+
+            model = load_model(ckpt, kind="video", device=dev)
+            dump = open_video_dump(data_path, model.config, "--data")
+            codes = encode_clips(model, dump.clips, batch_size=batch_size, progress=progress)
+            items = [CodeItem(name, c, UNLABELLED) for name, c in zip(dump.names, codes)]
+            return write_code_dump(out, items, modality="video",
+                                   codebook_size=model.codebook_size, conditions=[UNLABELLED],
+                                   checkpoint=ckpt, source=data_path, grid=codes.shape[1:])
         if kind != "speech":
             raise DataError(f"checkpoint '{ckpt}' holds a '{kind}' model; `encode --codes-out` "
-                            f"takes a speech or image VQ-VAE")
+                            f"takes a speech, image or video VQ-VAE")
         model = load_vqvae(ckpt, device=dev)
         data = Utterances(data_path, model.sample_rate)
         seqs = encode_utterances(model, data, batch_size=batch_size, progress=progress)

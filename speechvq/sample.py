@@ -10,7 +10,9 @@ samples of image codes decoded to images, a WaveNet's samples of speech codes de
   the class or speaker each was conditioned on), which ``speechvq evaluate`` reads like any other;
 - images: ``sample_000.png`` ... through the VQ-VAE's decoder and ``grid.png`` of them all;
 - speech: ``sample_000.wav`` ... through the VQ-VAE's log-mel head and Griffin-Lim (on CPU);
-- a modality without a decoder here (video) keeps the codes only.
+- video: ``sample_000.gif`` (animated) and ``sample_000.png`` (a strip of its frames) through
+  the video VQ-VAE's decoder; with a prompt of whole latent frames the strip marks where the
+  given frames end.
 
 Conditioning: ``class_name`` / ``speaker`` fixes it for every sample; without it a conditional
 prior takes the prompt items' conditions, or goes through its classes in turn. ``prompt`` (a code
@@ -61,8 +63,22 @@ def _write_wavs(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
     return paths
 
 
+def _write_clips(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
+                 conditions: list[str], prompt_frames: int | None = None) -> list[Path]:
+    from speechvq.evaluation.video_figures import clip_files
+
+    clips = vq.decode(codes.to(next(vq.parameters()).device))  # (n, C, T, H, W)
+    paths: list[Path] = []
+    given = "" if not prompt_frames else f"; the first {prompt_frames} frames' codes given"
+    for name, clip in zip(names, clips.permute(0, 2, 3, 4, 1).cpu().numpy()):
+        paths += clip_files({"sample": clip}, out / name, prompt_frames or None,
+                            f"{name}: decoded prior sample{given}")
+    return paths
+
+
 #: modality -> (VQ-VAE, codes (n, *grid), sample names, their condition names, OUT) -> files
-DECODERS: dict[str, Callable[..., list[Path]]] = {"image": _write_images, "speech": _write_wavs}
+DECODERS: dict[str, Callable[..., list[Path]]] = {"image": _write_images, "speech": _write_wavs,
+                                                  "video": _write_clips}
 
 
 def _condition_index(info: dict, name: str, option: str) -> int:
@@ -166,7 +182,11 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
                         conditions=conditions, checkpoint=info["vqvae"]["path"], source=str(ckpt),
                         grid=info["grid"], frame_rate_hz=info.get("frame_rate_hz"))
         decoder = DECODERS.get(info["modality"])
-        files = decoder(vq, codes, names, out, chosen) if decoder else []
+        extra = {}
+        if info["modality"] == "video" and prompt_length:  # whole latent frames given
+            per_frame = int(np.prod(grid[1:]))
+            extra["prompt_frames"] = prompt_length // per_frame * vq.time_stride
+        files = decoder(vq, codes, names, out, chosen, **extra) if decoder else []
     return {"n": n, "grid": list(grid), "seconds": seconds,
             "codes_per_second": n * int(np.prod(grid)) / max(seconds, 1e-9),
             "files": [str(f) for f in files], "codes": str(out / "codes")}

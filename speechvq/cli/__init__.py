@@ -1,15 +1,10 @@
 """``speechvq <command>``: a thin argparse layer over the library.
 
 One module per command group registers its sub-commands (`data`: prepare, validate, fix, dump;
-<<<<<<< HEAD
 `images`: prepare-images, evaluate images; `video`: prepare-video, evaluate video; `train`;
-`units`: encode, evaluate units; `convert`: convert, evaluate conversion; `evaluate`: the group
-of the evaluations; `report`; `config`), with the options they share in `common`. Each command
-=======
-`images`: prepare-images, evaluate images; `train`; `units`: encode, evaluate units; `prior`: sample, evaluate prior; `convert`:
-convert, evaluate conversion; `evaluate`: the group of the three evaluations; `report`;
-`config`), with the options they share in `common`. Each command
->>>>>>> main
+`units`: encode, evaluate units; `prior`: sample, evaluate prior; `convert`: convert, evaluate
+conversion; `evaluate`: the group of the evaluations; `report`; `config`), with the options
+they share in `common`. Each command
 parses its arguments, resolves and validates its config (before it touches any data path), and
 calls one library function; library modules are imported inside the commands, so
 ``speechvq --help`` stays fast. Errors a user can cause arrive as `SpeechVQError` and are printed
@@ -27,11 +22,8 @@ import sys
 from typing import Callable, Sequence
 
 from speechvq import __version__
-<<<<<<< HEAD
-from speechvq.cli import config, convert, data, evaluate, images, report, train, units, video
-=======
-from speechvq.cli import config, convert, data, evaluate, images, prior, report, train, units
->>>>>>> main
+from speechvq.cli import (config, convert, data, evaluate, images, prior, report, train, units,
+                          video)
 from speechvq.cli.common import Formatter, apply_threads
 from speechvq.errors import SpeechVQError
 

@@ -1,10 +1,6 @@
 """``speechvq evaluate <what>``: the group that holds ``evaluate units`` (units.py),
-<<<<<<< HEAD
-``evaluate conversion`` (convert.py) and ``evaluate images`` (images.py), ``evaluate video`` (video.py), each registered by the
-=======
-``evaluate conversion`` (convert.py), ``evaluate images`` (images.py) and ``evaluate prior``
-(prior.py), each registered by the
->>>>>>> main
+``evaluate conversion`` (convert.py), ``evaluate images`` (images.py), ``evaluate prior``
+(prior.py) and ``evaluate video`` (video.py), each registered by the
 module of what it scores.
 """
 
@@ -12,28 +8,22 @@ from __future__ import annotations
 
 import argparse
 
-<<<<<<< HEAD
-from speechvq.cli import convert, images, units, video
-=======
-from speechvq.cli import convert, images, prior, units
->>>>>>> main
+from speechvq.cli import convert, images, prior, units, video
 from speechvq.cli.common import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` and its kinds to ``speechvq <command>``."""
     p = add_command(
-        sub, "evaluate", None, help="unit, conversion, image and prior metrics",
+        sub, "evaluate", None, help="unit, conversion, image, prior and video metrics",
         description="Score discrete units against phone alignments, conversions against "
-                    "real recordings, or image reconstructions against the originals. Results "
+                    "real recordings, image or video reconstructions against the originals, or a "
+                    "prior's likelihood beside baselines. Results "
                     "go to EXP/eval/<what>_<name>.json (EXP = the --model exp dir, or --exp) "
                     "and a table is printed.")
     kinds = p.add_subparsers(dest="what", metavar="<what>", required=True)
     units.register_evaluate(kinds)
     convert.register_evaluate(kinds)
     images.register_evaluate(kinds)
-<<<<<<< HEAD
-    video.register_evaluate(kinds)
-=======
     prior.register_evaluate(kinds)
->>>>>>> main
+    video.register_evaluate(kinds)

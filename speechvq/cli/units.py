@@ -102,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "grid or frame rate and the VQ-VAE checkpoint's path and SHA-256): for a "
                     "speech model one sequence per utterance (condition: its speaker), for an "
                     "image model one h x w grid per image of an image dump (condition: its "
-                    "label).\n\n"
+                    "label), for a video model one t x h x w grid per clip of a video dump "
+                    "(condition: none).\n\n"
                     "formats:\n  kaldi  `utt c1 c2 ...` per line, sorted by utt\n"
                     "  km     fairseq .km: one line of units per utt, no ids, and beside it\n"
                     "         <stem>.tsv, the wav2vec manifest of the audio files in that order\n"
@@ -112,7 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "--codes-out dump/codes/train")
     add_model_arguments(p)
     p.add_argument("--data", required=True, help="Kaldi data dir or dump (image model: an "
-                                                 "image dump)")
+                                                 "image dump; video model: a video dump)")
     p.add_argument("--out", help="units file to write")
     p.add_argument("--codes-out", metavar="DIR", help="code dump to write (for a prior)")
     p.add_argument("--format", choices=("kaldi", "km", "gslm"), default="kaldi")

@@ -104,9 +104,9 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
                     "--prior, greedy continuations of each clip from its first "
                     "--prompt-frames frames (decoded from the prior's latent frames) scored "
                     "per predicted frame and over predicted frames 2-5, beside repeating the "
-                    "last given frame and a blank frame, and the prior's NLL in bits per code "
-                    "beside unigram and bigram code models. Writes EXP/eval/video_<name>.json, "
-                    "a GIF and a PNG strip per example and a PSNR-per-frame plot.\n\nexample:\n"
+                    "last given frame and a blank frame (the prior's bits per code: `speechvq "
+                    "evaluate prior`). Writes EXP/eval/video_<name>.json, a GIF and a PNG strip "
+                    "per example and a PSNR-per-frame plot.\n\nexample:\n"
                     "  speechvq evaluate video --model exp/video --prior exp/video_prior "
                     "--data dump/test")
     add_model_arguments(e)

@@ -55,9 +55,14 @@ class PriorModelConfig:
     conditional: bool = param(True, "condition on the class (images) or speaker (speech) "
                               "that the code dump records, through a learned embedding in "
                               "every layer")
+    time_layers: int = param(3, "video: causal-in-time 3-D convolutions (kernel time_kernel x 3 "
+                             "x 3) that summarise the previous latent frames for each frame's "
+                             "PixelCNN", min=1)
+    time_kernel: int = param(2, "video: latent frames each of those convolutions looks back "
+                             "over (the current input frame included)", min=1)
 
     def check(self, root: Any) -> None:
-        if self.arch == "pixelcnn" and self.kernel_size % 2 == 0:
+        if self.arch in ("pixelcnn", "video") and self.kernel_size % 2 == 0:
             raise ConfigError(f"model.kernel_size = {self.kernel_size}: the gated PixelCNN needs "
                               f"an odd kernel (its stacks are centred on the current column); "
                               f"use 3 or 5")

@@ -21,10 +21,9 @@ continued clip) and ``psnr_db_frames_2_5``, the mean of predicted frames 2-5's P
 left out as in the usual next-frame reports: its latent frame often shares a time stride with a
 given frame; 2-5 is the short-term prediction before any model drifts).
 
-Prior NLL (``prior.<split>.<system>.bits_per_code``, with ``--fit-on`` the training dump): the
-prior's mean -log2 p(code) over every code of the scored clips, beside ``uniform`` (log2 K),
-``unigram`` (code frequencies of the training clips) and ``bigram`` (p(code | the previous code
-in raster order)), both add-one smoothed; written to ``EXP/eval/prior_<name>.json``.
+The prior's NLL in bits per code beside uniform, unigram and bigram codes is ``speechvq evaluate
+prior`` (`speechvq.evaluation.prior`) on the code dumps; with ``--exp`` the video exp dir its
+``prior_<name>.json`` joins this report.
 
 Results go to ``EXP/eval/video_<name>.json`` with the figures beside them
 (`speechvq.evaluation.video_figures`; paths under ``details.figures``).
@@ -32,7 +31,6 @@ Results go to ``EXP/eval/video_<name>.json`` with the figures beside them
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -42,8 +40,8 @@ from speechvq.evaluation.image import bootstrap_ci, psnr_db
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
 
-__all__ = ["evaluate_video", "format_video_table", "frame_psnr", "code_ngram_bits",
-           "CONTINUATION_SYSTEMS", "FRAMES_2_5"]
+__all__ = ["evaluate_video", "format_video_table", "frame_psnr", "CONTINUATION_SYSTEMS",
+           "FRAMES_2_5"]
 
 CONTINUATION_SYSTEMS = ("continuation", "repeat_last", "blank")
 SYSTEM_LABELS = {"continuation": "prior, greedy", "repeat_last": "repeat last frame",
@@ -51,7 +49,6 @@ SYSTEM_LABELS = {"continuation": "prior, greedy", "repeat_last": "repeat last fr
 FRAMES_2_5 = "psnr_db_frames_2_5"
 PER_FRAME = "psnr_db_per_frame"
 RECON = "recon_psnr_db"
-PRIOR_SYSTEMS = ("prior", "uniform", "unigram", "bigram")
 
 
 def frame_psnr(predicted: np.ndarray, real: np.ndarray) -> list[float]:
@@ -59,39 +56,6 @@ def frame_psnr(predicted: np.ndarray, real: np.ndarray) -> list[float]:
     err = predicted.astype(np.float64) - real.astype(np.float64)
     mse = (err * err).mean(axis=(0, 2, 3, 4))  # (T,)
     return [psnr_db(float(m)) for m in mse]
-
-
-def code_ngram_bits(train: np.ndarray, test: np.ndarray, k: int) -> dict[str, float]:
-    """Bits per code of `test` under the uniform, unigram and bigram models of `train`.
-
-    Args:
-        train, test: (N, ...) int code clips; a clip is one sequence in raster order (the
-            bigram's first code of each clip is scored by the unigram). k: codebook size.
-    """
-    tr, te = train.reshape(len(train), -1), test.reshape(len(test), -1)
-    uni = np.bincount(tr.ravel(), minlength=k) + 1.0
-    uni_logp = np.log2(uni / uni.sum())
-    pairs = np.zeros((k, k))
-    np.add.at(pairs, (tr[:, :-1].ravel(), tr[:, 1:].ravel()), 1.0)
-    pairs += 1.0
-    bi_logp = np.log2(pairs / pairs.sum(1, keepdims=True))
-    unigram = -uni_logp[te].mean()
-    bigram = -(uni_logp[te[:, 0]].sum() + bi_logp[te[:, :-1], te[:, 1:]].sum()) / te.size
-    return {"uniform": math.log2(k), "unigram": float(unigram), "bigram": float(bigram)}
-
-
-def _encode_all(vq, clips: np.ndarray, batch_size: int, dev) -> np.ndarray:
-    """Codes of (N, T, H, W, C) uint8 clips; (N, t, h, w) int64."""
-    import torch
-
-    from speechvq.data.video.batches import to_clip_batch
-
-    out = []
-    for s in range(0, len(clips), batch_size):
-        x = to_clip_batch(np.asarray(clips[s:s + batch_size]))["clip"].to(dev)
-        with torch.no_grad():
-            out.append(vq.encode(x).cpu().numpy())
-    return np.concatenate(out)
 
 
 def _decode(vq, codes: np.ndarray, dev) -> np.ndarray:
@@ -103,26 +67,18 @@ def _decode(vq, codes: np.ndarray, dev) -> np.ndarray:
     return x.permute(0, 2, 3, 4, 1).cpu().numpy()
 
 
-def _prior_bits(prior, codes: np.ndarray, batch_size: int, dev) -> float:
-    import torch
-    import torch.nn.functional as F
-
-    total = 0.0
-    for s in range(0, len(codes), batch_size):
-        c = torch.from_numpy(codes[s:s + batch_size]).to(dev)
-        with torch.no_grad():
-            total += float(F.cross_entropy(prior(c).float(), c, reduction="sum"))
-    return total / codes.size / math.log(2)
-
-
 def _load_prior(prior: Any, vq, dev):
     """The prior (a module, or an exp dir / checkpoint loaded as kind ``prior``), refused when
-    its codebook is not the VQ-VAE's."""
+    it does not model this VQ-VAE's video codes."""
     from speechvq.errors import ModelError
 
     if isinstance(prior, (str, os.PathLike)):
         from speechvq.checkpoint import load_model
-        prior = load_model(prior, kind="prior", device=dev)
+        path, prior = prior, load_model(prior, kind="prior", device=dev)
+        modality = prior.prior_info.get("modality")
+        if modality != "video":
+            raise ModelError(f"--prior {path} models {modality} codes; give a prior trained on "
+                             f"this video VQ-VAE's codes (model.arch=video)")
     k = getattr(prior, "codebook_size", None)
     if k is not None and k != vq.codebook_size:
         raise ModelError(f"the prior models {k} codes but the VQ-VAE has "
@@ -135,9 +91,10 @@ def _continue(vq, prior, clips: np.ndarray, prompt_frames: int, batch_size: int,
     """(codes (N, t, h, w) of the clips, their greedy continuations decoded (N, T, H, W, C))."""
     import torch
 
+    from speechvq.encode import encode_clips
     from speechvq.progress import tqdm
 
-    codes = _encode_all(vq, clips, batch_size, dev)
+    codes = encode_clips(vq, clips, batch_size=batch_size)
     n, t, h, w = codes.shape
     given = prompt_frames // vq.time_stride
     frames = []
@@ -151,20 +108,18 @@ def _continue(vq, prior, clips: np.ndarray, prompt_frames: int, batch_size: int,
 
 
 def evaluate_video(model: str | os.PathLike, data: str | os.PathLike, *, prior: Any = None,
-                   fit_on: str | os.PathLike | None = None, prompt_frames: int = 10,
+                   prompt_frames: int = 10,
                    name: str | None = None, exp_dir: str | os.PathLike | None = None,
                    checkpoint: str | None = None, batch_size: int = 8, max_clips: int = 64,
                    examples: int = 4, seed: int = 0, device: str = "auto",
                    progress: bool = True) -> dict:
     """Score a video VQ-VAE (and its prior's continuations) on the dump `data`; writes
-    ``EXP/eval/video_<name>.json`` (and ``prior_<name>.json`` with a prior and `fit_on`) and
-    the figures, and returns the video result.
+    ``EXP/eval/video_<name>.json`` and the figures, and returns the result.
 
     Args:
         model: exp dir or checkpoint of a video run. data: the scored dump (the test split).
         prior: exp dir / checkpoint of a prior over this model's codes, or the module; None =
-            reconstruction only. fit_on: the training dump the unigram and bigram code models
-            are fitted on (None: no NLL). prompt_frames: given frames per continued clip.
+            reconstruction only. prompt_frames: given frames per continued clip.
         name: result name (default: the dump's folder name). exp_dir: where results go
             (default: the model's exp dir). batch_size: clips per model batch.
         max_clips: clips continued (the first of `data`). examples: clips drawn.
@@ -175,7 +130,9 @@ def evaluate_video(model: str | os.PathLike, data: str | os.PathLike, *, prior: 
     """
     from speechvq.checkpoint import load_model
     from speechvq.device import pick_device
+    from speechvq.encode import encode_clips
     from speechvq.errors import ConfigError
+    from speechvq.progress import tqdm
     from speechvq.evaluation.video_figures import clip_figures, psnr_per_frame_figure
     from speechvq.tasks.video import open_video_dump
 
@@ -192,11 +149,10 @@ def evaluate_video(model: str | os.PathLike, data: str | os.PathLike, *, prior: 
     sse = np.zeros(n)
     frame_dims = int(np.prod(dump.clips.shape[1:]))
     recon_first = None
-    from speechvq.progress import tqdm
     for s in tqdm(range(0, n, batch_size), desc="reconstruct clips", unit="batch",
                   disable=not progress):
         real = np.asarray(dump.clips[s:s + batch_size])
-        recon = _decode(vq, _encode_all(vq, real, batch_size, dev), dev)
+        recon = _decode(vq, encode_clips(vq, real, batch_size=batch_size), dev)
         err = recon.astype(np.float64) - real
         sse[s:s + len(real)] = (err * err).reshape(len(real), -1).sum(1)
         if recon_first is None:
@@ -211,7 +167,6 @@ def evaluate_video(model: str | os.PathLike, data: str | os.PathLike, *, prior: 
     shown = min(examples, n)
     rows = {"real": np.asarray(dump.clips[:shown]), "reconstruction": recon_first[:shown]}
     figures: dict[str, str] = {}
-    prior_result = None
     if prior is not None:
         pm = _load_prior(prior, vq, dev)
         m = min(n, max_clips)
@@ -231,33 +186,18 @@ def evaluate_video(model: str | os.PathLike, data: str | os.PathLike, *, prior: 
         figures["psnr_per_frame"] = str(psnr_per_frame_figure(
             {s: block[s][PER_FRAME] for s in CONTINUATION_SYSTEMS},
             exp / "eval" / f"video_{name}_psnr_per_frame.png", prompt_frames))
-        if fit_on is not None:
-            train = open_video_dump(fit_on, vq.config, "--fit-on")
-            train_codes = _encode_all(vq, np.asarray(train.clips), batch_size, dev)
-            bits = {"prior": _prior_bits(pm, codes, batch_size, dev),
-                    **code_ngram_bits(train_codes, codes, vq.codebook_size)}
-            prior_result = {"prior": {name: {**{s: {"bits_per_code": bits[s]}
-                                                 for s in PRIOR_SYSTEMS},
-                                             "n_clips": m, "fit_on": str(fit_on)}}}
     for k, path in clip_figures(rows, exp / "eval", f"video_{name}",
                                 prompt_frames if prior is not None else None).items():
         figures[k] = str(path)
     words = ["speechvq", "evaluate", "video", "--model", str(model), "--checkpoint", checkpoint,
              "--data", str(data), "--prior", None if prior is None else str(prior),
-             "--fit-on", None if fit_on is None else str(fit_on),
              "--prompt-frames", prompt_frames, "--max-clips", max_clips, "--name", name,
              "--exp", None if exp_dir is None else str(exp), "--seed", seed]
     data_paths = {"model": str(model), "checkpoint": checkpoint, "data": str(data),
-                  "prior": None if prior is None else str(prior),
-                  "fit_on": None if fit_on is None else str(fit_on)}
+                  "prior": None if prior is None else str(prior)}
     result = {"video": {name: block}, "command": command_line(words), "data": data_paths,
               "details": {"figures": figures}}
-    if prior_result is not None:
-        write_result(exp, "prior", name, {**prior_result, "command": command_line(words),
-                                          "data": data_paths})
     write_result(exp, "video", name, result)
-    if prior_result is not None:  # for the printed table only (the file is prior_<name>.json)
-        result["prior_nll"] = prior_result["prior"]
     return result
 
 
@@ -292,7 +232,4 @@ def format_video_table(result: dict) -> str:
                 lines.append(f"{s:<14}{block[s][FRAMES_2_5]:>11.2f}  "
                              + " ".join(f"{v:.1f}" for v in block[s][PER_FRAME]))
             lines.append(continuation_line(block))
-    for split, block in result.get("prior_nll", {}).items():
-        lines.append(f"prior NLL on {split}, bits per code: " + ", ".join(
-            f"{s} {block[s]['bits_per_code']:.3f}" for s in PRIOR_SYSTEMS))
     return "\n".join(lines)

@@ -18,9 +18,9 @@ import numpy as np
 from speechvq.evaluation.figures import _plt, _save
 from speechvq.fileio import atomic_path
 
-__all__ = ["clip_figures", "psnr_per_frame_figure"]
+__all__ = ["clip_files", "clip_figures", "psnr_per_frame_figure"]
 
-LABELS = {"real": "real", "reconstruction": "reconstruction", "continuation": "continuation",
+LABELS = {"sample": "sample", "real": "real", "reconstruction": "reconstruction", "continuation": "continuation",
           "repeat_last": "repeat last frame", "blank": "blank frame"}
 GIF_SCALE = 2  # pixels per frame pixel in the GIFs
 GIF_MS = 150  # per frame
@@ -76,6 +76,18 @@ def _strip(rows: Mapping[str, np.ndarray], path: Path, prompt_frames: int | None
     return Path(path.parent / _save(fig, path))
 
 
+def clip_files(rows: Mapping[str, np.ndarray], stem: Path, prompt_frames: int | None,
+               title: str) -> tuple[Path, Path]:
+    """One clip's systems as ``STEM.gif`` (side by side, animated) and ``STEM.png`` (a strip).
+
+    Args:
+        rows: system -> (T, H, W, C) uint8. stem: the files' path without suffix.
+        prompt_frames: given frames (the line in the strip, the GIF's red frame), or None.
+    """
+    return (_gif(rows, stem.with_name(stem.name + ".gif"), prompt_frames),
+            _strip(rows, stem.with_name(stem.name + ".png"), prompt_frames, title))
+
+
 def clip_figures(rows: Mapping[str, np.ndarray], folder: Path, stem: str,
                  prompt_frames: int | None) -> dict[str, Path]:
     """A GIF and a PNG strip per example clip.
@@ -92,10 +104,9 @@ def clip_figures(rows: Mapping[str, np.ndarray], folder: Path, stem: str,
     after = "" if prompt_frames is None else \
         f"; continuation from the first {prompt_frames} frames (red line)"
     for i in range(n):
-        clip = {s: v[i] for s, v in rows.items()}
-        out[f"gif_{i}"] = _gif(clip, folder / f"{stem}_clip{i}.gif", prompt_frames)
-        out[f"strip_{i}"] = _strip(clip, folder / f"{stem}_clip{i}.png", prompt_frames,
-                                   f"Test clip {i}: real, reconstruction{after}")
+        out[f"gif_{i}"], out[f"strip_{i}"] = clip_files(
+            {s: v[i] for s, v in rows.items()}, folder / f"{stem}_clip{i}", prompt_frames,
+            f"Test clip {i}: real, reconstruction{after}")
     return out
 
 

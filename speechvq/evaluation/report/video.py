@@ -1,8 +1,9 @@
 """The video task's report: reconstruction, greedy continuations beside the repeat-last-frame
 and blank-frame baselines, and the prior's NLL beside uniform, unigram and bigram codes.
 
-Renders the blocks `speechvq.evaluation.report.core` gathers from ``eval/video_*.json`` and
-``eval/prior_*.json`` (`speechvq.evaluation.video`), in DESIGN.md's keys
+Renders the blocks `speechvq.evaluation.report.core` gathers from ``eval/video_*.json``
+(`speechvq.evaluation.video`) and ``eval/prior_*.json`` (`speechvq evaluate prior --exp` of this
+exp, rendered by `speechvq.evaluation.report.prior.prior_md`), in DESIGN.md's keys
 ``video.<split>.vqvae.recon_psnr_db``, ``video.<split>.<system>.psnr_db_frames_2_5`` and
 ``psnr_db_per_frame``, ``prior.<split>.<system>.bits_per_code``: one table per split (also as
 CSV and LaTeX under ``report/tables/``), a sentence on the continuation against the better
@@ -19,12 +20,12 @@ from speechvq.evaluation.report.core import (Gathered, Renderer, figure_links,
                                              register_renderer, source_line, training_md)
 from speechvq.evaluation.report.image import _copy_figures
 from speechvq.evaluation.report.tables import Table, export_table
-from speechvq.evaluation.video import (CONTINUATION_SYSTEMS, FRAMES_2_5, PER_FRAME,
-                                       PRIOR_SYSTEMS, RECON, SYSTEM_LABELS, continuation_line)
+from speechvq.evaluation.video import (CONTINUATION_SYSTEMS, FRAMES_2_5, PER_FRAME, RECON,
+                                       SYSTEM_LABELS, continuation_line)
 from speechvq.models.image import RECON_LOSS, TRAINING
 from speechvq.models.outputs import CODEBOOK, LOSS, VQ_LOSS
 
-KINDS = ("video", "prior")
+KINDS = ("video", "prior")  # prior: a prior of this model's codes evaluated into its exp dir
 LOSS_CURVES = (LOSS, RECON_LOSS, VQ_LOSS)
 
 
@@ -54,17 +55,6 @@ def _video_md(split: str, block: dict, src: dict | None, figures: list[str],
     return lines + [source_line(src), ""] + figure_links(figures) + [""]
 
 
-def _prior_md(split: str, block: dict, src: dict | None, out: Path) -> list[str]:
-    systems = [s for s in PRIOR_SYSTEMS if isinstance(block.get(s), dict)]
-    table = Table(f"video_prior_{split}", f"Prior NLL on {split} codes (bits per code)",
-                  ["system", "bits/code"],
-                  [[s, f"{block[s]['bits_per_code']:.3f}"] for s in systems],
-                  strong={0} if systems and systems[0] == "prior" else set(),
-                  notes=[f"unigram and bigram (previous code in raster order) fitted on "
-                         f"`{block.get('fit_on')}`, add-one smoothed; uniform = log2 K."])
-    return [f"## Prior: {split}", "", *export_table(out, table), "", source_line(src), ""]
-
-
 def render(g: Gathered, out: Path) -> list[str]:
     """The video sections of report.md, their figures in `out`, the tables in ``out/tables``."""
     from speechvq.evaluation import figures as fig
@@ -76,9 +66,8 @@ def render(g: Gathered, out: Path) -> list[str]:
         order = sorted(figures, key=lambda k: (k != "psnr_per_frame", k.startswith("gif"), k))
         md += _video_md(split, block, g.report["sources"].get(f"video.{split}"),
                         _copy_figures({k: figures[k] for k in order}, out), out)
-    for split, block in g.report["prior"].items():
-        md += _prior_md(split, block, g.report["sources"].get(f"prior.{split}"), out)
-    return md
+    from speechvq.evaluation.report.prior import prior_md
+    return md + prior_md(g, out)
 
 
 register_renderer("video", Renderer(KINDS, render))

@@ -14,10 +14,10 @@ number of training steps cost several times more there; README "Video"):
   frames < t), through `time_layers` residual 3-D convolutions that are causal in time (kernel
   `time_kernel` x 3 x 3, padded only on the past side); its output at (t, i, j) summarises the
   previous frames around (i, j);
-- a **gated PixelCNN** over each frame (van den Oord et al. 2016, arXiv:1606.05328: vertical and
-  horizontal stacks, so no blind spot; gated tanh x sigmoid units) whose every layer adds the
-  time context at the same place (and a learned class embedding when `n_classes` > 0) inside
-  both gates, the way the paper adds its conditioning.
+- a **gated PixelCNN** over each frame (van den Oord et al. 2016, arXiv:1606.05328: the image
+  prior's `speechvq.models.prior.pixelcnn.GatedLayer`, vertical and horizontal stacks, so no
+  blind spot) whose every layer adds the time context at the same place (and a learned class
+  embedding when `n_classes` > 0) inside both gates, the way the paper adds its conditioning.
 
 Sampling runs the time context once per new latent frame and the PixelCNN of that frame once per
 code (a frame is H x W steps), batched over clips; `temperature=0` is greedy (argmax).
@@ -36,60 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechvq.errors import ModelError
+from speechvq.models.prior import draw
+from speechvq.models.prior.pixelcnn import GatedLayer
 
-__all__ = ["VideoPrior", "GatedLayer"]
-
-
-def _gate(x: torch.Tensor) -> torch.Tensor:
-    """tanh(a) * sigmoid(b) of the two halves of the channels; (B, 2C, ...) -> (B, C, ...)."""
-    a, b = x.chunk(2, dim=1)
-    return torch.tanh(a) * torch.sigmoid(b)
-
-
-def _shift_down(x: torch.Tensor) -> torch.Tensor:
-    """Row i receives row i - 1 (row 0 zeros); (B, C, H, W) -> same."""
-    return F.pad(x, (0, 0, 1, 0))[:, :, :-1]
-
-
-def _shift_right(x: torch.Tensor) -> torch.Tensor:
-    """Column j receives column j - 1 (column 0 zeros); (B, C, H, W) -> same."""
-    return F.pad(x, (1, 0, 0, 0))[:, :, :, :-1]
-
-
-class GatedLayer(nn.Module):
-    """One vertical + horizontal pair of a gated PixelCNN over a frame (no blind spot): the
-    vertical stack, a (k//2 + 1) x k convolution, sees rows <= i; its pre-activation shifted a
-    row down (rows < i) joins the horizontal stack, a 1 x (k//2 + 1) convolution over columns
-    <= j (the first layer's input shifted right: < j). Each gate adds a bias (anything that
-    broadcasts to (B, 2C, H, W): here the time context at each position).
-
-    Args:
-        channels: C. kernel_size: k (odd). first: the first layer (shifted, no residual).
-        dropout: on the horizontal gate's output.
-    """
-
-    def __init__(self, channels: int, kernel_size: int, first: bool, dropout: float = 0.0):
-        super().__init__()
-        self.r, self.first = kernel_size // 2, first
-        c = channels
-        self.v_conv = nn.Conv2d(c, 2 * c, (self.r + 1, kernel_size))
-        self.v_to_h = nn.Conv2d(2 * c, 2 * c, 1)
-        self.h_conv = nn.Conv2d(c, 2 * c, (1, self.r + 1))
-        self.h_out = nn.Conv2d(c, c, 1)
-        self.dropout = nn.Dropout(dropout)
-
-    def vertical(self, v: torch.Tensor, bias: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """v (B, C, H, W) -> (the stack's output (B, C, H, W), its shifted contribution to the
-        horizontal stack (B, 2C, H, W): row i from rows < i)."""
-        pre = self.v_conv(F.pad(v, (self.r, self.r, self.r, 0)))  # (B, 2C, H, W)
-        return _gate(pre + bias), self.v_to_h(_shift_down(pre))
-
-    def horizontal(self, h: torch.Tensor, v2h: torch.Tensor, bias: Any) -> torch.Tensor:
-        """h (B, C, H, W) given `v2h` (B, 2C, H, W) -> (B, C, H, W)."""
-        x = _shift_right(h) if self.first else h
-        pre = self.h_conv(F.pad(x, (self.r, 0, 0, 0))) + v2h + bias  # (B, 2C, H, W)
-        out = self.h_out(self.dropout(_gate(pre)))
-        return out if self.first else h + out
+__all__ = ["VideoPrior", "TimeContext"]
 
 
 class TimeContext(nn.Module):
@@ -133,7 +83,7 @@ class VideoPrior(nn.Module):
         # per layer: the vertical and the horizontal gate's biases from the time context
         self.to_bias = nn.Conv3d(channels, 4 * channels * layers, 1)
         self.class_embed = nn.Embedding(n_classes, 4 * channels * layers) if n_classes else None
-        self.layers = nn.ModuleList(GatedLayer(channels, kernel_size, i == 0, dropout)
+        self.layers = nn.ModuleList(GatedLayer(channels, kernel_size, 0, i == 0, dropout)
                                     for i in range(layers))
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(),
                                   nn.Conv2d(channels, codebook_size, 1))
@@ -141,12 +91,10 @@ class VideoPrior(nn.Module):
 
     @classmethod
     def from_config(cls, model_cfg: Any, *, codebook_size: int, n_classes: int) -> "VideoPrior":
-        """Build from the prior task's ``model`` section (channels, layers, kernel_size,
-        dropout, conditional; time_layers and time_kernel when it has them)."""
+        """Build from the prior task's ``model`` section (`speechvq.config.prior`: channels,
+        layers, kernel_size, time_layers, time_kernel, dropout); n_classes: 0 = unconditional."""
         return cls(codebook_size, model_cfg.channels, model_cfg.layers, model_cfg.kernel_size,
-                   getattr(model_cfg, "time_layers", 3), getattr(model_cfg, "time_kernel", 2),
-                   model_cfg.dropout,
-                   n_classes if getattr(model_cfg, "conditional", False) else 0)
+                   model_cfg.time_layers, model_cfg.time_kernel, model_cfg.dropout, n_classes)
 
     # ------------------------------------------------------------------------------ pieces
 
@@ -251,14 +199,6 @@ class VideoPrior(nn.Module):
                     row = self.embed(clip[:, t, i:i + 1, :j + 1]).permute(0, 3, 1, 2)
                     logits = self._horizontal(row, [v[..., :j + 1] for v in v2hs],
                                               row_bias[..., :j + 1])  # (n, K, 1, j + 1)
-                    clip[:, t, i, j] = _draw(logits[:, :, 0, j], temperature, generator)
+                    clip[:, t, i, j] = draw(logits[:, :, 0, j], temperature, generator)
         return clip
 
-
-def _draw(logits: torch.Tensor, temperature: float,
-          generator: torch.Generator | None) -> torch.Tensor:
-    """One code per row of `logits` (n, K): argmax at temperature 0, else a softmax draw."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
