@@ -67,12 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sources = p.add_subparsers(dest="source", metavar="<source>", required=True)
     b = add_command(sources, "builtin", None, help="the built-in moving glyphs (no download)",
                     description="Render the built-in moving glyphs (Moving-MNIST style: two "
-                                "blurred digits bouncing in 20 grey 64x64 frames; train 2,000, "
-                                "test 256 clips), deterministic from --seed. Cached under "
+                                "blurred digits bouncing in 20 grey 64x64 frames; train 1,000, "
+                                "test 128 clips), deterministic from --seed. Cached under "
                                 "$SPEECHVQ_CACHE (default ~/.cache/speechvq).")
     b.add_argument("out", help="output folder; OUT/train and OUT/test")
     b.add_argument("--size", choices=("tiny", "default"), default="default",
-                   help="tiny: 32 + 8 clips (tests); default: 2,000 + 256")
+                   help="tiny: 32 + 8 clips (tests); default: 1,000 + 128")
     add_seed_argument(b, "the clips")
     b.add_argument("--no-cache", action="store_true", help="render afresh, no cache")
     m = add_command(sources, "moving-mnist", None, help="Moving MNIST's published .npy",

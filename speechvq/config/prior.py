@@ -60,6 +60,10 @@ class PriorModelConfig:
                              "PixelCNN", min=1)
     time_kernel: int = param(2, "video: latent frames each of those convolutions looks back "
                              "over (the current input frame included)", min=1)
+    within_frame: bool = param(True, "video: a gated PixelCNN of `layers` layers inside each "
+                               "latent frame; false = the codes of a frame are predicted "
+                               "together from the previous frames alone (sampling takes one "
+                               "pass per latent frame, not one per code)")
 
     def check(self, root: Any) -> None:
         if self.arch in ("pixelcnn", "video") and self.kernel_size % 2 == 0:

@@ -15,7 +15,7 @@ downloaded:
 - deterministic: clip i of split k (train 0, test 1) draws everything from
   ``numpy.random.default_rng([seed, k, i, 64])``, so train and test never share a draw and a
   smaller size is the start of a larger one.
-- Sizes: ``default`` 2,000 train + 256 test clips (what `egs/moving_glyphs` fits in its time
+- Sizes: ``default`` 1,000 train + 128 test clips (what `egs/moving_glyphs` fits in its time
   budget on a CPU); ``tiny`` 32 + 8 (tests).
 - Cached under ``$SPEECHVQ_CACHE/video/<version>-<size>-seed<seed>/`` (built in a temp dir and
   renamed when complete); `prepare_builtin_video` hard-links (or copies) the dumps into OUT.
@@ -34,7 +34,7 @@ from speechvq.data.video.dump import VideoDump, existing_video_dump, write_video
 __all__ = ["BUILTIN_VIDEO_VERSION", "VIDEO_SIZES", "render_clips", "prepare_builtin_video"]
 
 BUILTIN_VIDEO_VERSION = "v1"  # bump whenever the generated clips change
-VIDEO_SIZES = {"tiny": {"train": 32, "test": 8}, "default": {"train": 2000, "test": 256}}
+VIDEO_SIZES = {"tiny": {"train": 32, "test": 8}, "default": {"train": 1000, "test": 128}}
 SPLITS = ("train", "test")
 FRAMES, SIZE, DIGITS = 20, 64, 2
 HEIGHTS = (18, 26)  # glyph heights in pixels (both included)

@@ -67,11 +67,14 @@ class VideoPrior(nn.Module):
         kernel_size: their k (odd). time_layers, time_kernel: the time context's depth and
         its kernel in time (latent frames). dropout: on each gate's output.
         n_classes: class-conditional when > 0 (``cond`` (B,) int64 then).
+        within_frame: False drops the PixelCNN: the codes of frame t are predicted together
+            from frames < t (still causal in raster order, a weaker model inside the frame),
+            and sampling takes one pass per latent frame instead of one per code.
     """
 
     def __init__(self, codebook_size: int, channels: int = 64, layers: int = 4,
                  kernel_size: int = 3, time_layers: int = 3, time_kernel: int = 2,
-                 dropout: float = 0.0, n_classes: int = 0):
+                 dropout: float = 0.0, n_classes: int = 0, within_frame: bool = True):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ModelError(f"the video prior's PixelCNN needs an odd kernel_size, got "
@@ -80,9 +83,11 @@ class VideoPrior(nn.Module):
         self.embed = nn.Embedding(codebook_size, channels)
         self.start = nn.Parameter(torch.zeros(channels))  # what frame 0 sees as its past
         self.time = TimeContext(channels, time_layers, time_kernel)
+        layers = layers if within_frame else 0
         # per layer: the vertical and the horizontal gate's biases from the time context
-        self.to_bias = nn.Conv3d(channels, 4 * channels * layers, 1)
-        self.class_embed = nn.Embedding(n_classes, 4 * channels * layers) if n_classes else None
+        self.to_bias = nn.Conv3d(channels, 4 * channels * layers, 1) if layers else None
+        width = 4 * channels * layers if layers else channels
+        self.class_embed = nn.Embedding(n_classes, width) if n_classes else None
         self.layers = nn.ModuleList(GatedLayer(channels, kernel_size, 0, i == 0, dropout)
                                     for i in range(layers))
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(),
@@ -94,7 +99,8 @@ class VideoPrior(nn.Module):
         """Build from the prior task's ``model`` section (`speechvq.config.prior`: channels,
         layers, kernel_size, time_layers, time_kernel, dropout); n_classes: 0 = unconditional."""
         return cls(codebook_size, model_cfg.channels, model_cfg.layers, model_cfg.kernel_size,
-                   model_cfg.time_layers, model_cfg.time_kernel, model_cfg.dropout, n_classes)
+                   model_cfg.time_layers, model_cfg.time_kernel, model_cfg.dropout, n_classes,
+                   model_cfg.within_frame)
 
     # ------------------------------------------------------------------------------ pieces
 
@@ -106,18 +112,27 @@ class VideoPrior(nn.Module):
             raise ModelError(f"codes must lie in [0, {self.codebook_size}) for this prior; got "
                              f"[{int(codes.min())}, {int(codes.max())}] (another VQ-VAE's?)")
 
-    def _biases(self, codes: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """Each layer's gate biases from the previous frames (and the class):
-        (B, T, L, 2, 2C, H, W) (2: vertical, horizontal)."""
+    def _context(self, codes: torch.Tensor) -> torch.Tensor:
+        """The time context: at frame t a summary of frames < t; (B, C, T, H, W)."""
         b, t, h, w = codes.shape
         e = self.embed(codes).permute(0, 4, 1, 2, 3)  # (B, C, T, H, W)
         start = self.start.view(1, -1, 1, 1, 1).expand(b, -1, 1, h, w)
-        past = torch.cat([start, e[:, :, :-1]], dim=2)  # frame t sees frames < t
-        bias = self.to_bias(self.time(past))  # (B, L*4C, T, H, W)
+        return self.time(torch.cat([start, e[:, :, :-1]], dim=2))  # frame t sees frames < t
+
+    def _biases(self, codes: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Each layer's gate biases from the previous frames (and the class):
+        (B, T, L, 2, 2C, H, W) (2: vertical, horizontal); without the PixelCNN the context
+        itself, (B, T, C, H, W)."""
+        b, t, h, w = codes.shape
+        bias = self._context(codes)
+        if self.to_bias is not None:
+            bias = self.to_bias(bias)  # (B, L*4C, T, H, W)
         if self.class_embed is not None:
             if cond is None:
                 raise ModelError("this video prior is class-conditional: give cond (B,) ids")
             bias = bias + self.class_embed(cond)[:, :, None, None, None]
+        if not self.layers:
+            return bias.transpose(1, 2)
         return bias.view(b, len(self.layers), 2, -1, t, h, w).permute(0, 4, 1, 2, 3, 5, 6)
 
     def _vertical(self, emb: torch.Tensor, biases: torch.Tensor) -> list[torch.Tensor]:
@@ -148,6 +163,8 @@ class VideoPrior(nn.Module):
         self._check(codes)
         b, t, h, w = codes.shape
         biases = self._biases(codes, cond).flatten(0, 1)  # (B*T, L, 2, 2C, H, W)
+        if not self.layers:  # (B*T, C, H, W): the context alone
+            return self.head(biases).view(b, t, -1, h, w).transpose(1, 2)
         emb = self.embed(codes.reshape(b * t, h, w)).permute(0, 3, 1, 2)  # (B*T, C, H, W)
         logits = self._horizontal(emb, self._vertical(emb, biases), biases)  # (B*T, K, H, W)
         return logits.view(b, t, -1, h, w).transpose(1, 2)
@@ -187,6 +204,12 @@ class VideoPrior(nn.Module):
         cond = None if cond is None else cond.to(dev)
         for t in range(kept // per_frame, t_len):
             biases = self._biases(clip, cond)[:, t]  # (n, L, 2, 2C, H, W); frames < t known
+            if not self.layers:  # one pass for the whole frame
+                picks = draw(self.head(biases).permute(0, 2, 3, 1).reshape(-1, self.codebook_size),
+                             temperature, generator).view(n, height, width)
+                free = torch.arange(per_frame, device=dev) + t * per_frame >= kept  # (H*W,)
+                clip[:, t].view(n, -1)[:, free] = picks.view(n, -1)[:, free]
+                continue
             first_row = max(0, kept - t * per_frame) // width
             for i in range(first_row, height):
                 r0 = max(0, i - self.context_rows)
