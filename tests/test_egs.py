@@ -39,12 +39,25 @@ def test_egs_help_and_bad_options(name, tmp_path):
     assert not any(tmp_path.iterdir()), "a refused run wrote something"
 
 
-def test_egs_confs_resolve_to_image_configs():
+def test_moving_glyphs_help_and_bad_options(tmp_path):
+    run = ROOT / "egs" / "moving_glyphs" / "run.sh"
+    r = run_recipe(run, "--help", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 0
+    for option in ("--stage", "--workdir", "--train-config", "--prior-config", "--prior-args",
+                   "--prompt-frames", "--prompt-length"):
+        assert option in r.stdout, option
+    r = run_recipe(run, "--prior-config", "nowhere.yaml", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "nowhere.yaml not found" in r.stderr
+    assert not any(tmp_path.iterdir()), "a refused run wrote something"
+
+
+def test_egs_confs_resolve_to_their_tasks():
     from speechvq.config import load_config
 
     for conf in sorted((ROOT / "egs").glob("*/conf/*.yaml")):
         cfg = load_config(conf)
-        assert cfg.task == ("prior" if conf.stem.startswith("prior") else "image"), conf
+        task = "video" if conf.parts[-3] == "moving_glyphs" else "image"
+        assert cfg.task == ("prior" if conf.stem.startswith("prior") else task), conf
     paper = load_config(ROOT / "egs" / "cifar10" / "conf" / "train.yaml")
     assert (paper.model.channels, paper.model.quantizer.codebook_size, paper.model.quantizer.dim,
             paper.train.batch_size, paper.train.lr) == (256, 512, 64, 128, 2e-4)

@@ -2,8 +2,9 @@
 written atomically:
 
 - `clip_figures`: per example clip an animated GIF (real | reconstruction | continuation side
-  by side, the continuation framed in red from its first predicted frame on) and a PNG strip (one row
-  per system, one column per frame, the first predicted frame marked).
+  by side, the continuation framed in red from its first predicted frame on) and a PNG strip
+  (one row per system, one column per frame, the first predicted frame marked); `clip_files`
+  does one clip (`speechvq sample` draws its video samples with it).
 - `psnr_per_frame_figure`: PSNR of each predicted frame for the continuation and both
   baselines.
 """
@@ -20,8 +21,9 @@ from speechvq.fileio import atomic_path
 
 __all__ = ["clip_files", "clip_figures", "psnr_per_frame_figure"]
 
-LABELS = {"sample": "sample", "real": "real", "reconstruction": "reconstruction", "continuation": "continuation",
-          "repeat_last": "repeat last frame", "blank": "blank frame"}
+LABELS = {"sample": "sample", "real": "real", "reconstruction": "reconstruction",
+          "continuation": "continuation", "repeat_last": "repeat last frame",
+          "blank": "blank frame"}
 GIF_SCALE = 2  # pixels per frame pixel in the GIFs
 GIF_MS = 150  # per frame
 
