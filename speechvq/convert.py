@@ -280,7 +280,8 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
     sources = {src: data.waveform(src) for _, src, _ in todo}  # each decoded once
     # Long sources first, so a batch holds similar lengths (less padding in the WaveNet).
     todo.sort(key=lambda p: (-len(sources[p[1]]), p[0]))
-    if nj > 1 and todo:
+    from speechvq.jobs import in_jobs
+    if in_jobs(len(todo), nj, batch_size, cmd):
         from speechvq.convert_jobs import convert_in_jobs
         convert_in_jobs(todo, nj=nj, cmd=cmd, checkpoint=ckpt, data_path=data_path, out=out,
                         head=head, temperature=temperature, seed=seed, batch_size=batch_size,

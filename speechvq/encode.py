@@ -141,6 +141,7 @@ def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
         the frame-level codes per utterance (before any `dedup`).
     """
     from speechvq.encode_jobs import encode_in_jobs, read_utt_list, write_vectors
+    from speechvq.jobs import in_jobs
 
     if vectors_out is not None and nj > 1:
         raise DataError("--vectors is written by one job; leave out --nj (or give --nj 1)")
@@ -156,8 +157,10 @@ def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
         utts = data.utts if utt_list is None else read_utt_list(utt_list, data.utts)
         # the manifest is checked before the encoding, so that a refusal costs nothing
         files = audio_files(data_path, utts, model.sample_rate) if tsv else None
-        if nj > 1:
-            del model  # the jobs load their own
+        jobs = in_jobs(len(utts), nj, batch_size, cmd)
+        if nj > 1 and not jobs:  # one local part: encoded here
+            model = model.to(pick_device(device))
+        if jobs:
             out_dir = Path(out).parent
             codes = encode_in_jobs(ckpt, data_path, utts, nj=nj, cmd=cmd, work_dir=out_dir,
                                    log_dir=out_dir / "log", name=f"encode_{Path(out).stem}",

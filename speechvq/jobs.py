@@ -31,7 +31,7 @@ from typing import Sequence, TypeVar
 
 from speechvq.errors import ConfigError, SpeechVQError
 
-__all__ = ["JobError", "PARENT_ENV", "split_contiguous", "speechvq_executable", "parse_cmd",
+__all__ = ["JobError", "PARENT_ENV", "split_contiguous", "in_jobs", "speechvq_executable", "parse_cmd",
            "run_jobs", "job_threads"]
 
 PARENT_ENV = "SPEECHVQ_JOB_PARENT"  # a local job's parent pid (the child watches it)
@@ -66,6 +66,14 @@ def split_contiguous(items: Sequence[T], nj: int, granule: int = 1) -> list[list
         parts.append([x for run in runs[start:start + size] for x in run])
         start += size
     return parts
+
+
+def in_jobs(n_items: int, nj: int, granule: int, cmd: str | None) -> bool:
+    """Whether a command runs `n_items` as parallel jobs: yes with ``--cmd`` (the user wants
+    them run by the prefix) or when they make more than one part; a single local part runs in
+    the command's own process, as ``--nj 1``, with the same result and no process start."""
+    n_parts = min(nj, -(-n_items // granule))
+    return nj > 1 and n_items > 0 and (bool(cmd) or n_parts > 1)
 
 
 def speechvq_executable() -> list[str]:

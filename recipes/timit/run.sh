@@ -8,9 +8,10 @@
 #
 # Stages: 0 prepare TIMIT into data/ (train, dev: Kaldi's 50 dev speakers, test_core: the
 # 24-speaker core test set, test; SA sentences left out; phones.ctm from the .PHN files, folded
-# to 39 phones + SIL), 1 dump, 2 train (conf/train.yaml: 640x downsampling = 25 Hz, K = 128), 3 encode ${eval_sets} and score the units: the code-to-phone mapping and
-# the MFCC k-means baseline are fitted on train, scored on ${eval_sets} beside the majority
-# and random baselines, 4 convert a few core-test sentences to training speakers (listening
+# to 39 phones + SIL), 1 dump train and --eval-sets, 2 train (conf/train.yaml: 640x
+# downsampling = 25 Hz, K = 128), 3 encode --eval-sets and score the units: the code-to-phone
+# mapping and the MFCC k-means baseline are fitted on train, scored on --eval-sets (default the
+# core test set) beside the majority and random baselines, 4 convert a few core-test sentences to training speakers (listening
 # samples; TIMIT's SI/SX sentences give no parallel target to score against), 5 report.
 # Each stage skips finished work. Paths given as options are relative to the directory you run
 # from, except that a relative --train-config is looked up in this recipe's folder first.
@@ -62,7 +63,7 @@ fi
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   log "Stage 1: dump audio at 16 kHz"
-  for split in train dev ${eval_sets}; do
+  for split in train ${eval_sets}; do
     if [ ! -d "data/${split}" ]; then
       echo "$0: error: data/${split} is missing: this TIMIT tree has none of its speakers" \
            "(dev and test_core are fixed speaker lists); choose --eval-sets among:" \

@@ -227,9 +227,7 @@ def evaluate_units_model(model: str | os.PathLike,
     if abx_items not in SPANS:
         raise ConfigError(f"--abx-items {abx_items!r} is unknown; use one of {', '.join(SPANS)}")
     exp = resolve_exp_dir(model, exp_dir)
-    # with jobs, they encode and this process only scores: the model stays off the GPU
-    vq = load_vqvae(model, checkpoint=checkpoint,
-                    device=pick_device("cpu" if nj > 1 else device))
+    vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
     evs = [Utterances(d, vq.sample_rate) for d in datas]
     segs = [_alignments(ev) for ev in evs]  # every DATA is checked before any work
     fit = None if fit_on is None else Utterances(fit_on, vq.sample_rate)
@@ -256,9 +254,10 @@ def _encoder(vq, ckpt: Path, exp: Path, batch_size: int, device: str, progress: 
     (read from `path`), by `vq` here or, with `nj` > 1, by parallel jobs named after `name`."""
     from speechvq.encode import encode_utterances
     from speechvq.encode_jobs import encode_in_jobs
+    from speechvq.jobs import in_jobs
 
     def encode(data: Utterances, path, name: str, vectors: bool):
-        if nj == 1:
+        if not in_jobs(len(data.utts), nj, batch_size, cmd):
             return encode_utterances(vq, data, batch_size=batch_size, vectors=vectors,
                                      progress=progress)
         return encode_in_jobs(ckpt, path, data.utts, nj=nj, cmd=cmd, work_dir=exp / "eval",
