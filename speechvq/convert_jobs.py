@@ -13,12 +13,11 @@ moved into ``DIR/wav/`` and the folder removed; logs go to ``DIR/log/convert.JOB
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from speechvq.errors import DataError
-from speechvq.jobs import job_threads, run_jobs, split_contiguous
+from speechvq.jobs import job_dir, job_threads, run_jobs, split_contiguous
 
 __all__ = ["convert_in_jobs", "read_pairs", "write_pairs"]
 
@@ -65,8 +64,7 @@ def convert_in_jobs(todo: Sequence[Pair], *, nj: int, cmd: str | None, checkpoin
     """
     parts = split_contiguous(list(todo), nj, granule=batch_size)
     wav_dir = out / "wav"
-    with tempfile.TemporaryDirectory(dir=out, prefix=".convert.jobs.") as tmp:
-        tmp = Path(tmp)
+    with job_dir(out, "convert") as tmp:
         commands, logs, offset = [], [], 0
         for job, part in enumerate(parts, start=1):
             write_pairs(tmp / f"pairs.{job}", part)

@@ -12,7 +12,6 @@ merges the parts in the utterances' order. The temp folder is removed at the end
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from speechvq.data.codes import read_units
 from speechvq.errors import DataError
-from speechvq.jobs import job_threads, run_jobs, split_contiguous
+from speechvq.jobs import job_dir, job_threads, run_jobs, split_contiguous
 
 __all__ = ["encode_in_jobs", "read_utt_list", "write_utt_list", "write_vectors"]
 
@@ -74,9 +73,7 @@ def encode_in_jobs(checkpoint: str | os.PathLike, data_path: str | os.PathLike,
         JobError: a job failed (its log is named).
     """
     parts = split_contiguous(list(utts), nj, granule=batch_size)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_dir, prefix=f".{name}.jobs.") as tmp:
-        tmp = Path(tmp)
+    with job_dir(work_dir, name) as tmp:
         commands, logs = [], []
         for job, part in enumerate(parts, start=1):
             write_utt_list(tmp / f"keys.{job}", part)

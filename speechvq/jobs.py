@@ -22,17 +22,20 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Iterator, Sequence, TypeVar
 
 from speechvq.errors import ConfigError, SpeechVQError
 
-__all__ = ["JobError", "PARENT_ENV", "split_contiguous", "in_jobs", "speechvq_executable", "parse_cmd",
-           "run_jobs", "job_threads"]
+__all__ = ["JobError", "PARENT_ENV", "split_contiguous", "in_jobs", "speechvq_executable",
+           "parse_cmd", "run_jobs", "job_threads", "job_dir"]
 
 PARENT_ENV = "SPEECHVQ_JOB_PARENT"  # a local job's parent pid (the child watches it)
 
@@ -66,6 +69,19 @@ def split_contiguous(items: Sequence[T], nj: int, granule: int = 1) -> list[list
         parts.append([x for run in runs[start:start + size] for x in run])
         start += size
     return parts
+
+
+@contextmanager
+def job_dir(parent: Path, name: str) -> Iterator[Path]:
+    """A temp folder ``parent/.NAME.jobs.XXXX`` for the split and the jobs' partial results,
+    removed at the end. The caller holds the lock of the output these jobs make (NAME is derived
+    from it), so a folder of the same name left by a killed run is stale and is removed first."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(f".{name}.jobs.*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{name}.jobs.") as tmp:
+        yield Path(tmp)
 
 
 def in_jobs(n_items: int, nj: int, granule: int, cmd: str | None) -> bool:
@@ -156,12 +172,10 @@ def run_jobs(commands: Sequence[Sequence[str]], logs: Sequence[Path], *,
                         f"{time.time() - start:.0f} seconds\n")
             if rc != 0:
                 failed.append((job, rc, log))
-    except (KeyboardInterrupt, _Stop):
+    except _Stop:
         _terminate(procs)
-        if isinstance(sys.exc_info()[1], _Stop):
-            raise SystemExit(143) from None
-        raise
-    except BaseException:
+        raise SystemExit(128 + signal.SIGTERM) from None
+    except BaseException:  # Ctrl-C, an error starting a job: no job outlives the command
         _terminate(procs)
         raise
     finally:

@@ -87,7 +87,8 @@ def test_encode_in_two_jobs_equals_one(eval_corpus, tmp_path, capsys):
     assert list(sub) == ["spk1_s4", "spk2_s5"]
     assert all(np.array_equal(sub[u], units[u]) for u in sub)
     with np.load(tmp_path / "z.npz", allow_pickle=False) as z:
-        assert sorted(z.files) == ["spk1_s4", "spk2_s5"] and z["spk1_s4"].shape[0] == len(sub["spk1_s4"])
+        assert sorted(z.files) == ["spk1_s4", "spk2_s5"]
+        assert z["spk1_s4"].shape[0] == len(sub["spk1_s4"])
     keys.write_text("nobody\n")
     assert cli.main([*common, "--out", str(tmp_path / "bad.txt"), "--utt-list", str(keys)]) == 2
     assert "not in the data, e.g. 'nobody'" in capsys.readouterr().err
