@@ -47,6 +47,9 @@ def _encode_code_dump(args: argparse.Namespace) -> int:
     if args.format != "kaldi" or args.dedup:
         raise ConfigError("--format and --dedup apply to --out units files; a code dump "
                           "(--codes-out) keeps every frame's code")
+    if args.nj > 1 or args.utt_list or args.vectors:
+        raise ConfigError("--nj, --utt-list and --vectors apply to --out units files; a code "
+                          "dump (--codes-out) is written by one process from all of --data")
     dump = encode_to_code_dump(args.model, args.data, args.codes_out,
                                batch_size=args.batch_size, checkpoint=args.checkpoint,
                                device=args.device, progress=progress(args))
