@@ -93,3 +93,17 @@ def test_encode_in_two_jobs_equals_one(eval_corpus, tmp_path, capsys):
     assert cli.main([*common, "--out", str(tmp_path / "bad.txt"), "--utt-list", str(keys)]) == 2
     assert "not in the data, e.g. 'nobody'" in capsys.readouterr().err
     assert not (tmp_path / "bad.txt").exists()
+
+
+def test_pairs_files_round_trip_and_bad_lines_are_named(tmp_path):
+    from speechvq.convert_jobs import read_pairs, write_pairs
+    from speechvq.errors import DataError
+
+    pairs = [("s2-u1", "u1", "s2"), ("s1-u2", "u2", "s1")]
+    write_pairs(tmp_path / "p", pairs)
+    assert read_pairs(tmp_path / "p") == sorted(pairs)
+    (tmp_path / "bad").write_text("s1-u2 u2 s1\ns2-u1 u1\n")
+    with pytest.raises(DataError, match=r"bad:2: expected `<output utt> <source utt>"):
+        read_pairs(tmp_path / "bad")
+    with pytest.raises(DataError, match="does not exist"):
+        read_pairs(tmp_path / "none")
