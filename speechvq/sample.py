@@ -14,8 +14,8 @@ samples of image codes decoded to images, a WaveNet's samples of speech codes de
 
 Conditioning: ``class_name`` / ``speaker`` fixes it for every sample; ``per_class`` draws that
 many of every class, class after class (one row of ``grid.png`` each); without either a
-conditional prior takes the prompt items' conditions, or goes through its classes in turn. ``prompt`` (a code
-dump) gives the first ``prompt_length`` codes of items 0, 1, ... in raster order, kept as given.
+conditional prior takes the prompt items' conditions, or goes through its classes in turn.
+``prompt`` (a code dump) gives the first ``prompt_length`` codes of items 0, 1, ... in raster order, kept as given.
 """
 
 from __future__ import annotations
