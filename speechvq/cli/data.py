@@ -49,6 +49,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.data}: OK, image dump of {len(images)} {h}x{w}x{c} images, "
               f"{len(images.classes)} classes, {sums}")
         return 0
+    if (Path(args.data) / "codes.json").is_file():
+        from speechvq.data.code_dump import CodeDump
+        codes = CodeDump.open(args.data)
+        codes.verify()
+        print(f"{args.data}: OK, code dump of {len(codes)} {codes.modality} items, "
+              f"{codes.codes.shape[0]} codes of K={codes.codebook_size}, checksums match")
+        return 0
     from speechvq.data.speech.kaldi import validate_data_dir
     d = validate_data_dir(args.data)
     extra = [name for name, present in (("text", d.text), ("segments", d.segments),
