@@ -137,7 +137,7 @@ def _add_validate_commands(sub: argparse._SubParsersAction) -> None:
                     description="Check a Kaldi data dir: required files, LC_ALL=C order, "
                                 "unique ids, consistent utt2spk/spk2utt/wav.scp/text/"
                                 "segments/phones.ctm, audio files present, segments inside "
-                                "their recordings. Or check a dump (speech or images): its structure, and every "
+                                "their recordings. Or check a dump (speech, images or codes): its structure, and every "
                                 "file against the checksum recorded when it was made. The "
                                 "first problem is reported with its file, line and fix; exit "
                                 "status 2.")
