@@ -37,7 +37,8 @@ def cmd_evaluate_prior(args: argparse.Namespace) -> int:
         result = evaluate_prior(args.model, args.data, fit_on=args.fit_on, name=args.name,
                                 exp_dir=args.exp, checkpoint=args.checkpoint,
                                 batch_size=args.batch_size,
-                                samples_per_class=args.samples_per_class, seed=args.seed,
+                                samples_per_class=args.samples_per_class,
+                                temperature=args.temperature, seed=args.seed,
                                 device=args.device, progress=progress(args))
     print_results([result], format_prior_table)
     return 0
@@ -104,6 +105,8 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     e.add_argument("--samples-per-class", type=int, default=50, metavar="N",
                    help="class-conditional image priors: samples per class the classifier "
                         "scores (0: none)")
+    e.add_argument("--temperature", type=_temperature, default=1.0,
+                   help="softmax temperature of those samples (0 = greedy)")
     add_batch_size_argument(e, "items per prior batch")
     add_seed_argument(e, "sampling, the classifier and the bootstrap intervals")
     add_progress_argument(e)
