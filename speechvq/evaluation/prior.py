@@ -233,8 +233,9 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
 def gain_line(block: dict) -> str:
     """One sentence: the prior's bits per code against the bigram's."""
     p, b = block["prior"][BITS_PER_CODE.name], block["bigram"][BITS_PER_CODE.name]
-    return (f"prior vs bigram: {p:.3f} vs {b:.3f} bits per code, {100 * (b - p) / b:+.1f} % "
-            f"under" + ("" if p < b else " (the bigram wins)"))
+    share = f", {100 * (b - p) / b:+.1f} % under" if b > 1e-6 else ""
+    return (f"prior vs bigram: {p:.3f} vs {b:.3f} bits per code{share}"
+            + ("" if p < b else " (the bigram wins)"))
 
 
 def format_prior_table(result: dict) -> str:
