@@ -232,3 +232,20 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
                    "prior.continuation.prompt_codes": p,
                    "prior.samples.phone_bigram_smoothing": SMOOTHING})
     return result
+
+
+def evaluate_speech_prior_samples(model: str | os.PathLike, train_codes: str | os.PathLike,
+                                  test_codes: str | os.PathLike,
+                                  alignments: str | os.PathLike, *,
+                                  checkpoint: str | None = None, **kwargs) -> dict:
+    """`score_speech_samples` from paths: the prior behind ``--model M [--checkpoint NAME]``,
+    the training and test code dumps, the training alignments (phones.ctm or its data dir)."""
+    from speechvq.checkpoint import load_model
+    from speechvq.data.code_dump import CodeDump
+
+    prior = load_model(model, checkpoint, kind="prior")
+    train, test = CodeDump.open(train_codes), CodeDump.open(test_codes)
+    if train.modality != "speech" or test.modality != "speech":
+        raise DataError(f"sample scoring by phones needs speech code dumps; '{train.path}' and "
+                        f"'{test.path}' hold {train.modality} and {test.modality} codes")
+    return score_speech_samples(prior, train, test, alignments, **kwargs)
