@@ -142,3 +142,25 @@ TASK = register_task(Task(
     setup=setup_prior, load=load_prior, check=check_prior, holds_out=True,
     doc="autoregressive prior over a VQ-VAE's codes: gated PixelCNN (images), causal WaveNet "
         "(speech), causal in time (video) (paper section 4)"))
+
+
+def vqvae_of(prior: Any, device: Any = "cpu") -> Any:
+    """The VQ-VAE whose codes `prior` models (its checkpoint as recorded in the code dump),
+    refused when it is gone or its bytes changed since the codes were encoded.
+
+    Raises:
+        DataError: naming the checkpoint and the fix.
+    """
+    from speechvq.checkpoint import load_model
+    from speechvq.data.code_dump import file_sha256
+
+    rec = prior.prior_info["vqvae"]
+    path = Path(rec["path"])
+    if not path.is_file():
+        raise DataError(f"the VQ-VAE checkpoint '{path}' whose codes this prior models is gone; "
+                        f"restore it to decode samples")
+    if file_sha256(path) != rec["sha256"]:
+        raise DataError(f"the VQ-VAE checkpoint '{path}' changed since its codes were encoded "
+                        f"for this prior (its SHA-256 differs): the prior's codes no longer "
+                        f"mean what they meant; encode again and retrain the prior")
+    return load_model(path, device=device)
