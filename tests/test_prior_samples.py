@@ -12,8 +12,8 @@ import torch
 
 from speechvq.data.code_dump import CodeItem, write_code_dump
 from speechvq.errors import DataError
-from speechvq.evaluation.speech.prior_samples import (CONTINUATION_KEY, KEY, SOURCES, PhoneBigram,
-                                                      phone_string, score_speech_samples)
+from speechvq.evaluation.speech.prior_samples import (SOURCES, PhoneBigram, phone_string,
+                                                      score_speech_samples)
 from speechvq.models.prior.causal import CausalPrior
 
 PHONES = ["SIL", "AA", "B", "K"]
@@ -59,12 +59,14 @@ def test_score_speech_samples_every_source(tmp_path):
                           dropout=0.0, conditional=True)
     prior = CausalPrior.from_config(cfg, codebook_size=8, n_classes=2).eval()
     scores = score_speech_samples(prior, train, test, ctm, prompt_seconds=1.0, engine="eager")
-    for key in (KEY, CONTINUATION_KEY):
-        for source in SOURCES:
-            assert scores[key.format(source=source)] > 1.0
-    # real codes read through the map are the training grammar's phones: the best of all
-    assert scores[KEY.format(source="real")] < scores[KEY.format(source="unigram")]
-    assert scores["prior.samples.n_sequences"] == 5 and scores["prior.continuation.prompt_codes"] == 10
+    for block in ("samples", "continuation"):
+        assert set(scores[block]["phone_bigram_ppl"]) == set(SOURCES)
+        assert all(v > 1.0 for v in scores[block]["phone_bigram_ppl"].values())
+    # real codes read through the map are the training grammar's phones: better than unigram's
+    ppl = scores["samples"]["phone_bigram_ppl"]
+    assert ppl["real"] < ppl["unigram"]
+    assert scores["samples"]["n_sequences"] == 5
+    assert scores["continuation"]["prompt_codes"] == 10
     again = score_speech_samples(prior, train, test, ctm, prompt_seconds=1.0, engine="eager")
     assert again == scores  # seeded
     with pytest.raises(DataError, match="prompt"):

@@ -34,7 +34,8 @@ def cmd_evaluate_prior(args: argparse.Namespace) -> int:
                                 exp_dir=args.exp, checkpoint=args.checkpoint,
                                 batch_size=args.batch_size,
                                 samples_per_class=args.samples_per_class, seed=args.seed,
-                                device=args.device, progress=progress(args))
+                                device=args.device, progress=progress(args),
+                                alignments=args.alignments)
     print_results([result], format_prior_table)
     return 0
 
@@ -96,6 +97,11 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     e.add_argument("--samples-per-class", type=int, default=50, metavar="N",
                    help="class-conditional image priors: samples per class the classifier "
                         "scores (0: none)")
+    e.add_argument("--alignments", metavar="CTM",
+                   help="speech priors: the training data's phones.ctm (or its data dir); "
+                        "samples and continuations of the test items (first second given) "
+                        "are read as phones and scored by a phone bigram, beside the code "
+                        "bigram's, the unigram's and the real codes'")
     add_batch_size_argument(e, "items per prior batch")
     add_seed_argument(e, "sampling, the classifier and the bootstrap intervals")
     add_progress_argument(e)

@@ -26,7 +26,11 @@ the utterance's own rest); only the drawn part is scored.
 
     scores = score_speech_samples(prior, CodeDump.open("dump/codes/train"),
                                   CodeDump.open("dump/codes/test"), "data/train/phones.ctm")
-    scores["prior.samples.phone_bigram_ppl.prior"]   # beside ...real, ...code_bigram, ...unigram
+    scores["samples"]["phone_bigram_ppl"]["prior"]   # beside "real", "code_bigram", "unigram"
+
+The blocks go under ``prior`` in ``speechvq evaluate prior``'s result, so report.json has
+``prior.samples.phone_bigram_ppl.<source>`` and ``prior.continuation.phone_bigram_ppl.<source>``
+(DESIGN.md "Report keys").
 """
 
 from __future__ import annotations
@@ -46,8 +50,6 @@ from speechvq.evaluation.speech.unit_eval import frame_labels_for, phone_set
 from speechvq.evaluation.speech.units import fit_code_to_phone
 
 SOURCES = ("prior", "code_bigram", "unigram", "real")
-KEY = "prior.samples.phone_bigram_ppl.{source}"
-CONTINUATION_KEY = "prior.continuation.phone_bigram_ppl.{source}"
 SMOOTHING = "add-one"  # of the phone bigram
 
 
@@ -172,7 +174,7 @@ def _prior_draws(prior, lengths: Sequence[int], cond: np.ndarray | None,
 
 
 def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
-                         prompt_seconds: float = 1.0, temperature: float = 1.0, seed: int = 0,
+                         cond: np.ndarray | None = None, prompt_seconds: float = 1.0, temperature: float = 1.0, seed: int = 0,
                          max_utts: int | None = None, batch_size: int = 16,
                          engine: str | None = None) -> dict:
     """Phone-bigram perplexity of each source's sequences, unprompted and continued.
@@ -180,13 +182,15 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
     Args:
         prior: a `CausalPrior` (eval mode). train, test: `CodeDump`s of the VQ-VAE the prior
             models. alignments: the training data's phones.ctm (or its Kaldi dir).
+        cond: (len(test),) the test items' speakers as the prior's indices (a conditional
+            prior; None: the test dump's own indices when the prior is conditional).
         prompt_seconds: the continuations' given part. temperature: the prior's.
         seed: every draw. max_utts: the first this many test utterances (None = all).
         batch_size: prior sequences drawn together. engine: the WaveNet sampling engine.
     Returns:
-        {KEY.format(source), CONTINUATION_KEY.format(source) for source in SOURCES: ppl} plus
-        ``prior.samples.n_sequences``, ``prior.continuation.n_sequences``,
-        ``prior.continuation.prompt_codes`` and ``prior.samples.phone_bigram_smoothing``.
+        ``{"samples": {"phone_bigram_ppl": {source: ppl}, "n_sequences", "temperature",
+        "phone_bigram_smoothing"}, "continuation": {"phone_bigram_ppl": {source: ppl},
+        "n_sequences", "prompt_codes", "prompt_seconds"}}`` for the sources of SOURCES.
     """
     if test.codebook_size != train.codebook_size or prior.codebook_size != train.codebook_size:
         raise DataError(f"the prior (K = {prior.codebook_size}) and the code dumps (train K = "
@@ -204,14 +208,18 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
     n = len(test) if max_utts is None else min(len(test), max_utts)
     real = [test.item(i) for i in range(n)]
     lengths = [len(r) for r in real]
-    cond = test.condition_ids[:n] if getattr(prior, "n_classes", 0) > 0 else None
+    if getattr(prior, "n_classes", 0) > 0:
+        cond = (test.condition_ids if cond is None else np.asarray(cond, np.int64))[:n]
+    else:
+        cond = None
     rng = np.random.default_rng([seed, 13])
     draws = {"prior": _prior_draws(prior, lengths, cond, None, temperature, seed, batch_size,
                                    engine),
              "code_bigram": [ngrams.draw_bigram(t, rng) for t in lengths],
              "unigram": [ngrams.draw_unigram(t, rng) for t in lengths],
              "real": real}
-    result = {KEY.format(source=s): ppl(draws[s]) for s in SOURCES}
+    samples = {"phone_bigram_ppl": {s: ppl(draws[s]) for s in SOURCES}, "n_sequences": n,
+               "temperature": temperature, "phone_bigram_smoothing": SMOOTHING}
 
     p = int(round(prompt_seconds * float(test.meta["frame_rate_hz"])))
     cont = [i for i in range(n) if lengths[i] > p]
@@ -227,25 +235,8 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
                             for t, q in zip(c_lengths, prompts)],
             "unigram": [ngrams.draw_unigram(t - p, rng) for t in c_lengths],
             "real": [real[i][p:] for i in cont]}
-    result.update({CONTINUATION_KEY.format(source=s): ppl(rest[s]) for s in SOURCES})
-    result.update({"prior.samples.n_sequences": n, "prior.continuation.n_sequences": len(cont),
-                   "prior.continuation.prompt_codes": p,
-                   "prior.samples.phone_bigram_smoothing": SMOOTHING})
-    return result
+    return {"samples": samples,
+            "continuation": {"phone_bigram_ppl": {s: ppl(rest[s]) for s in SOURCES},
+                             "n_sequences": len(cont), "prompt_codes": p,
+                             "prompt_seconds": prompt_seconds}}
 
-
-def evaluate_speech_prior_samples(model: str | os.PathLike, train_codes: str | os.PathLike,
-                                  test_codes: str | os.PathLike,
-                                  alignments: str | os.PathLike, *,
-                                  checkpoint: str | None = None, **kwargs) -> dict:
-    """`score_speech_samples` from paths: the prior behind ``--model M [--checkpoint NAME]``,
-    the training and test code dumps, the training alignments (phones.ctm or its data dir)."""
-    from speechvq.checkpoint import load_model
-    from speechvq.data.code_dump import CodeDump
-
-    prior = load_model(model, checkpoint, kind="prior")
-    train, test = CodeDump.open(train_codes), CodeDump.open(test_codes)
-    if train.modality != "speech" or test.modality != "speech":
-        raise DataError(f"sample scoring by phones needs speech code dumps; '{train.path}' and "
-                        f"'{test.path}' hold {train.modality} and {test.modality} codes")
-    return score_speech_samples(prior, train, test, alignments, **kwargs)
