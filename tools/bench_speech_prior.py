@@ -4,7 +4,7 @@ incremental engines (`CausalPrior.sample`: the WaveNet's per-layer ring buffers,
 steps and the 'fused' numba kernel) against recomputing the forward pass over the whole prefix
 for every code, the baseline, measured in the same run.
 
-    python tools/bench_speech_prior.py                       # recipes/mini/conf/prior.yaml's size, random weights
+    python tools/bench_speech_prior.py        # recipes/mini/conf/prior.yaml's size, random weights
     python tools/bench_speech_prior.py --model recipes/mini/exp/mini_prior --checkpoint best.pt
 
 Prints one line per batch size and engine: codes/s and the ratio to the full recompute. Timings

@@ -28,9 +28,10 @@ def _ppl_md(blocks: dict, src: dict | None) -> list[str]:
     lines = ["## Prior: speech samples read as phones", "",
              f"Codes -> phones with the code-to-phone map fitted on the training alignments, "
              f"runs collapsed, SIL dropped, scored by a phone bigram "
-             f"({samples.get('phone_bigram_smoothing', 'add-one')} smoothing) fitted on the training phones.ctm: perplexity, the closer to real "
-             f"speech's the better. {samples['n_sequences']} sequences per source, one per test "
-             f"utterance with its length; prior temperature {samples.get('temperature', 1.0):g}. "
+             f"({samples.get('phone_bigram_smoothing', 'add-one')} smoothing) fitted on the "
+             f"training phones.ctm: perplexity, the closer to real speech's the better. "
+             f"{samples['n_sequences']} sequences per source, one per test utterance with its "
+             f"length; prior temperature {samples.get('temperature', 1.0):g}. "
              f"Continuations: the first {cont.get('prompt_codes', '?')} codes of "
              f"{cont.get('n_sequences', '?')} test utterances given, the rest drawn and scored.",
              "", "| codes from | samples | continuations |", "|---|---:|---:|"]

@@ -150,17 +150,20 @@ class CodeNgrams:
             prev = out[t] = self._pick(cdf, float(u))
         return out
 
+
 # --------------------------------------------------------------------------------- scoring
 
 
 def _prior_draws(prior, lengths: Sequence[int], cond: np.ndarray | None,
                  prompts: Sequence[np.ndarray] | None, temperature: float, seed: int,
                  batch_size: int, engine: str | None) -> list[np.ndarray]:
-    """The prior's sequences, `batch_size` at a time, each cut to its length."""
-    out: list[np.ndarray] = []
+    """The prior's sequences, `batch_size` of similar lengths at a time, each cut to its
+    length; in the order of `lengths`."""
+    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(lengths)
     gen = torch.Generator().manual_seed(seed)
-    for b0 in range(0, len(lengths), batch_size):
-        part = list(range(b0, min(len(lengths), b0 + batch_size)))
+    order = [int(i) for i in np.argsort(lengths, kind="stable")]
+    for b0 in range(0, len(order), batch_size):
+        part = order[b0:b0 + batch_size]
         steps = max(lengths[i] for i in part)
         prompt = None
         if prompts is not None:
@@ -169,14 +172,15 @@ def _prior_draws(prior, lengths: Sequence[int], cond: np.ndarray | None,
         c = None if cond is None else torch.as_tensor(cond[part])
         codes = prior.sample(len(part), (steps,), cond=c, prompt=prompt,
                              temperature=temperature, generator=gen, engine=engine).numpy()
-        out += [codes[j, :lengths[i]] for j, i in enumerate(part)]
+        for j, i in enumerate(part):
+            out[i] = codes[j, :lengths[i]]
     return out
 
 
 def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
-                         cond: np.ndarray | None = None, prompt_seconds: float = 1.0, temperature: float = 1.0, seed: int = 0,
-                         max_utts: int | None = None, batch_size: int = 16,
-                         engine: str | None = None) -> dict:
+                         cond: np.ndarray | None = None, prompt_seconds: float = 1.0,
+                         temperature: float = 1.0, seed: int = 0, max_utts: int | None = None,
+                         batch_size: int = 16, engine: str | None = None) -> dict:
     """Phone-bigram perplexity of each source's sequences, unprompted and continued.
 
     Args:
@@ -198,8 +202,13 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
     segments, phones = read_alignments(alignments)
     sil = phones.index(SIL) if SIL in phones else -1
     mapping = fit_mapping(train, segments, phones)
-    bigram = PhoneBigram([phone_string([phones.index(p) for _, _, p in segs], sil)
-                          for u, segs in segments.items() if u in set(train.ids)], len(phones))
+    index, train_utts = {p: i for i, p in enumerate(phones)}, set(train.ids)
+    unknown = sorted({p for segs in segments.values() for _, _, p in segs} - set(index))
+    if unknown:
+        raise DataError(f"phones {unknown[:5]} of '{alignments}' are not in its phones.txt; "
+                        f"add them")
+    bigram = PhoneBigram([phone_string([index[p] for _, _, p in segs], sil)
+                          for u, segs in segments.items() if u in train_utts], len(phones))
     ngrams = CodeNgrams(train)
 
     def ppl(seqs: Sequence[np.ndarray]) -> float:

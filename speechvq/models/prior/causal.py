@@ -39,8 +39,8 @@ def wavenet_config(model_cfg: Any, codebook_size: int) -> WaveNetConfig:
     ch = int(model_cfg.channels)
     return WaveNetConfig(layers=layers, cycles=layers // cycle,
                          kernel_size=int(model_cfg.kernel_size), residual_channels=ch,
-                         gate_channels=2 * ch, skip_channels=ch, quantization_channels=codebook_size,
-                         output="softmax", engine=str(getattr(model_cfg, "engine", "auto")))
+                         gate_channels=2 * ch, skip_channels=ch,
+                         quantization_channels=codebook_size, output="softmax", engine=str(getattr(model_cfg, "engine", "auto")))
 
 
 class CausalPrior(nn.Module):
@@ -92,8 +92,8 @@ class CausalPrior(nn.Module):
             raise ModelError(f"prior {what} must be (batch, time) codes, got "
                              f"{tuple(codes.shape)}")
         if codes.numel() and bool(((codes < 0) | (codes >= self.codebook_size)).any()):
-            raise ModelError(f"prior {what} must lie in [0, {self.codebook_size}); the code dump's "
-                             f"K differs from the prior's")
+            raise ModelError(f"prior {what} must lie in [0, {self.codebook_size}); the code "
+                             f"dump's K differs from the prior's")
 
     def _nothing(self, batch: int, device) -> torch.Tensor:
         return torch.zeros(batch, 0, 1, device=device)  # (B, 0, 1): no local conditioning
