@@ -4,7 +4,7 @@
 columns up to the current one) against recomputing the whole grid for every code, the
 baseline, measured in the same run.
 
-    python tools/bench_prior.py                               # the egs/images prior's size, random weights
+    python tools/bench_prior.py                  # egs/images' prior size, random weights
     python tools/bench_prior.py --model egs/images/exp/images_prior --checkpoint best
     python tools/bench_prior.py --grid 32 32 --threads 2
 

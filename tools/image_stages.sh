@@ -9,7 +9,7 @@
 #     (code dumps; kept when newer than the model), 4 train the prior ${prior_exp} (default
 #     ${exp}_prior) on them with ${prior_config} (+ ${prior_args}), 5 evaluate it on the test
 #     codes into ${exp}/eval (so this example's report shows it; + ${prior_eval_args}) and
-#     sample ${prior_samples} images per class into ${prior_exp}/samples/CLASS
+#     sample ${prior_samples} images of every class into ${prior_exp}/samples
 #   6 report
 # It reads ${stage} ${stop_stage} ${exp} ${train_config} ${train_args} ${kmeans_patches}
 # ${kmeans_iters}, and ${launcher[@]} ${eval_args} ${prior_config} ${prior_args} ${prior_exp}
@@ -63,11 +63,9 @@ if [ -n "${prior_config}" ] && [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; th
   # shellcheck disable=SC2086
   speechvq evaluate prior --model "${prior_exp}" --checkpoint best --data dump/codes/test \
     --exp "${exp}" --no-progress ${prior_eval_args:-}
-  for class in $(cat dump/train/classes.txt); do
-    speechvq sample --model "${prior_exp}" --checkpoint best -n "${prior_samples}" \
-      --class "${class}" -o "${prior_exp}/samples/${class}" > /dev/null
-  done
-  log "Stage 5: samples in ${prior_exp}/samples/<class>/grid.png"
+  speechvq sample --model "${prior_exp}" --checkpoint best --per-class "${prior_samples}" \
+    -o "${prior_exp}/samples"
+  log "Stage 5: samples in ${prior_exp}/samples/ (grid.png: a row per class)"
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then

@@ -29,7 +29,7 @@ kmeans_iters=100     # its most Lloyd iterations
 prior_config=conf/prior.yaml  # the prior over the codes (stages 3-5); "" = no prior
 prior_args=          # extra key=value overrides for the prior, e.g. "train.max_steps=100"
 prior_eval_args=     # extra options of `speechvq evaluate prior`, e.g. "--samples-per-class 5"
-prior_samples=10     # images sampled per class into ${exp}_prior/samples/CLASS
+prior_samples=10     # images sampled of every class into ${exp}_prior/samples
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 1 --stop-stage 2"
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"

@@ -74,6 +74,12 @@ def _evaluate_units(args: argparse.Namespace) -> int:
             abx_max_triplets=args.abx_triplets, abx_items=args.abx_items,
             export_abx=args.export_abx, seed=args.seed, device=args.device,
             progress=progress(args))
+    elif args.alignments is None and args.fit_units is None:
+        if args.frame_rate is None:
+            raise ConfigError("--units needs --frame-rate R (units per second)")
+        results = [unit_eval.describe_units_file(
+            args.units, args.frame_rate, codebook_size=args.codebook_size, name=args.name,
+            exp_dir=args.exp, seed=args.seed)]
     else:
         if args.frame_rate is None or args.alignments is None:
             raise ConfigError("--units needs --frame-rate R and --alignments DATA_OR_CTM")
@@ -123,8 +129,12 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
         description="Mapping accuracy (with and without SIL), phone and cluster purity, PNMI, "
                     "perplexity, codes used, bitrate and ABX within/across speakers, for the "
                     "model beside three baselines on the same frames (majority phone, random "
-                    "codes, MFCC+deltas k-means with the same K). The code-to-phone mapping is "
-                    "fitted on --fit-on (default: the scored data itself).\n\nexamples:\n"
+                    "codes, MFCC+deltas k-means with the same K), each with a 95 %% bootstrap "
+                    "interval over utterances (ABX: over items). The code-to-phone mapping is "
+                    "fitted on --fit-on (default: the scored data itself). Data without phone "
+                    "alignments (and --units without --alignments) gets the label-free "
+                    "statistics: codes used, perplexity, bitrate (EXP/eval/"
+                    "units_unscored_<name>.json).\n\nexamples:\n"
                     "  speechvq evaluate units --model exp/mini --data dump/test dump/test_unseen "
                     "--fit-on dump/train\n  speechvq evaluate units --units hubert.txt "
                     "--frame-rate 50 --alignments data/test --exp exp/hubert")

@@ -156,9 +156,9 @@ def _conditions(prior: Any, dump: Any) -> np.ndarray | None:
 def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                    fit_on: str | os.PathLike | None = None, name: str | None = None,
                    exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
-                   batch_size: int = 64, samples_per_class: int = 50, seed: int = 0,
-                   device: str = "auto", progress: bool = True,
-                   alignments: str | os.PathLike | None = None) -> dict:
+                   batch_size: int = 64, samples_per_class: int = 50,
+                   temperature: float = 1.0, seed: int = 0, device: str = "auto",
+                   progress: bool = True, alignments: str | os.PathLike | None = None) -> dict:
     """Score a prior and the baselines on the code dump `data`; writes
     ``EXP/eval/prior_<name>.json`` (and the sample figure) and returns the result.
 
@@ -167,7 +167,7 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
         fit_on: the code dump the baselines count on (default: the prior's training codes; its
             ``data.held_out`` items tune the bigram and are not counted).
         samples_per_class: class-conditional image priors: samples per class scored by the
-            classifier (0: none).
+            classifier (0: none). temperature: of those samples.
         seed: sampling, the classifier and the bootstrap.
         alignments: speech priors: the training data's phones.ctm (or its data dir), to score
             samples and continuations by their phones (None: not scored).
@@ -216,21 +216,23 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
         if samples_per_class and info["n_classes"]:
             samples, classifier, figure = sample_quality(
                 prior, vq, dump, fit, exp / "eval" / f"prior_{name}_samples.png",
-                samples_per_class=samples_per_class, seed=seed, device=dev, progress=progress)
+                samples_per_class=samples_per_class, temperature=temperature, seed=seed,
+                device=dev, progress=progress)
             result["prior"].update(samples=samples, classifier=classifier)
             result["details"]["figures"]["samples"] = str(figure)
     if dump.modality == "speech" and alignments is not None:
         from speechvq.evaluation.speech.prior_samples import score_speech_samples
 
         result["prior"].update(score_speech_samples(
-            prior, fit, dump, alignments, cond=_conditions(prior, dump), seed=seed,
-            batch_size=min(batch_size, 16)))
+            prior, fit, dump, alignments, cond=_conditions(prior, dump),
+            temperature=temperature, seed=seed, batch_size=min(batch_size, 16)))
     result.update(
         command=command_line(["speechvq", "evaluate", "prior", "--model", str(model),
                               "--checkpoint", checkpoint, "--data", str(data),
                               "--fit-on", None if fit_on is None else str(fit_on),
                               "--name", name, "--exp", None if exp_dir is None else str(exp),
-                              "--samples-per-class", samples_per_class, "--seed", seed,
+                              "--samples-per-class", samples_per_class,
+                              "--temperature", temperature, "--seed", seed,
                               "--alignments", None if alignments is None else str(alignments)]),
         data={"model": str(model), "checkpoint": checkpoint, "data": str(data),
               "fit_on": str(fit_path),
@@ -245,8 +247,9 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
 def gain_line(block: dict) -> str:
     """One sentence: the prior's bits per code against the bigram's."""
     p, b = block["prior"][BITS_PER_CODE.name], block["bigram"][BITS_PER_CODE.name]
-    return (f"prior vs bigram: {p:.3f} vs {b:.3f} bits per code, {100 * (b - p) / b:+.1f} % "
-            f"under" + ("" if p < b else " (the bigram wins)"))
+    share = f", {100 * (b - p) / b:+.1f} % under" if b > 1e-6 else ""
+    return (f"prior vs bigram: {p:.3f} vs {b:.3f} bits per code{share}"
+            + ("" if p < b else " (the bigram wins)"))
 
 
 def format_prior_table(result: dict) -> str:
