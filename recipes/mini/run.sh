@@ -28,7 +28,7 @@ n_convert=6        # source sentences converted per source split (seen and unsee
 n_targets=2        # training speakers each source is converted to (who read the same sentence)
 n_wavenet=2        # of which this many also go through the (slow on CPU) WaveNet; 0 = none
 abx_triplets=5000  # ABX triplets sampled per condition in the unit evaluation
-prior_config=conf/prior.yaml      # stage 5: the causal WaveNet prior over the codes
+prior_config=conf/prior.yaml      # stage 5: the causal WaveNet prior over the codes ("" = no prior)
 prior_args=        # extra key=value overrides for the prior's training, e.g. "train.max_steps=100"
 n_prior_samples=2  # stage 5: utterances sampled from the prior, and as many continuations
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --stop-stage 3"
@@ -38,7 +38,7 @@ help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --st
 # Resolve user paths against the directory the recipe was started from, then work in --workdir.
 train_config=$(resolve_conf train-config "${train_config}")
 wavenet_config=$(resolve_conf wavenet-config "${wavenet_config}")
-prior_config=$(resolve_conf prior-config "${prior_config}")
+if [ -n "${prior_config}" ]; then prior_config=$(resolve_conf prior-config "${prior_config}"); fi
 if [ -n "${corpus_dir}" ]; then
   if [ ! -d "${corpus_dir}" ]; then
     echo "$0: error: --corpus-dir ${corpus_dir} is not a folder; pass a prepared Kaldi data dir" >&2
@@ -165,7 +165,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
   fi
 fi
 
-if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ]; then
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -n "${prior_config}" ]; then
   log "Stage 5: the speech prior over the codes of ${exp}: ${exp}_prior"
   for split in train test; do  # code dumps (codes.npy + index.tsv) the prior trains on and is scored on
     if newer_than_model "${exp}/codes/${split}/codes.json"; then
