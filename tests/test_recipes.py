@@ -37,6 +37,8 @@ TINY_MODEL = ("model.encoder.channels=16 model.encoder.dilations=[1] "
               "train.batch_size=2 train.num_workers=0")
 MINI_TRAIN_ARGS = (f"{TINY_MODEL} model.decoder.mel.channels=8 model.decoder.mel.layers=1 "
                    "data.window=4000 train.max_steps=3 train.checkpoint_every=3")
+MINI_PRIOR_ARGS = ("model.channels=8 model.layers=2 model.dilation_cycle=2 data.crop=32 "
+                   "train.max_steps=2 train.valid_every=1 train.checkpoint_every=2")
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -138,7 +140,7 @@ def test_vctk_recipe_points_a_plain_folder_to_prepare_folder(tmp_path):
 
 @pytest.mark.slow
 def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
-    """Stages 0-2 from the recipe's folder, 3-5 from the repo root, then a rerun from elsewhere
+    """Stages 0-2 from the recipe's folder, 3-6 from the repo root, then a rerun from elsewhere
     that skips every finished stage."""
     work = tmp_path / "work"
     # an exp path with a space: every stage must quote it
@@ -162,7 +164,8 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     # --n-wavenet 0: WaveNet sampling on CPU costs ~12 s per test sentence even for this tiny
     # model (one step per sample); that path is run below on a 0.1 s clip instead.
     log = _ok(run_recipe(MINI / "run.sh", *common, "--stage", "3", "--n-convert", "1",
-                         "--n-wavenet", "0", "--abx-triplets", "20", cwd=ROOT, tmp=tmp_path))
+                         "--n-wavenet", "0", "--abx-triplets", "20", "--prior-args",
+                         MINI_PRIOR_ARGS, "--n-prior-samples", "1", cwd=ROOT, tmp=tmp_path))
     assert "Stage 0" not in log and "Successfully finished" in log
     for split in ("test", "test_unseen"):
         units = _units(exp / "units" / f"{split}.txt")
@@ -193,6 +196,15 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
             assert (report / f"{fig}.png").is_file(), fig
     summary = json.loads((report / "report.json").read_text())
     assert set(summary["units"]) == {"test", "test_unseen"}
+    # stage 5: the speech prior, chosen on held-out training codes, scored into the same report
+    assert (work / "exp" / "mini run_prior" / "checkpoints" / "best.pt").is_file()
+    assert set(summary["prior"]["test"]) >= {"prior", "uniform", "unigram", "bigram"}
+    for block in ("samples", "continuation"):
+        assert set(summary["prior"][block]["phone_bigram_ppl"]) == {"prior", "code_bigram",
+                                                                    "unigram", "real"}
+    assert (report / "spectrograms_prior.png").is_file()
+    for d in ("prior", "continuation"):
+        assert (exp / "samples" / d / "sample_000.wav").is_file()
     assert set(summary["conversion"]) == {"test_mel", "test_unseen_mel"}
     # a paper's figures: intervals, and the codes run behind the WaveNet with its curves
     assert "95 % intervals of the units figures on test" in md

@@ -39,7 +39,8 @@ def cmd_evaluate_prior(args: argparse.Namespace) -> int:
                                 batch_size=args.batch_size,
                                 samples_per_class=args.samples_per_class,
                                 temperature=args.temperature, seed=args.seed,
-                                device=args.device, progress=progress(args))
+                                device=args.device, progress=progress(args),
+                                alignments=args.alignments)
     print_results([result], format_prior_table)
     return 0
 
@@ -106,7 +107,13 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
                    help="class-conditional image priors: samples per class the classifier "
                         "scores (0: none)")
     e.add_argument("--temperature", type=_temperature, default=1.0,
-                   help="softmax temperature of those samples (0 = greedy)")
+                   help="softmax temperature of those samples, and of the speech samples "
+                        "scored with --alignments (0 = greedy)")
+    e.add_argument("--alignments", metavar="CTM",
+                   help="speech priors: the training data's phones.ctm (or its data dir); "
+                        "samples and continuations of the test items (first second given) "
+                        "are read as phones and scored by a phone bigram, beside the code "
+                        "bigram's, the unigram's and the real codes'")
     add_batch_size_argument(e, "items per prior batch")
     add_seed_argument(e, "sampling, the classifier and the bootstrap intervals")
     add_progress_argument(e)
