@@ -14,9 +14,10 @@ samples of image codes decoded to images, a WaveNet's samples of speech codes de
   the video VQ-VAE's decoder; with a prompt of whole latent frames the strip marks where the
   given frames end.
 
-Conditioning: ``class_name`` / ``speaker`` fixes it for every sample; without it a conditional
-prior takes the prompt items' conditions, or goes through its classes in turn. ``prompt`` (a code
-dump) gives the first ``prompt_length`` codes of items 0, 1, ... in raster order, kept as given.
+Conditioning: ``class_name`` / ``speaker`` fixes it for every sample; ``per_class`` draws that
+many of every class, class after class (one row of ``grid.png`` each); without either a
+conditional prior takes the prompt items' conditions, or goes through its classes in turn.
+``prompt`` (a code dump) gives the first ``prompt_length`` codes of items 0, 1, ... in raster order, kept as given.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ UNCONDITIONED = "none"  # the condition name of samples from an unconditional pr
 
 
 def _write_images(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
-                  conditions: list[str]) -> list[Path]:
+                  conditions: list[str], columns: int = 10) -> list[Path]:
     from speechvq.evaluation.prior_images import image_grid
     from speechvq.fileio import atomic_save_png
 
@@ -46,12 +47,12 @@ def _write_images(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
     for name, image in zip(names, images):
         atomic_save_png(out / f"{name}.png", image)
         paths.append(out / f"{name}.png")
-    atomic_save_png(out / "grid.png", image_grid(images, min(10, len(images))))
+    atomic_save_png(out / "grid.png", image_grid(images, min(columns, len(images))))
     return paths + [out / "grid.png"]
 
 
 def _write_wavs(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
-                conditions: list[str]) -> list[Path]:
+                conditions: list[str], columns: int = 10) -> list[Path]:
     from speechvq.audio import save_audio
 
     speakers = [c if c in vq.speakers else vq.speakers[0] for c in conditions]
@@ -64,7 +65,8 @@ def _write_wavs(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
 
 
 def _write_clips(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
-                 conditions: list[str], prompt_frames: int | None = None) -> list[Path]:
+                 conditions: list[str], columns: int = 10,
+                 prompt_frames: int | None = None) -> list[Path]:
     from speechvq.evaluation.video_figures import clip_files
 
     clips = vq.decode(codes.to(next(vq.parameters()).device))  # (n, C, T, H, W)
@@ -76,7 +78,8 @@ def _write_clips(vq: Any, codes: torch.Tensor, names: list[str], out: Path,
     return paths
 
 
-#: modality -> (VQ-VAE, codes (n, *grid), sample names, their condition names, OUT) -> files
+#: modality -> (VQ-VAE, codes (n, *grid), sample names, their condition names, OUT,
+#: columns of a grid figure) -> the files written
 DECODERS: dict[str, Callable[..., list[Path]]] = {"image": _write_images, "speech": _write_wavs,
                                                   "video": _write_clips}
 
@@ -124,11 +127,14 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
                  class_name: str | None = None, speaker: str | None = None,
                  prompt: str | os.PathLike | None = None, prompt_length: int = 0,
                  length: int | None = None, temperature: float = 1.0, seed: int = 0,
-                 checkpoint: str | None = None, device: str = "auto") -> dict[str, Any]:
+                 per_class: int = 0, checkpoint: str | None = None,
+                 device: str = "auto") -> dict[str, Any]:
     """`speechvq sample`: draw `n` samples from the prior `model` into `out` (module docstring).
 
     Args:
+        n: samples to draw (with `per_class`: ignored, per_class x classes are drawn).
         class_name, speaker: the condition of every sample (at most one; by name).
+        per_class: draw this many of every class of a conditional prior, class by class.
         prompt, prompt_length: a code dump and how many of its items' first codes to keep.
         length: codes per sample of a 1-D prior (default: its training crop).
         temperature: softmax temperature; 0 = greedy. seed: the draws' generator.
@@ -141,8 +147,8 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
     from speechvq.ownership import claim
     from speechvq.tasks.prior import vqvae_of
 
-    if class_name is not None and speaker is not None:
-        raise ConfigError("give --class or --speaker, not both")
+    if sum(x is not None for x in (class_name, speaker)) + bool(per_class) > 1:
+        raise ConfigError("give one of --class, --speaker and --per-class")
     if prompt_length and prompt is None:
         raise ConfigError("--prompt-length needs --prompt DATA (a code dump)")
     ckpt = resolve_checkpoint(model, checkpoint)
@@ -151,13 +157,20 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
         dev = pick_device(device, option="--device")
         prior = load_model(ckpt, kind="prior", device=dev)
         info = prior.prior_info
+        if per_class:
+            if not info["n_classes"]:
+                raise ConfigError("--per-class: this prior is unconditional (trained with "
+                                  "model.conditional=false, or its codes had one condition)")
+            n = per_class * info["n_classes"]
         grid = tuple(info["grid"]) if info["grid"] else (int(length or info["crop"]),)
         prompt_codes, prompt_conds = (None, None)
         if prompt is not None:
             prompt_codes, prompt_conds = _prompt(prompt, n, prompt_length or 0, grid, info)
         wanted = class_name if class_name is not None else speaker
         option = "--class" if class_name is not None else "--speaker"
-        if wanted is not None:
+        if per_class:
+            cond = torch.arange(info["n_classes"]).repeat_interleave(per_class)
+        elif wanted is not None:
             cond = torch.full((n,), _condition_index(info, wanted, option), dtype=torch.long)
         elif info["n_classes"] and prompt_conds is not None:
             cond = torch.tensor([_condition_index(info, c, "--prompt condition")
@@ -186,7 +199,8 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
         if info["modality"] == "video" and prompt_length:  # whole latent frames given
             per_frame = int(np.prod(grid[1:]))
             extra["prompt_frames"] = prompt_length // per_frame * vq.time_stride
-        files = decoder(vq, codes, names, out, chosen, **extra) if decoder else []
+        files = decoder(vq, codes, names, out, chosen, per_class or 10, **extra) \
+            if decoder else []
     return {"n": n, "grid": list(grid), "seconds": seconds,
             "codes_per_second": n * int(np.prod(grid)) / max(seconds, 1e-9),
             "files": [str(f) for f in files], "codes": str(out / "codes")}

@@ -72,9 +72,12 @@ def test_code_dump_round_trip_checksums_and_checkpoint(tmp_path):
     assert dump.item(1).tolist() == [3, 4, 5] and dump.condition_ids.tolist() == [0, 1]
     assert dump.meta["vqvae"]["path"] == "../vq.pt" and dump.check_checkpoint() == ckpt
     assert dump.verify() and not (tmp_path / "codes.tmp").exists()
+    assert cli.main(["validate", str(tmp_path / "codes")]) == 0
     ckpt.write_bytes(b"other weights")
     with pytest.raises(DataError, match="changed since"):
         dump.check_checkpoint()
+    (tmp_path / "codes" / "conditions.txt").write_text("s1\ns2\ns3\n")
+    assert cli.main(["validate", str(tmp_path / "codes")]) == 2  # its checksum differs
     (tmp_path / "codes" / "index.tsv").write_text("id\toffset\tshape\tcondition\na\t0\t2\ts1\n")
     with pytest.raises(DataError, match="truncated"):
         CodeDump.open(tmp_path / "codes")

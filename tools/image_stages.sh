@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Stages 1-3 of every image example (egs/*/run.sh), sourced after its own stage 0 has written
+# Stages 1-6 of every image example (egs/*/run.sh), sourced after its own stage 0 has written
 # dump/train and dump/test (and after tools/recipe_common.sh):
 #   1 train ${exp} with ${train_config} (+ ${train_args}) through "${launcher[@]}" (default:
 #     speechvq; torchrun for several GPUs); a finished run says so and returns at once
 #   2 evaluate dump/test beside k-means on patches fitted on dump/train (${kmeans_patches},
 #     ${kmeans_iters}, + ${eval_args}); kept when newer than the model
-#   3 report
+#   3-5 only with ${prior_config} set: 3 encode dump/{train,test} -> dump/codes/{train,test}
+#     (code dumps; kept when newer than the model), 4 train the prior ${prior_exp} (default
+#     ${exp}_prior) on them with ${prior_config} (+ ${prior_args}), 5 evaluate it on the test
+#     codes into ${exp}/eval (so this example's report shows it; + ${prior_eval_args}) and
+#     sample ${prior_samples} images of every class into ${prior_exp}/samples
+#   6 report
 # It reads ${stage} ${stop_stage} ${exp} ${train_config} ${train_args} ${kmeans_patches}
-# ${kmeans_iters}, and ${launcher[@]} and ${eval_args} when set.
+# ${kmeans_iters}, and ${launcher[@]} ${eval_args} ${prior_config} ${prior_args} ${prior_exp}
+# ${prior_eval_args} ${prior_samples} when set.
 
 if [ -z "${launcher+x}" ]; then launcher=(speechvq); fi
 
@@ -29,8 +35,41 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   fi
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-  log "Stage 3: report"
+prior_config=${prior_config:-}
+prior_exp=${prior_exp:-${exp}_prior}
+prior_samples=${prior_samples:-10}
+
+if [ -n "${prior_config}" ] && [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+  for split in train test; do
+    if newer_than_model "dump/codes/${split}/codes.json"; then
+      log "Stage 3: dump/codes/${split} is newer than the model: kept"
+    else
+      log "Stage 3: encode dump/${split} -> dump/codes/${split} with ${exp}"
+      speechvq encode --model "${exp}" --data "dump/${split}" --codes-out "dump/codes/${split}" \
+        --batch-size 256 --no-progress
+    fi
+  done
+fi
+
+if [ -n "${prior_config}" ] && [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+  log "Stage 4: train the prior ${prior_exp} on dump/codes/train"
+  # shellcheck disable=SC2086
+  speechvq train --config "${prior_config}" --data dump/codes/train --exp "${prior_exp}" \
+    --no-progress ${prior_args:-}
+fi
+
+if [ -n "${prior_config}" ] && [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+  log "Stage 5: evaluate the prior ${prior_exp} (best.pt) on dump/codes/test into ${exp}/eval"
+  # shellcheck disable=SC2086
+  speechvq evaluate prior --model "${prior_exp}" --checkpoint best --data dump/codes/test \
+    --exp "${exp}" --no-progress ${prior_eval_args:-}
+  speechvq sample --model "${prior_exp}" --checkpoint best --per-class "${prior_samples}" \
+    -o "${prior_exp}/samples"
+  log "Stage 5: samples in ${prior_exp}/samples/ (grid.png: a row per class)"
+fi
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+  log "Stage 6: report"
   speechvq report --exp "${exp}"
   log "Report: $(pwd)/${exp}/report/report.md"
 fi

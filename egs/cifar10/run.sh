@@ -9,7 +9,7 @@
 # never the python pickles) -> dump/train (50,000), dump/test (10,000) (the records are pixel
 # arrays already, so preparing them is writing the dump), 1 train (conf/train.yaml: the paper's
 # 256 hidden units, K=512, D=64, Adam 2e-4, batch 128, 250k steps), 2 evaluate the test split
-# beside k-means on 4x4x3 patches at the same bits per image, 3 report. Each stage skips
+# beside k-means on 4x4x3 patches at the same bits per image, 6 report. Each stage skips
 # finished work.
 set -euo pipefail
 
@@ -49,4 +49,4 @@ if [ "${ngpu}" -gt 1 ]; then
   launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
 fi
 eval_args="--device ${device} --batch-size 256"
-. "${recipe}/../../tools/image_stages.sh"   # stages 1 train, 2 evaluate, 3 report
+. "${recipe}/../../tools/image_stages.sh"   # 1 train, 2 evaluate, 6 report (no prior here)

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # The whole speechvq pipeline on the built-in corpus, on CPU, in minutes.
 #
-#   bash recipes/mini/run.sh                        # stages 0-5
+#   bash recipes/mini/run.sh                        # stages 0-6
 #   bash recipes/mini/run.sh --stage 3 --stop-stage 3
 #   bash recipes/mini/run.sh --corpus-dir /path/to/prepared/kaldi/dir   # your own data
 #   bash recipes/mini/run.sh --workdir /scratch/mini   # data/ dump/ exp/ there, not in recipes/mini
 #
 # Stages: 0 prepare the built-in corpus, 1 dump, 2 train, 3 encode + evaluate units,
-# 4 convert test sentences to training speakers, 5 report. Each stage skips finished work.
+# 4 convert test sentences to training speakers, 5 the speech prior (code dumps, train, evaluate,
+# sample), 6 report. Each stage skips finished work.
 # Paths given as options are relative to the directory you run from, except that a relative
 # --train-config is looked up in this recipe's folder first (e.g. conf/train.yaml).
 set -euo pipefail
 
 stage=0            # first stage to run
 stop_stage=100     # last stage to run
-nj=2               # parallel jobs for the dump
+nj=2               # parallel jobs: prepare, dump, encode, evaluate units (encoding), convert
+cmd=               # run each encode/convert job as `${cmd} speechvq ...`, e.g. "srun --ntasks=1"; default: local
 size=default       # built-in corpus size: tiny, default or large
 corpus_dir=        # a prepared Kaldi data dir (e.g. from `speechvq prepare folder`) instead of the built-in corpus
 workdir=           # where data/ dump/ exp/ go (default: this recipe's folder)
@@ -26,6 +28,9 @@ n_convert=6        # source sentences converted per source split (seen and unsee
 n_targets=2        # training speakers each source is converted to (who read the same sentence)
 n_wavenet=2        # of which this many also go through the (slow on CPU) WaveNet; 0 = none
 abx_triplets=5000  # ABX triplets sampled per condition in the unit evaluation
+prior_config=conf/prior.yaml      # stage 5: the causal WaveNet prior over the codes ("" = no prior)
+prior_args=        # extra key=value overrides for the prior's training, e.g. "train.max_steps=100"
+n_prior_samples=2  # stage 5: utterances sampled from the prior, and as many continuations
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --stop-stage 3"
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"
@@ -33,6 +38,7 @@ help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --st
 # Resolve user paths against the directory the recipe was started from, then work in --workdir.
 train_config=$(resolve_conf train-config "${train_config}")
 wavenet_config=$(resolve_conf wavenet-config "${wavenet_config}")
+if [ -n "${prior_config}" ]; then prior_config=$(resolve_conf prior-config "${prior_config}"); fi
 if [ -n "${corpus_dir}" ]; then
   if [ ! -d "${corpus_dir}" ]; then
     echo "$0: error: --corpus-dir ${corpus_dir} is not a folder; pass a prepared Kaldi data dir" >&2
@@ -93,14 +99,14 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${corpus_dir}" ]; then
   log "Stage 3: encode the training data (no alignments to score units against)"
-  encode_units train
+  encode_units train "${jobs[@]}"
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
   log "Stage 3: encode and evaluate units"
   to_score=""
   for split in ${eval_sets}; do
-    encode_units "${split}"
+    encode_units "${split}" "${jobs[@]}"
     if newer_than_model "${exp}/eval/units_${split}.json"; then
       log "${exp}/eval/units_${split}.json is newer than the model: kept"
     else
@@ -112,7 +118,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
     # results go to ${exp}/eval/units_<split>.json
     # shellcheck disable=SC2086
     speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}"
+      --abx-triplets "${abx_triplets}" "${jobs[@]}"
   fi
 fi
 
@@ -130,13 +136,13 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
     # convert keeps the wavs already in --out; only missing conversions are made.
     speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
       --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_convert}" --head mel \
-      --out "${exp}/convert/${split}_mel"
+      --out "${exp}/convert/${split}_mel" "${jobs[@]}"
     heads=mel
     if [ "${n_wavenet}" -gt 0 ]; then
       heads="mel wavenet"
       speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
         --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_wavenet}" --head wavenet \
-        --out "${exp}/convert/${split}_wavenet"
+        --out "${exp}/convert/${split}_wavenet" "${jobs[@]}"
     fi
     for head in ${heads}; do
       result=${exp}/eval/conversion_${split}_${head}.json
@@ -159,8 +165,38 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
   fi
 fi
 
-if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
-  log "Stage 5: report"
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -n "${prior_config}" ]; then
+  log "Stage 5: the speech prior over the codes of ${exp}: ${exp}_prior"
+  for split in train test; do  # code dumps (codes.npy + index.tsv) the prior trains on and is scored on
+    if newer_than_model "${exp}/codes/${split}/codes.json"; then
+      log "${exp}/codes/${split} is newer than the model: kept"
+    else
+      speechvq encode --model "${exp}" --data "dump/${split}" --codes-out "${exp}/codes/${split}"
+    fi
+  done
+  # Validates on the held-out 10 % of the training utterances (data.held_out) and keeps the best
+  # as best.pt: the prior memorises the training codes within minutes. One thread: its tensors
+  # are small, and two spin-waiting threads on a busy 2-core machine ran 3x slower than one.
+  # shellcheck disable=SC2086
+  speechvq train --config "${prior_config}" --data "${exp}/codes/train" --exp "${exp}_prior" \
+    --threads 1 ${prior_args}
+  result=${exp}/eval/prior_test.json
+  if [ -e "${result}" ] && [ "${result}" -nt "${exp}_prior/checkpoints/best.pt" ]; then
+    log "${result} is newer than the prior: kept"
+  else
+    # bits per code beside uniform/unigram/bigram; samples and continuations read as phones
+    speechvq evaluate prior --model "${exp}_prior" --checkpoint best.pt --data "${exp}/codes/test" \
+      --alignments data/train --exp "${exp}" --name test
+  fi
+  # wavs through the VQ-VAE's log-mel head + Griffin-Lim, 5 s each; the report shows the first
+  speechvq sample --model "${exp}_prior" --checkpoint best.pt -n "${n_prior_samples}" \
+    --length 250 -o "${exp}/samples/prior"
+  speechvq sample --model "${exp}_prior" --checkpoint best.pt -n "${n_prior_samples}" \
+    --length 250 --prompt "${exp}/codes/test" --prompt-length 50 -o "${exp}/samples/continuation"
+fi
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+  log "Stage 6: report"
   speechvq report --exp "${exp}"
   log "Report: $(pwd)/${exp}/report/report.md"
 fi

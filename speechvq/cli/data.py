@@ -49,6 +49,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.data}: OK, image dump of {len(images)} {h}x{w}x{c} images, "
               f"{len(images.classes)} classes, {sums}")
         return 0
+    if (Path(args.data) / "codes.json").is_file():
+        from speechvq.data.code_dump import CodeDump
+        codes = CodeDump.open(args.data)
+        codes.verify()
+        print(f"{args.data}: OK, code dump of {len(codes)} {codes.modality} items, "
+              f"{codes.codes.shape[0]} codes of K={codes.codebook_size}, checksums match")
+        return 0
     from speechvq.data.speech.kaldi import validate_data_dir
     d = validate_data_dir(args.data)
     extra = [name for name, present in (("text", d.text), ("segments", d.segments),
@@ -130,7 +137,7 @@ def _add_validate_commands(sub: argparse._SubParsersAction) -> None:
                     description="Check a Kaldi data dir: required files, LC_ALL=C order, "
                                 "unique ids, consistent utt2spk/spk2utt/wav.scp/text/"
                                 "segments/phones.ctm, audio files present, segments inside "
-                                "their recordings. Or check a dump (speech or images): its structure, and every "
+                                "their recordings. Or check a dump (speech, images or codes): its structure, and every "
                                 "file against the checksum recorded when it was made. The "
                                 "first problem is reported with its file, line and fix; exit "
                                 "status 2.")

@@ -16,11 +16,15 @@ from speechvq.cli.common import (add_batch_size_argument, add_command, add_model
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from speechvq.sample import sample_prior
-    result = sample_prior(args.model, args.n, args.out, class_name=args.class_name,
+    if (args.n is None) == (args.per_class is None):
+        from speechvq.errors import ConfigError
+        raise ConfigError("give -n N (samples) or --per-class N (samples of every class)")
+    result = sample_prior(args.model, args.n or 0, args.out, class_name=args.class_name,
                           speaker=args.speaker, prompt=args.prompt,
                           prompt_length=args.prompt_length, length=args.length,
                           temperature=args.temperature, seed=args.seed,
-                          checkpoint=args.checkpoint, device=args.device)
+                          per_class=args.per_class or 0, checkpoint=args.checkpoint,
+                          device=args.device)
     print(f"{args.out}: {result['n']} samples of {'x'.join(map(str, result['grid']))} codes in "
           f"{result['seconds']:.2f} s ({result['codes_per_second']:.0f} codes/s), "
           f"{len(result['files'])} decoded files; codes in {result['codes']}")
@@ -33,8 +37,10 @@ def cmd_evaluate_prior(args: argparse.Namespace) -> int:
         result = evaluate_prior(args.model, args.data, fit_on=args.fit_on, name=args.name,
                                 exp_dir=args.exp, checkpoint=args.checkpoint,
                                 batch_size=args.batch_size,
-                                samples_per_class=args.samples_per_class, seed=args.seed,
-                                device=args.device, progress=progress(args))
+                                samples_per_class=args.samples_per_class,
+                                temperature=args.temperature, seed=args.seed,
+                                device=args.device, progress=progress(args),
+                                alignments=args.alignments)
     print_results([result], format_prior_table)
     return 0
 
@@ -57,14 +63,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "conditional prior without --class/--speaker goes through its classes in "
                     "turn (or takes the prompt items').\n\nexamples:\n"
                     "  speechvq sample --model exp/images_prior -n 16 --class 3 -o samples/3\n"
+                    "  speechvq sample --model exp/images_prior --per-class 10 -o samples\n"
                     "  speechvq sample --model exp/mini_prior -n 4 --prompt dump/codes/test "
                     "--prompt-length 50 -o samples/continued")
     add_model_arguments(p)
-    p.add_argument("-n", type=positive_int, required=True, help="samples to draw")
+    p.add_argument("-n", type=positive_int, help="samples to draw")
     p.add_argument("-o", "--out", required=True, help="output folder")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--class", dest="class_name", metavar="C", help="class of every sample")
     who.add_argument("--speaker", metavar="S", help="speaker of every sample")
+    who.add_argument("--per-class", type=positive_int, metavar="N",
+                     help="N samples of every class, class by class (instead of -n); "
+                          "grid.png has a row per class")
     p.add_argument("--prompt", metavar="DATA", help="code dump whose items' first codes are kept")
     p.add_argument("--prompt-length", type=positive_int, metavar="L",
                    help="codes of each prompt item kept, in raster order")
@@ -96,6 +106,14 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     e.add_argument("--samples-per-class", type=int, default=50, metavar="N",
                    help="class-conditional image priors: samples per class the classifier "
                         "scores (0: none)")
+    e.add_argument("--temperature", type=_temperature, default=1.0,
+                   help="softmax temperature of those samples, and of the speech samples "
+                        "scored with --alignments (0 = greedy)")
+    e.add_argument("--alignments", metavar="CTM",
+                   help="speech priors: the training data's phones.ctm (or its data dir); "
+                        "samples and continuations of the test items (first second given) "
+                        "are read as phones and scored by a phone bigram, beside the code "
+                        "bigram's, the unigram's and the real codes'")
     add_batch_size_argument(e, "items per prior batch")
     add_seed_argument(e, "sampling, the classifier and the bootstrap intervals")
     add_progress_argument(e)

@@ -1,6 +1,6 @@
 """``speechvq report``: an exp dir's results and training logs -> report.md, report.json and
-figures (stage 5). The work is `speechvq.evaluation.report`, imported by the command (it brings
-matplotlib) so ``speechvq --help`` stays fast.
+figures (the recipes' last stage). The work is `speechvq.evaluation.report`, imported by the
+command (it brings matplotlib) so ``speechvq --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``report`` to ``speechvq <command>``."""
     p = add_command(
-        sub, "report", cmd_report, help="report.md, report.json and figures (stage 5)",
+        sub, "report", cmd_report,
+        help="report.md, report.json and figures (the recipes' last stage)",
         description="Gather EXP/eval/*.json, metrics.jsonl and config.yaml into "
                     "EXP/report/report.md, report.json (every number with the command and data "
                     "that produced it) and PNG figures: training curves, code usage, code-phone "

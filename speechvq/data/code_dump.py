@@ -21,7 +21,6 @@ leaves no half dump. No pickle anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from speechvq.checksums import file_checksums, verify
 from speechvq.errors import DataError
 from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
@@ -45,9 +45,12 @@ _REMAKE = "remove it and run `speechvq encode ... --codes-out` again"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """``sha256:<hex>`` of the file at `path`."""
-    with open(path, "rb") as f:
-        return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+    """``sha256:<hex>`` of the file at `path` (`speechvq.checksums.file_checksums`)."""
+    path = Path(path)
+    digest = file_checksums(path.parent, [path.name]).get(path.name)
+    if digest is None:
+        raise DataError(f"'{path}' does not exist or is not a file")
+    return digest
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def write_code_dump(out: str | os.PathLike, items: Sequence[CodeItem], *, modali
             "vqvae": {"path": os.path.relpath(os.path.abspath(ckpt), os.path.abspath(out)),
                       "sha256": file_sha256(ckpt)},
             "source": str(source), "n_items": len(items), "n_codes": int(codes.size),
-            "checksums": {name: file_sha256(tmp / name) for name in CHECKSUMMED}}
+            "checksums": file_checksums(tmp, CHECKSUMMED)}
     atomic_write_json(tmp / "codes.json", meta)
     if out.exists():
         shutil.rmtree(out)
@@ -215,12 +218,9 @@ class CodeDump:
         """Compare every file with the checksum recorded when the dump was made.
 
         Raises:
-            DataError: a file differs.
+            DataError: a file differs or is missing.
         """
-        for name, want in self.meta.get("checksums", {}).items():
-            if file_sha256(self.path / name) != want:
-                raise self._fail(f"{name} differs from the dump that was made (its checksum)")
-        return True
+        return verify(self.path, self.meta.get("checksums"), self._fail)
 
 
 def held_out_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

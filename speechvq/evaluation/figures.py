@@ -6,7 +6,7 @@
 - `cooccurrence_map`: P(phone | code) with codes ordered by the phone they map to (van den Oord
   et al. 2017, the code-to-phone mapping), so a phone-like codebook shows a staircase.
 - `spectrograms`: log-mel spectrograms (`speechvq.audio.log_mel`) of source, converted and target
-  real reading for a few converted sentences.
+  real reading for a few converted sentences; `wav_spectrograms`: of any wavs (prior samples).
 
 Each writes atomically (`speechvq.fileio.atomic_path`); each returns the file name (for
 Markdown) or None when there is nothing to draw.
@@ -168,3 +168,30 @@ def spectrograms(details: dict, split: str, data_cfg, path: Path) -> tuple[str |
             fig.colorbar(im, ax=ax, label="log magnitude (nats)")
     fig.suptitle(f"Log-mel spectrograms, conversions of {split}")
     return _save(fig, path, dpi=80), "; ".join(missing)
+
+
+def wav_spectrograms(items: Sequence[tuple[str, Path]], data_cfg, path: Path,
+                     title: str) -> str | None:
+    """One log-mel spectrogram per (caption, wav file), side by side; None when none exists."""
+    import torch
+
+    from speechvq.audio import load_audio, log_mel_cfg
+
+    mels = []
+    for caption, wav_path in items:
+        if Path(wav_path).is_file():
+            wav, _ = load_audio(wav_path, data_cfg.sample_rate)
+            wav = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+            mels.append((caption, log_mel_cfg(wav, data_cfg).numpy()))  # (M, F)
+    if not mels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(mels), figsize=(6.5 * len(mels), 3.0), squeeze=False)
+    hop_s = data_cfg.hop_length / data_cfg.sample_rate
+    for ax, (caption, m) in zip(axes[0], mels):
+        im = ax.imshow(m, aspect="auto", origin="lower", cmap="magma",
+                       extent=(0, m.shape[1] * hop_s, 0, m.shape[0]))
+        ax.set(title=caption, xlabel="time (s)", ylabel="mel band (index)")
+        fig.colorbar(im, ax=ax, label="log magnitude (nats)")
+    fig.suptitle(title)
+    return _save(fig, path, dpi=80)

@@ -22,7 +22,11 @@ CNN trained once on the real training images (`speechvq.evaluation.image_classif
 ``--samples-per-class`` samples of every class decoded by the VQ-VAE; ``class_match`` is the
 share labelled as the class asked for, beside ``chance`` (1 / classes), the classifier's accuracy
 on the real test images and on their VQ-VAE reconstructions (the ceiling a perfect prior would
-reach). Results go to ``EXP/eval/prior_<name>.json`` with a PNG of the samples (a row per class).
+reach). For a speech prior given the training alignments (``--alignments``), its samples and
+its continuations of the test utterances read as phones and scored by a phone bigram, beside the
+code bigram's, the unigram's and the real codes' (``prior.samples.phone_bigram_ppl.<source>``,
+``prior.continuation...``; `speechvq.evaluation.speech.prior_samples`). Results go to
+``EXP/eval/prior_<name>.json`` with a PNG of the samples (a row per class).
 """
 
 from __future__ import annotations
@@ -152,8 +156,9 @@ def _conditions(prior: Any, dump: Any) -> np.ndarray | None:
 def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                    fit_on: str | os.PathLike | None = None, name: str | None = None,
                    exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
-                   batch_size: int = 64, samples_per_class: int = 50, seed: int = 0,
-                   device: str = "auto", progress: bool = True) -> dict:
+                   batch_size: int = 64, samples_per_class: int = 50,
+                   temperature: float = 1.0, seed: int = 0, device: str = "auto",
+                   progress: bool = True, alignments: str | os.PathLike | None = None) -> dict:
     """Score a prior and the baselines on the code dump `data`; writes
     ``EXP/eval/prior_<name>.json`` (and the sample figure) and returns the result.
 
@@ -162,8 +167,10 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
         fit_on: the code dump the baselines count on (default: the prior's training codes; its
             ``data.held_out`` items tune the bigram and are not counted).
         samples_per_class: class-conditional image priors: samples per class scored by the
-            classifier (0: none).
+            classifier (0: none). temperature: of those samples.
         seed: sampling, the classifier and the bootstrap.
+        alignments: speech priors: the training data's phones.ctm (or its data dir), to score
+            samples and continuations by their phones (None: not scored).
     """
     from speechvq.checkpoint import load_model
     from speechvq.data.code_dump import held_out_split
@@ -209,17 +216,27 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
         if samples_per_class and info["n_classes"]:
             samples, classifier, figure = sample_quality(
                 prior, vq, dump, fit, exp / "eval" / f"prior_{name}_samples.png",
-                samples_per_class=samples_per_class, seed=seed, device=dev, progress=progress)
+                samples_per_class=samples_per_class, temperature=temperature, seed=seed,
+                device=dev, progress=progress)
             result["prior"].update(samples=samples, classifier=classifier)
             result["details"]["figures"]["samples"] = str(figure)
+    if dump.modality == "speech" and alignments is not None:
+        from speechvq.evaluation.speech.prior_samples import score_speech_samples
+
+        result["prior"].update(score_speech_samples(
+            prior, fit, dump, alignments, cond=_conditions(prior, dump),
+            temperature=temperature, seed=seed, batch_size=min(batch_size, 16)))
     result.update(
         command=command_line(["speechvq", "evaluate", "prior", "--model", str(model),
                               "--checkpoint", checkpoint, "--data", str(data),
                               "--fit-on", None if fit_on is None else str(fit_on),
                               "--name", name, "--exp", None if exp_dir is None else str(exp),
-                              "--samples-per-class", samples_per_class, "--seed", seed]),
+                              "--samples-per-class", samples_per_class,
+                              "--temperature", temperature, "--seed", seed,
+                              "--alignments", None if alignments is None else str(alignments)]),
         data={"model": str(model), "checkpoint": checkpoint, "data": str(data),
-              "fit_on": str(fit_path)})
+              "fit_on": str(fit_path),
+              "alignments": None if alignments is None else str(alignments)})
     write_result(exp, "prior", name, result)
     return result
 
@@ -230,15 +247,16 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
 def gain_line(block: dict) -> str:
     """One sentence: the prior's bits per code against the bigram's."""
     p, b = block["prior"][BITS_PER_CODE.name], block["bigram"][BITS_PER_CODE.name]
-    return (f"prior vs bigram: {p:.3f} vs {b:.3f} bits per code, {100 * (b - p) / b:+.1f} % "
-            f"under" + ("" if p < b else " (the bigram wins)"))
+    share = f", {100 * (b - p) / b:+.1f} % under" if b > 1e-6 else ""
+    return (f"prior vs bigram: {p:.3f} vs {b:.3f} bits per code{share}"
+            + ("" if p < b else " (the bigram wins)"))
 
 
 def format_prior_table(result: dict) -> str:
     """The prior block(s) of a result as plain text: systems x bits/code (and bits/dim)."""
     lines = []
     for split, block in result["prior"].items():
-        if split in ("samples", "classifier"):
+        if split in ("samples", "classifier", "continuation"):
             continue
         shape = "x".join(map(str, block["grid"])) if block.get("grid") else "1-D"
         lines.append(f"prior {split}: {block['n_items']} items, {block['n_codes']} codes "
@@ -252,7 +270,12 @@ def format_prior_table(result: dict) -> str:
                 f"{m.format(block[s].get(m.name)):>12}" for m in cols))
         lines.append(gain_line(block))
     samples, classifier = result["prior"].get("samples"), result["prior"].get("classifier")
-    if samples:
+    for what in ("samples", "continuation"):
+        ppl = (result["prior"].get(what) or {}).get("phone_bigram_ppl")
+        if ppl:
+            lines.append(f"phone-bigram perplexity of {what} (real speech: {ppl['real']:.1f}): "
+                         + ", ".join(f"{s} {v:.1f}" for s, v in ppl.items() if s != "real"))
+    if samples and "class_match" in samples:
         lines.append(f"class-conditional samples labelled as asked: "
                      f"{CLASS_MATCH.show(samples['class_match'])} (chance "
                      f"{CLASS_MATCH.show(samples['chance'])}; classifier on real test images "

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from speechvq.config.prior import ARCH_DIMS, PriorDataConfig, PriorModelConfig
-from speechvq.errors import ConfigError, DataError, ModelError
+from speechvq.errors import ConfigError, DataError
 from speechvq.models.outputs import Metric
 from speechvq.registry import Task, TaskRun, register_task
 
@@ -120,6 +120,7 @@ def load_prior(state: dict, path: Path) -> Any:
     Raises:
         ModelError: weights that do not fit the config they came with.
     """
+    from speechvq.checkpoint import load_weights_
     from speechvq.config import config_from_dict
     from speechvq.models.prior import build_prior
 
@@ -127,12 +128,7 @@ def load_prior(state: dict, path: Path) -> Any:
     info = state["prior"]
     model = build_prior(cfg.model, codebook_size=int(info["codebook_size"]),
                         n_classes=int(info["n_classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ModelError(f"checkpoint '{path}' does not match the prior its config describes "
-                         f"({first}); it was written by another speechvq version") from None
+    load_weights_(model, state["model"], path)
     model.prior_info, model.config = info, cfg
     return model.eval()
 

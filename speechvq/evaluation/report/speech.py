@@ -13,7 +13,8 @@ Every metric's name, label and better direction come from `speechvq.evaluation.s
 the report says where a baseline (majority phone, random codes, MFCC k-means) beats the model.
 The units and conversion tables are also written as CSV and LaTeX (`tables`). Figures
 (`speechvq.evaluation.figures`): training curves of every run in the model's chain, sorted code
-usage, the code-by-phone co-occurrence and log-mel spectrograms of a few conversions.
+usage, the code-by-phone co-occurrence and log-mel spectrograms of a few conversions. A speech
+prior evaluated into the exp dir gets its sections from `speechvq.evaluation.report.speech_prior`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from speechvq.evaluation.speech.metrics import (BASELINES, BITRATE, BITRATE_DEDU
                                                 TRAINING, UNITS, conversion_rows, unit_columns)
 from speechvq.models.outputs import CODEBOOK, CODES_USED, PERPLEXITY
 
-KINDS = ("units", "conversion", "units_unscored", "datasets")
+KINDS = ("units", "conversion", "units_unscored", "datasets", "prior")  # prior: a speech
+# prior of this model's codes evaluated into its exp dir (`speech_prior`)
 STAMP = "conversion.json"  # what `speechvq convert` leaves in its output dir
 
 
@@ -273,7 +275,7 @@ def _units_intervals(split: str, block: dict, systems: list[str], cols: list,
                          "(the code-to-phone mapping refitted in each when it is fitted on the "
                          "scored data); ABX: resamples of the ABX items, from the per-triplet "
                          "results."])
-    return ["", *export_table(out, table)]
+    return ["", f"{table.title}:", "", *export_table(out, table)]
 
 
 # ------------------------------------------------------------------------------- conversion
@@ -359,7 +361,8 @@ def render(g: Gathered, out: Path) -> list[str]:
         md += _conversion_md(split, m, sources.get(f"conversion.{split}"), [png], out)
         if missing:
             md += [f"Spectrograms left out: {missing}.", ""]
-    return md
+    from speechvq.evaluation.report.speech_prior import speech_prior_md
+    return md + speech_prior_md(g, out)
 
 
 register_renderer("speech", Renderer(KINDS, render, _extend))

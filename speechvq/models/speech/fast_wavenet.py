@@ -163,10 +163,11 @@ def stack_for(net, bf16: bool = False) -> FusedStack:
 def _drive(net, stack: FusedStack, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
            mode: int, temperature: float = 0.0, noise: Iterator[torch.Tensor] | None = None,
            forced: np.ndarray | None = None, threads: int = 1,
-           progress: bool = False) -> np.ndarray:
+           progress: bool = False, prompt: np.ndarray | None = None) -> np.ndarray:
     """Run the kernel chunk by chunk: (B, steps) int64 classes, or (B, steps, O) float32 logits
     in FORCED mode. The batch is split into `threads` groups, each its own state, run side by
-    side (the kernel releases the GIL)."""
+    side (the kernel releases the GIL). A sampling run's first P steps run teacher-forced on
+    `prompt` (B, P) (their noise skipped, as the eager loop does) and output the prompt."""
     batch = c.shape[0]
     bias = stack.speaker_bias(speaker, batch)  # (B, L * G)
     spans = [(int(g[0]), int(g[-1]) + 1) for g in np.array_split(np.arange(batch),
@@ -181,6 +182,9 @@ def _drive(net, stack: FusedStack, c: torch.Tensor, speaker: torch.Tensor | None
     per_chunk = stack.chunk_steps(batch)
     bar = tqdm(total=steps, disable=not progress, desc="wavenet (fused)", unit="sample")
     pool = ThreadPoolExecutor(len(spans)) if len(spans) > 1 else None
+    n_prompt = 0 if prompt is None or mode == FORCED else prompt.shape[1]
+    if n_prompt:
+        out[:, :n_prompt] = prompt
     t = 0
     while t < steps:
         if t == noise_t0 + noise_n:  # the noise in hand is used up: take the next chunk
@@ -192,17 +196,26 @@ def _drive(net, stack: FusedStack, c: torch.Tensor, speaker: torch.Tensor | None
                 g, lg = mol_noise(u)  # (n, B, M), (n, B)
                 gumbel, logistic = g.contiguous().numpy(), lg.contiguous().numpy()
         end = min(steps, t + per_chunk, noise_t0 + noise_n)
+        in_prompt = t < n_prompt
+        if in_prompt:
+            end = min(end, n_prompt)
         rows, row_of = stack.gate_rows(c[:, t:end], bias)
         k0, k1 = t - noise_t0, end - noise_t0
 
         def work(g: int) -> None:
             (b0, b1), (buf, prev) = spans[g], states[g]
+            given = prompt if in_prompt else forced
             chunk = Chunk(rows[b0:b1], row_of,
                           np.ascontiguousarray(gumbel[k0:k1, b0:b1]) if gumbel.size else gumbel,
                           np.ascontiguousarray(logistic[k0:k1, b0:b1]) if logistic.size
                           else logistic,
-                          no_forced if forced is None
-                          else np.ascontiguousarray(forced[b0:b1, t:end]))
+                          no_forced if given is None
+                          else np.ascontiguousarray(given[b0:b1, t:end]))
+            if in_prompt:  # the prompt's steps: its classes in, their logits thrown away
+                run(stack.weights, buf, prev, t, chunk, FORCED, np.float32(temperature),
+                    stack.bf16, no_forced,
+                    np.empty((b1 - b0, end - t, net.out_channels), np.float32))
+                return
             part = np.empty((b1 - b0, end - t) + shape[2:], out.dtype)
             run(stack.weights, buf, prev, t, chunk, mode, np.float32(temperature),
                  stack.bf16, no_forced if mode == FORCED else part,
@@ -242,7 +255,8 @@ def _one_torch_thread() -> Iterator[int]:
 @torch.no_grad()
 def generate(net, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
              temperature: float, noise: Iterator[torch.Tensor] | None, progress: bool = False,
-             bf16: bool = False, threads: int | None = None) -> torch.Tensor:
+             bf16: bool = False, threads: int | None = None,
+             prompt: torch.Tensor | None = None) -> torch.Tensor:
     """Sample `steps` classes per utterance with the fused kernel (the body of WaveNet.generate).
 
     Args:
@@ -257,6 +271,7 @@ def generate(net, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
         bf16: bfloat16 weights.
         threads: batch groups run side by side (None: PyTorch's intra-op thread count, each
             group of at least GROUP_ROWS utterances).
+        prompt: (B, P) int64 classes given as the first P samples (None = none).
     Returns:
         (B, steps) int64 classes.
     """
@@ -266,7 +281,9 @@ def generate(net, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
         if threads is None:
             threads = thread_groups(c.shape[0], torch_threads)
         out = _drive(net, stack, c, speaker, steps, mode, temperature, noise, threads=threads,
-                     progress=progress)
+                     progress=progress,
+                     prompt=None if prompt is None else np.ascontiguousarray(
+                         prompt.cpu().numpy().astype(np.int64)))
     return torch.from_numpy(out)
 
 

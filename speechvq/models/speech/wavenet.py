@@ -45,27 +45,35 @@ def gumbel_noise(noise: torch.Tensor) -> torch.Tensor:
 
 
 class ResidualLayer(nn.Module):
-    """One gated layer: dilated causal conv + conditioning -> tanh x sigmoid -> residual, skip."""
+    """One gated layer: dilated causal conv + conditioning -> tanh x sigmoid -> residual, skip.
+
+    ``cond_channels`` 0 = no local conditioning (a prior over codes); ``dropout`` acts on the
+    gated units in training only (it adds no parameters).
+    """
 
     def __init__(self, residual: int, gate: int, skip: int, kernel_size: int, dilation: int,
-                 cond_channels: int, speaker_dim: int):
+                 cond_channels: int, speaker_dim: int, dropout: float = 0.0):
         super().__init__()
-        self.kernel_size, self.dilation = kernel_size, dilation
+        self.kernel_size, self.dilation, self.dropout = kernel_size, dilation, dropout
         self.conv = nn.Conv1d(residual, gate, kernel_size, dilation=dilation)
-        self.cond = nn.Conv1d(cond_channels, gate, 1, bias=False)
+        self.cond = nn.Conv1d(cond_channels, gate, 1, bias=False) if cond_channels > 0 else None
         self.speaker = nn.Linear(speaker_dim, gate, bias=False) if speaker_dim > 0 else None
         self.res = nn.Conv1d(gate // 2, residual, 1)
         self.skip = nn.Conv1d(gate // 2, skip, 1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor,
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None,
                 speaker: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, R, T), cond (B, C', T), speaker (B, S) -> residual (B, R, T), skip (B, K, T)."""
         pad = (self.kernel_size - 1) * self.dilation
-        g = self.conv(F.pad(x, (pad, 0))) + self.cond(cond)  # (B, G, T)
+        g = self.conv(F.pad(x, (pad, 0)))  # (B, G, T)
+        if self.cond is not None:
+            g = g + self.cond(cond)
         if self.speaker is not None:
             g = g + self.speaker(speaker).unsqueeze(-1)  # (B, G, T)
         a, b = g.chunk(2, dim=1)
         z = torch.tanh(a) * torch.sigmoid(b)  # (B, G/2, T)
+        if self.dropout > 0:
+            z = F.dropout(z, self.dropout, self.training)
         return (x + self.res(z)) * math.sqrt(0.5), self.skip(z)
 
 
@@ -88,13 +96,16 @@ class WaveNet(nn.Module):
 
     Args:
         cfg: layers, cycles, kernel size, channel widths, upsampling mode and output head.
-        cond_channels: C, channels of the local conditioning (the code vectors).
+        cond_channels: C, channels of the local conditioning (the code vectors); 0 = none (a
+            prior over codes, `speechvq.models.prior.causal`: `forward` and `generate` then
+            take ``cond`` of shape (B, 0, T)).
         speaker_dim: S, size of the speaker vector (global conditioning); 0 = none.
         upsample_factor: samples per code (the encoder's hop).
+        dropout: on every layer's gated units in training; 0 = none (the decoder).
     """
 
     def __init__(self, cfg: WaveNetConfig, cond_channels: int, speaker_dim: int,
-                 upsample_factor: int):
+                 upsample_factor: int, dropout: float = 0.0):
         super().__init__()
         if cfg.layers % cfg.cycles or cfg.gate_channels % 2:
             raise ModelError(f"WaveNet layers ({cfg.layers}) must be a multiple of cycles "
@@ -109,14 +120,17 @@ class WaveNet(nn.Module):
         per_cycle = cfg.layers // cfg.cycles
         self.dilations = [2 ** (i % per_cycle) for i in range(cfg.layers)]
         f = upsample_factor
-        if cfg.upsample == "transposed":
+        if cond_channels == 0:
+            self.upsampler = None
+        elif cfg.upsample == "transposed":
             self.upsampler = nn.ConvTranspose1d(cond_channels, cond_channels, 2 * f, stride=f)
         else:
             self.upsampler = nn.Conv1d(cond_channels, cond_channels, 3, padding=1)
         self.embed = nn.Embedding(self.classes, cfg.residual_channels)
         self.layers = nn.ModuleList(
             ResidualLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
-                          cfg.kernel_size, d, cond_channels, speaker_dim) for d in self.dilations)
+                          cfg.kernel_size, d, cond_channels, speaker_dim, dropout)
+            for d in self.dilations)
         # The last layer's residual output feeds nothing (only its skip is used): freeze it, so
         # it is not a parameter without gradient (DDP refuses those unless it searches for them).
         self.layers[-1].res.requires_grad_(False)
@@ -146,6 +160,8 @@ class WaveNet(nn.Module):
             raise ModelError(f"WaveNet conditioning must be (batch, {self.cond_channels}, "
                              f"frames), got {tuple(cond.shape)}")
         f, frames = self.upsample_factor, cond.shape[-1]
+        if self.upsampler is None:  # no local conditioning: (B, 0, Tc * f)
+            return cond.repeat_interleave(f, dim=-1)
         if self.cfg.upsample == "transposed":
             return self.upsampler(cond)[..., f // 2:f // 2 + frames * f]  # (B, C, Tc * f)
         return self.upsampler(cond.repeat_interleave(f, dim=-1))  # (B, C, Tc * f)
@@ -214,14 +230,16 @@ class WaveNet(nn.Module):
     def _linearise(self) -> dict[str, object]:
         """The weights as matrices for one-sample steps (x @ W), detached."""
         layers = list(self.layers)
-        r = self.cfg.residual_channels
+        r, g = self.cfg.residual_channels, self.cfg.gate_channels
         w: dict[str, object] = {
             "embed": self.embed.weight.detach(),  # (Q, R)
             # (k, R) tap-major rows: tap j multiplies the input at t - (k - 1 - j) * d.
             "conv": [m.conv.weight.detach().permute(2, 1, 0).reshape(-1, m.conv.out_channels)
                      for m in layers],  # per layer (k * R, G)
             "conv_b": torch.cat([m.conv.bias.detach() for m in layers]),  # (L * G,)
-            "cond": torch.cat([m.cond.weight.detach()[:, :, 0] for m in layers]).t(),  # (C, L*G)
+            # (C, L * G); (0, L * G) without local conditioning, so the same products run
+            "cond": (torch.cat([m.cond.weight.detach()[:, :, 0] for m in layers]).t()
+                     if self.cond_channels else self.embed.weight.new_zeros(0, len(layers) * g)),
             "rs": [torch.cat([m.res.weight.detach()[:, :, 0], m.skip.weight.detach()[:, :, 0]]).t()
                    for m in layers],  # per layer (G/2, R + K)
             "rs_b": [torch.cat([m.res.bias.detach(), m.skip.bias.detach()]) for m in layers],
@@ -336,7 +354,7 @@ class WaveNet(nn.Module):
     def generate(self, cond: torch.Tensor, speaker: torch.Tensor | None,
                  lengths: torch.Tensor | None = None, *, temperature: float = 1.0,
                  generator: torch.Generator | None = None, progress: bool = False,
-                 engine: str | None = None) -> torch.Tensor:
+                 engine: str | None = None, prompt: torch.Tensor | None = None) -> torch.Tensor:
         """Sample waveforms (as classes) one sample at a time, all utterances together.
 
         Args:
@@ -349,6 +367,8 @@ class WaveNet(nn.Module):
             progress: show a tqdm bar.
             engine: 'auto', 'eager', 'fused' or 'fused_bf16' (`fast_wavenet`); None = the
                 config's ``engine``. Every engine reads the same noise.
+            prompt: (B, P) int64 classes given as the first P samples: fed in, kept in the
+                output, the sampling continues after them (None = P is 0).
         Returns:
             (B, max(lengths)) int64 classes.
         """
@@ -367,13 +387,19 @@ class WaveNet(nn.Module):
         steps = int(lengths.max()) if batch else 0
         if steps == 0:
             return torch.full((batch, steps), self.silence, dtype=torch.long, device=device)
+        if prompt is not None:
+            prompt = torch.as_tensor(prompt, dtype=torch.long).to(device)
+            if (prompt.dim() != 2 or prompt.shape[0] != batch or prompt.shape[1] > steps
+                    or bool(((prompt < 0) | (prompt >= self.classes)).any())):
+                raise ModelError(f"generate prompt must be ({batch}, at most {steps}) classes "
+                                 f"in [0, {self.classes}), got {tuple(prompt.shape)}")
         c = self._cond_for(cond, steps).transpose(1, 2).contiguous()  # (B, T, C)
         noise = self._noise(batch, generator, device) if temperature > 0 else None
         if engine == "eager":
-            out = self._generate_eager(c, speaker, steps, temperature, noise, progress)
+            out = self._generate_eager(c, speaker, steps, temperature, noise, progress, prompt)
         else:
             out = fast_wavenet.generate(self, c, speaker, steps, temperature, noise, progress,
-                                        bf16=engine == "fused_bf16")  # (B, T)
+                                        bf16=engine == "fused_bf16", prompt=prompt)  # (B, T)
         past = torch.arange(steps, device=device) >= lengths.unsqueeze(1)  # (B, T)
         return out.masked_fill_(past, self.silence)
 
@@ -389,8 +415,9 @@ class WaveNet(nn.Module):
 
     def _generate_eager(self, c: torch.Tensor, speaker: torch.Tensor | None, steps: int,
                         temperature: float, noise: Iterator[torch.Tensor] | None,
-                        progress: bool) -> torch.Tensor:
-        """The reference loop: `_step` and `sample` per sample. c (B, T, C) -> (B, T) classes."""
+                        progress: bool, prompt: torch.Tensor | None = None) -> torch.Tensor:
+        """The reference loop: `_step` and `sample` per sample. c (B, T, C) -> (B, T) classes;
+        the prompt's (B, P) classes are taken instead of drawn (the noise is read all the same)."""
         batch, device = c.shape[0], c.device
         out = torch.full((batch, steps), self.silence, dtype=torch.long, device=device)
         state = self.init_state(batch, device=device, dtype=self.embed.weight.dtype)
@@ -402,7 +429,10 @@ class WaveNet(nn.Module):
                 chunk = next(noise)  # (chunk, B, W)
             logits = self._step(prev, c[:, t], bias, state)  # (B, O)
             u = chunk[t % NOISE_CHUNK] if noise is not None else None
-            prev = self.sample(logits, temperature, None if softmax else u,
-                               u if softmax else None)  # (B,)
+            if prompt is not None and t < prompt.shape[1]:
+                prev = prompt[:, t]  # (B,)
+            else:
+                prev = self.sample(logits, temperature, None if softmax else u,
+                                   u if softmax else None)  # (B,)
             out[:, t] = prev
         return out

@@ -1,0 +1,71 @@
+"""The speech report's prior part: a speech prior evaluated into the VQ-VAE's exp dir.
+
+``speechvq evaluate prior --exp EXP --alignments ...`` writes ``EXP/eval/prior_<split>.json``;
+this shows its bits-per-code table (`speechvq.evaluation.report.prior.prior_md`), then the
+phone-bigram perplexity of the prior's samples and continuations beside the code bigram's, the
+unigram's and real speech's (`speechvq.evaluation.speech.prior_samples`, report keys
+``prior.samples.phone_bigram_ppl.<source>`` and ``prior.continuation.phone_bigram_ppl.<source>``),
+and log-mel spectrograms of the first sampled and the first continued utterance that ``speechvq
+sample`` wrote to ``EXP/samples/prior/`` and ``EXP/samples/continuation/`` (the mini recipe's
+stage 5 puts them there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from speechvq.evaluation.report.core import Gathered, figure_links, source_line
+
+SAMPLE_DIRS = (("prior", "a sample of the prior"),
+               ("continuation", "a continuation (first second given)"))
+SOURCE_LABELS = {"prior": "the prior", "code_bigram": "code bigram", "unigram": "code unigram",
+                 "real": "real test speech"}
+
+
+def _ppl_md(blocks: dict, src: dict | None) -> list[str]:
+    samples, cont = blocks["samples"], blocks.get("continuation", {})
+    ppl_s, ppl_c = samples["phone_bigram_ppl"], cont.get("phone_bigram_ppl", {})
+    lines = ["## Prior: speech samples read as phones", "",
+             f"Codes -> phones with the code-to-phone map fitted on the training alignments, "
+             f"runs collapsed, SIL dropped, scored by a phone bigram "
+             f"({samples.get('phone_bigram_smoothing', 'add-one')} smoothing) fitted on the "
+             f"training phones.ctm: perplexity, the closer to real speech's the better. "
+             f"{samples['n_sequences']} sequences per source, one per test utterance with its "
+             f"length; prior temperature {samples.get('temperature', 1.0):g}. "
+             f"Continuations: the first {cont.get('prompt_codes', '?')} codes of "
+             f"{cont.get('n_sequences', '?')} test utterances given, the rest drawn and scored.",
+             "", "| codes from | samples | continuations |", "|---|---:|---:|"]
+    for s, label in SOURCE_LABELS.items():
+        if s in ppl_s:
+            c = ppl_c.get(s)
+            lines.append(f"| {label} | {ppl_s[s]:.1f} | {'' if c is None else f'{c:.1f}'} |")
+    real = ppl_s.get("real")
+    if real is not None and "prior" in ppl_s and "code_bigram" in ppl_s:
+        closer = abs(ppl_s["prior"] - real) < abs(ppl_s["code_bigram"] - real)
+        lines += ["", "The prior's samples are " + ("closer to" if closer else "further from")
+                  + " real speech's perplexity than the code bigram's"
+                  + ("." if closer else ": the code bigram wins.")]
+    return lines + ["", source_line(src), ""]
+
+
+def speech_prior_md(g: Gathered, out: Path) -> list[str]:
+    """The prior sections of the speech report ([] when no prior was evaluated into it)."""
+    from speechvq.evaluation import figures as fig
+    from speechvq.evaluation.report.prior import prior_md
+
+    blocks = g.report.get("prior") or {}
+    if not blocks:
+        return []
+    md = prior_md(g, out)
+    if "phone_bigram_ppl" in (blocks.get("samples") or {}):
+        md += _ppl_md(blocks, g.report["sources"].get("prior.samples"))
+    wavs = [(caption, g.exp / "samples" / d / "sample_000.wav") for d, caption in SAMPLE_DIRS]
+    png = fig.wav_spectrograms(wavs, fig.data_config(g.exp / "config.yaml"),
+                               out / "spectrograms_prior.png",
+                               "Log-mel spectrograms of speech-prior samples (log-mel head + "
+                               "Griffin-Lim)")
+    if png:
+        md += ["Spectrograms: " + ", ".join(f"`samples/{d}/sample_000.wav` ({c})"
+                                            for d, c in SAMPLE_DIRS) + ".", "",
+               *figure_links([png]), ""]
+    return md
