@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from speechvq import __version__
 from speechvq.cli import config, convert, data, evaluate, images, report, train, units
-from speechvq.cli.common import Formatter, apply_threads
+from speechvq.cli.common import Formatter, Parser, apply_threads
 from speechvq.errors import SpeechVQError
 
 EPILOG = ("Run `speechvq <command> --help` for a command's options. Config keys are set with "
@@ -45,7 +45,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``speechvq`` parser with every command of `COMMANDS`."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="speechvq", formatter_class=Formatter, epilog=EPILOG,
         description="Discrete speech units and voice conversion with VQ-VAEs "
                     "(van den Oord et al., 2017).")
