@@ -88,8 +88,10 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     Returns:
         float32 array of round(T * sr_out / sr_in) samples (same channels).
     """
-    if sr_in <= 0 or sr_out <= 0:
-        raise AudioError(f"sample rates must be positive (got {sr_in} -> {sr_out})")
+    from speechvq.config.speech import MAX_SAMPLE_RATE
+    if not (0 < sr_in <= MAX_SAMPLE_RATE and 0 < sr_out <= MAX_SAMPLE_RATE):
+        raise AudioError(f"cannot resample {sr_in} Hz -> {sr_out} Hz: sample rates must be "
+                         f"between 1 and {MAX_SAMPLE_RATE} Hz")
     x = np.asarray(x, dtype=np.float32)
     if sr_in == sr_out:
         return x.copy()

@@ -135,8 +135,8 @@ def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
     """
     ckpt = resolve_checkpoint(model_path, checkpoint)
     tsv = manifest_path(out) if fmt == "km" else None
-    with claim(out, "encode", inputs=[data_path, ckpt]), \
-            (claim(tsv, "encode", inputs=[data_path, ckpt]) if tsv else nullcontext()):
+    with claim(out, "encode", inputs=[data_path, ckpt], kind="file"), \
+            (claim(tsv, "encode", inputs=[data_path, ckpt], kind="file") if tsv else nullcontext()):
         model = load_vqvae(ckpt, device=pick_device(device))
         data = Utterances(data_path, model.sample_rate)
         # the manifest is checked before the encoding, so that a refusal costs nothing

@@ -31,12 +31,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from speechvq.errors import DiskFullError
+from speechvq.errors import DiskFullError, OutputError
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken to be a full disk
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npy",
+__all__ = ["make_parents", "check_output_kind", "atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npy",
            "append_text", "disk_full_error"]
 
 _UMASK = os.umask(0o022)
@@ -103,6 +103,39 @@ def disk_full_error(exc: BaseException, path: str | os.PathLike, *, size: int | 
                          f"file was removed and any previous '{path.name}' is intact")
 
 
+def make_parents(path: str | os.PathLike) -> None:
+    """Make the folders above `path`.
+
+    Raises:
+        OutputError: one of them exists as a file (``--exp results.json``, ``--out a.txt/b``).
+    """
+    parent = Path(path).parent
+    for p in (parent, *parent.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                raise OutputError(f"'{p}' is a file, but the output '{path}' needs it to be a "
+                                  f"folder; choose another output path; nothing was changed")
+            break
+    parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_output_kind(path: str | os.PathLike, kind: str) -> None:
+    """Refuse an output that exists as the other kind: a folder where a file (``kind="file"``)
+    is written, or a file where a folder (``kind="dir"``) is made; checked before any work.
+
+    Raises:
+        OutputError: naming the path and what it should be.
+    """
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise OutputError(f"output '{path}' is a folder; this output is a file: give a file "
+                          f"name (e.g. '{path / 'units.txt'}'); nothing was changed")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise OutputError(f"output '{path}' is a file; this output is a folder: give a folder "
+                          f"name (or remove the file); nothing was changed")
+    make_parents(path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
                 stable_name: bool = False, size: int | None = None) -> Iterator[Path]:
@@ -123,7 +156,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
         DiskFullError: the disk filled up (see the module docstring); the temp is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_kind(path, "file")
     if stable_name:
         tmp = str(path.with_name(f".{path.name}{suffix}"))
     else:

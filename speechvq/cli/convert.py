@@ -96,7 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--max-utts), so the sources span speakers")
     p.add_argument("--head", choices=("auto", "wavenet", "mel"), default="auto",
                    help="decoder that renders the codes (see above)")
-    p.add_argument("--temperature", type=float_range(0, 100), default=1.0, help="WaveNet sampling temperature")
+    p.add_argument("--temperature", type=float_range(0, 100), default=1.0,
+                   help="WaveNet sampling temperature")
     p.add_argument("--engine", default=None, choices=("auto", "eager", "fused", "fused_bf16"),
                    help="WaveNet sampling engine: fused (one compiled CPU kernel, the default on "
                         "CPU), eager (PyTorch ops, the reference), fused_bf16 (bf16 weights); "
