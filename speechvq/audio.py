@@ -49,6 +49,71 @@ def _is_tensor(x) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes the WAV header's data chunk declares, bytes present) when the file holds fewer
+    than declared (a copy cut short: libsndfile reads what is there without a word), else
+    None. Only RIFF/RIFX WAV files are checked; the streaming sizes 0 and 0xFFFFFFFF (a header
+    written before the length was known) are taken at their word."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "little" if head[:4] == b"RIFF" else "big"
+            size = os.fstat(f.fileno()).st_size
+            pos = 12
+            for _ in range(64):  # a WAV has a handful of chunks; a loop bound, not a limit met
+                f.seek(pos)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                n = int.from_bytes(chunk[4:8], order)
+                if chunk[:4] == b"data":
+                    present = size - pos - 8
+                    return (n, present) if n not in (0, 0xFFFFFFFF) and present < n else None
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int]:
+    """(samples per channel, sample rate) from a file's header, refusing a WAV whose data chunk
+    is shorter than its header says (`load_audio` refuses it too).
+
+    Raises:
+        AudioError: missing, unreadable, truncated, or a sample rate outside 1 .. 384 kHz.
+    """
+    from speechvq.config.speech import MAX_SAMPLE_RATE
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AudioError(f"audio file '{path}' cannot be read ({first}); it is missing, corrupt "
+                         f"or not an audio format libsndfile reads: re-extract or convert "
+                         f"it") from None
+    short = _wav_data_shortfall(path)
+    if short is not None:
+        declared, present = short
+        per_frame = max(1, (info.channels or 1) * _bytes_per_sample(info.subtype))
+        raise AudioError(f"audio file '{path}' is truncated: its header says "
+                         f"{declared // per_frame} samples, {present // per_frame} are present; "
+                         f"copy or extract it again")
+    if not 0 < info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"audio file '{path}' says its sample rate is {info.samplerate} Hz, "
+                         f"outside 1 .. {MAX_SAMPLE_RATE} Hz; its header is corrupt: re-export it")
+    return int(info.frames), int(info.samplerate)
+
+
+def _bytes_per_sample(subtype: str) -> int:
+    for bits, n in (("8", 1), ("16", 2), ("24", 3), ("32", 4), ("64", 8), ("FLOAT", 4),
+                    ("DOUBLE", 8), ("ULAW", 1), ("ALAW", 1)):
+        if subtype.endswith(bits):
+            return n
+    return 1
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read any file libsndfile reads as mono float32, resampled with soxr if asked.
 
@@ -58,12 +123,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     Returns:
         (samples (T,) float32 in [-1, 1] for integer formats, channels averaged; sample rate).
     Raises:
-        AudioError: the file is missing, unreadable or corrupt, empty, or holds NaN/inf samples.
+        AudioError: the file is missing, unreadable, corrupt or truncated (`audio_info`),
+            empty, or holds NaN/inf samples.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file '{path}' does not exist; check the path (relative paths in "
                          f"wav.scp are resolved against the current directory, then the data dir)")
+    audio_info(path)  # header checks: a truncated WAV, an absurd sample rate
     try:
         x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:

@@ -27,17 +27,18 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import numpy as np
+from speechvq.errors import DataError, DiskFullError, OutputError
 
-from speechvq.errors import DiskFullError, OutputError
+if TYPE_CHECKING:  # numpy is imported by its one writer: configs and the CLI stay light
+    import numpy as np
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken to be a full disk
 
-__all__ = ["make_parents", "check_output_kind", "atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npy",
-           "append_text", "disk_full_error"]
+__all__ = ["read_text", "make_parents", "check_output_kind", "atomic_path", "atomic_write_text",
+           "atomic_write_json", "atomic_save_npy", "append_text", "disk_full_error"]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # os.umask can only be read by setting it
@@ -101,6 +102,30 @@ def disk_full_error(exc: BaseException, path: str | os.PathLike, *, size: int | 
     return DiskFullError(f"no space left on the device writing '{path}' ({need}, {left} "
                          f"there); free some space or write elsewhere, then rerun; the partial "
                          f"file was removed and any previous '{path.name}' is intact")
+
+
+def read_text(path: str | os.PathLike, what: str = "text file",
+              error: type[Exception] = DataError) -> str:
+    """The UTF-8 text of a user's file (a table, a transcript, units, a config): the one place
+    text input is decoded, so invalid bytes are one error naming the line, never a traceback.
+
+    Args:
+        path: the file. what: its role for the message. error: the `SpeechVQError` to raise.
+    Raises:
+        `error`: missing, unreadable, or not UTF-8 (naming the line and the byte).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} ({e.strerror or e}); check the path and "
+                    f"its permissions") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: the {what} is not valid UTF-8 (byte {data[e.start]:#04x}); "
+                    f"re-encode the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)") from None
 
 
 def make_parents(path: str | os.PathLike) -> None:
@@ -193,12 +218,13 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Non
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
 
 
-def atomic_save_npy(path: str | os.PathLike, array: np.ndarray, *,
+def atomic_save_npy(path: str | os.PathLike, array: "np.ndarray", *,
                     stable_name: bool = False) -> None:
     """Write `array` as a ``.npy`` file (no pickle) at exactly `path`, atomically
     (`stable_name` as `atomic_path`'s)."""
     with atomic_path(path, stable_name=stable_name, size=array.nbytes + 128) as tmp, \
             open(tmp, "wb") as f:
+        import numpy as np
         np.save(f, array, allow_pickle=False)
 
 

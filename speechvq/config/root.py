@@ -25,6 +25,7 @@ from speechvq.config.engine import (COMMAND_LINE, Size, build_section, check_tre
                                     merge_trees, param, parse_yaml, section, set_override,
                                     split_override)
 from speechvq.errors import ConfigError
+from speechvq.fileio import read_text
 from speechvq.registry import get_task
 
 DEFAULT_TASK = "speech"  # what a config without `task:` means (every config before tasks)
@@ -214,8 +215,8 @@ def load_config(path: str | os.PathLike | Sequence[str | os.PathLike] | None = N
         if not os.path.isfile(source):
             raise ConfigError(f"config file '{source}' does not exist; pass an existing YAML "
                               f"file to --config (see `speechvq config` for the defaults)")
-        with open(source, encoding="utf-8") as f:
-            layer = migrate_tree(parse_yaml(f.read(), source), source)
+        layer = migrate_tree(parse_yaml(read_text(source, "config file", ConfigError), source),
+                             source)
         # each file's unknown keys and wrong types name that file; cross-key checks wait for
         # the merged config (a file may hold half of a valid pair, e.g. input and hop)
         task = _task_of(merge_trees(tree, layer), f" (in {source})")
