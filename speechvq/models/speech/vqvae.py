@@ -228,7 +228,7 @@ class VQVAE(Freezable):
             hop) for the T' samples at the model's rate; (Tc,) [and (D, Tc)] for a (T,) input.
         """
         wav, lengths, single = self._waveforms(wav, sample_rate, lengths)  # (B, T')
-        z_e = self.encoder(wav, lengths)  # (B, D, Tc)
+        z_e = self.encoder.encode_long(wav, lengths)  # (B, D, Tc), in bounded memory
         B, D, Tc = z_e.shape
         with torch.autocast(wav.device.type, enabled=False):
             flat = z_e.detach().float().transpose(1, 2).reshape(-1, D)  # (B * Tc, D)
