@@ -46,7 +46,6 @@ class SpeechDataConfig:
              ("train.batch_size", "data.window", "model.encoder.channels")),
         Size("a WaveNet layer's gate of a training batch",
              ("train.batch_size", "data.window", "model.decoder.wavenet.gate_channels")),
-        Size("the log-mel filterbank", ("data.n_fft", "data.n_mels")),
     )
 
     def check(self, root: Any) -> None:
