@@ -15,7 +15,7 @@ import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import FUZZ, inputs, mutated
+from fuzzing import FUZZ, inputs, mutated
 from speechvq.audio import audio_info, load_audio
 from speechvq.config import load_config
 from speechvq.data.codes import read_units

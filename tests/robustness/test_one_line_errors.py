@@ -11,7 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import FUZZ, one_line_error
+from fuzzing import FUZZ, one_line_error
 from speechvq.checkpoint import save_checkpoint
 from speechvq.config import config_to_dict, load_config
 from speechvq.models.speech.vqvae import VQVAE
@@ -26,7 +26,7 @@ TINY = ["model.encoder.channels=8", "model.encoder.dilations=[1]", "model.encode
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
     """A tiny data dir and an untrained tiny model's checkpoint (its bytes too)."""
-    from conftest_tiny import write_tiny_data_dir
+    from conftest import write_tiny_data_dir
     root = tmp_path_factory.mktemp("oneline")
     data = write_tiny_data_dir(root / "data")
     cfg = load_config(None, TINY)

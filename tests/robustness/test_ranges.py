@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import FUZZ
+from fuzzing import FUZZ
 from speechvq.config import load_config
 from speechvq.config.engine import MAX_ALLOCATION_BYTES, MAX_INT
 from speechvq.config.root import root_class

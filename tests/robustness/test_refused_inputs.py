@@ -15,8 +15,8 @@ import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import FUZZ
-from conftest_tiny import write_tiny_data_dir
+from conftest import write_tiny_data_dir
+from fuzzing import FUZZ
 from speechvq.audio import load_audio
 from speechvq.data.speech.alignments import (OVERLAP_CLIP_S, read_ctm, read_textgrid_phones,
                                              timit_phn_to_segments)

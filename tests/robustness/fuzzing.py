@@ -1,4 +1,5 @@
-"""Shared pieces of the robustness suite: hypothesis settings (derandomised, at most 100
+"""Shared pieces of the robustness suite (imported by name, not a conftest: the top-level
+tests import theirs as `conftest`): hypothesis settings (derandomised, at most 100
 examples, a deadline), strategies that mutate a valid file, and a one-line-error check."""
 
 from __future__ import annotations
