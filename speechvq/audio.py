@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     import torch
 
 LOG_FLOOR = 1e-5  # magnitudes are floored here before the log (log(1e-5) = -11.5)
+#: frames of one STFT in `log_mel`: a long recording is transformed in blocks of this many
+#: frames, so its complex spectrogram (n_fft / 2 + 1 x frames x 8 bytes: 3 GB for 2 hours at the
+#: defaults) is never held whole; frames are independent, so the result is the same
+MEL_BLOCK_FRAMES = 8192
 
 # ------------------------------------------------------------------------------------------ I/O
 
@@ -326,13 +330,18 @@ def log_mel(wav: torch.Tensor, *, sample_rate: int, n_fft: int, win_length: int,
         return x.new_zeros(*lead, n_mels, n_frames).to(out_dtype)
     left, right = _frame_padding(T, n_fft, win_length, hop_length)
     x = torch.nn.functional.pad(x, (left, right))  # (N, T') zeros; negative = crop
-    spec = torch.stft(x, n_fft, hop_length=hop_length, win_length=win_length,
-                      window=_window(win_length, x.device, dtype), center=False,
-                      return_complex=True)  # (N, n_fft // 2 + 1, n_frames)
-    assert spec.shape[-1] == n_frames, (spec.shape, n_frames)
     fb = _mel_basis(sample_rate, n_fft, n_mels, float(fmin), float(fmax), x.device, dtype)
-    mel = torch.matmul(fb, spec.abs())  # (N, n_mels, n_frames)
-    out = torch.log(torch.clamp(mel, min=LOG_FLOOR))
+    window = _window(win_length, x.device, dtype)
+    blocks = []
+    for f0 in range(0, n_frames, MEL_BLOCK_FRAMES):  # frame j reads x[j*hop : j*hop + n_fft]
+        f1 = min(n_frames, f0 + MEL_BLOCK_FRAMES)
+        spec = torch.stft(x[:, f0 * hop_length:(f1 - 1) * hop_length + n_fft], n_fft,
+                          hop_length=hop_length, win_length=win_length, window=window,
+                          center=False, return_complex=True)  # (N, n_fft // 2 + 1, f1 - f0)
+        assert spec.shape[-1] == f1 - f0, (spec.shape, f0, f1)
+        mel = torch.matmul(fb, spec.abs())  # (N, n_mels, f1 - f0)
+        blocks.append(torch.log(torch.clamp(mel, min=LOG_FLOOR)))
+    out = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)  # (N, n_mels, n_frames)
     return out.reshape(*lead, n_mels, n_frames).to(out_dtype)
 
 

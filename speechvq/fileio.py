@@ -128,25 +128,32 @@ def read_text(path: str | os.PathLike, what: str = "text file",
                     f"re-encode the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)") from None
 
 
-def make_parents(path: str | os.PathLike) -> None:
-    """Make the folders above `path`.
-
-    Raises:
-        OutputError: one of them exists as a file (``--exp results.json``, ``--out a.txt/b``).
-    """
+def _check_parents(path: str | os.PathLike) -> None:
+    """Refuse an output below a file (``--exp results.json``, ``--out a.txt/b``); makes
+    nothing."""
     parent = Path(path).parent
     for p in (parent, *parent.parents):
         if p.exists() or p.is_symlink():
             if not p.is_dir():
                 raise OutputError(f"'{p}' is a file, but the output '{path}' needs it to be a "
                                   f"folder; choose another output path; nothing was changed")
-            break
-    parent.mkdir(parents=True, exist_ok=True)
+            return
+
+
+def make_parents(path: str | os.PathLike) -> None:
+    """Make the folders above `path`.
+
+    Raises:
+        OutputError: one of them exists as a file.
+    """
+    _check_parents(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
 def check_output_kind(path: str | os.PathLike, kind: str) -> None:
     """Refuse an output that exists as the other kind: a folder where a file (``kind="file"``)
-    is written, or a file where a folder (``kind="dir"``) is made; checked before any work.
+    is written, or a file where a folder (``kind="dir"``) is made, or a file above it; checked
+    before any work, making nothing.
 
     Raises:
         OutputError: naming the path and what it should be.
@@ -158,7 +165,7 @@ def check_output_kind(path: str | os.PathLike, kind: str) -> None:
     if kind == "dir" and path.exists() and not path.is_dir():
         raise OutputError(f"output '{path}' is a file; this output is a folder: give a folder "
                           f"name (or remove the file); nothing was changed")
-    make_parents(path)
+    _check_parents(path)
 
 
 @contextmanager
@@ -182,6 +189,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
     """
     path = Path(path)
     check_output_kind(path, "file")
+    make_parents(path)
     if stable_name:
         tmp = str(path.with_name(f".{path.name}{suffix}"))
     else:

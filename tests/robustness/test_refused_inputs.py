@@ -58,10 +58,18 @@ class TestTruncatedAudio:
         with pytest.raises(AudioError, match=f"header says 57140 samples, {present} are present"):
             load_audio(path)
 
-    def test_validate_refuses_it(self, tiny, tmp_path):
+    def test_validate_and_dump_refuse_it(self, tiny, tmp_path):
+        """validate reads the header where it needs the duration (alignments, segments);
+        dump reads every file."""
+        from speechvq.data.speech.dump import dump_data_dir
         d = copy(tiny, tmp_path)
         wav = d / "wav" / "spkA_000.wav"
         wav.write_bytes(wav.read_bytes()[:-100])
+        validate_data_dir(d)  # no duration needed: the file is read by dump
+        with pytest.raises(DataError, match="spkA_000.wav. is truncated"):
+            dump_data_dir(d, tmp_path / "dump", progress=False)
+        write_ctm(d / "phones.ctm", {"spkA_000": [(0.0, 0.1, "SIL")]})
+        (d / "phones.txt").write_text("SIL 0\n")
         with pytest.raises(DataError, match=r"wav.scp:1: .*truncated"):
             validate_data_dir(d)
 

@@ -243,6 +243,13 @@ def validate_data_dir(path: str | os.PathLike) -> DataDir:
         if name in lines:
             _same_keys(path, lines, "utt2spk", name, "utterance")
     _check_spk2utt(path, d, lines)
+    # headers are read where a duration is needed (segments, alignments); an unreadable or
+    # truncated file elsewhere is left to `dump` (which aborts naming it, or skips it with
+    # --skip-bad) and to `load_audio`
+    timed = {rec for rec, _, _ in d.segments.values()} if d.segments is not None else set()
+    if d.ctm is not None:
+        timed |= {d.segments[u][0] if d.segments is not None and u in d.segments else u
+                  for u in d.ctm}
     durations: dict[str, float] = {}
     for rec in d.wav_scp:
         where = f"{path / 'wav.scp'}:{lines['wav.scp'][rec]}"
@@ -250,6 +257,8 @@ def validate_data_dir(path: str | os.PathLike) -> DataDir:
         if not audio.is_file():
             raise DataError(f"{where}: audio file {d.wav_scp[rec]!r} of {rec} does not exist "
                             f"(looked in the current directory and in {path}); fix the path")
+        if rec not in timed:
+            continue
         try:  # the header only: a truncated WAV or a corrupt header is refused here
             frames, rate = audio_info(audio)
         except AudioError as e:
