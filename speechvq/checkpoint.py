@@ -75,6 +75,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def load_weights_(model: torch.nn.Module, weights: dict, path: str | os.PathLike
+                  ) -> torch.nn.Module:
+    """`model.load_state_dict(weights)`, for a task's checkpoint loader.
+
+    Raises:
+        ModelError: the weights do not fit the model the checkpoint's config describes (one
+            line naming the checkpoint, not torch's list of every mismatched key).
+    """
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"checkpoint '{path}' does not match the model its config describes "
+                         f"({first}); it was written by another speechvq version") from None
+    return model
+
+
 def resolve_checkpoint(model: str | os.PathLike, checkpoint: str | None = None) -> Path:
     """The checkpoint file that `--model M [--checkpoint NAME]` names.
 

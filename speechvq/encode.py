@@ -146,3 +146,71 @@ def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
             write_manifest(tsv, files)  # codes are in data.utts order, as the files
         write_units(out, codes, format=fmt, dedup=dedup)
     return codes
+
+
+@torch.no_grad()
+def encode_images(model, dump, *, batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """Codes of every image of an image dump; (N, h, w) int64.
+
+    Args:
+        model: an image VQ-VAE in eval mode. dump: an `speechvq.data.images.dump.ImageDump`.
+    """
+    from speechvq.data.images.batches import to_batch
+
+    device = next(model.parameters()).device
+    out = []
+    for start in tqdm(range(0, len(dump), batch_size), desc="encode", unit="batch",
+                      disable=not progress):
+        images = np.asarray(dump.images[start:start + batch_size])  # (b, H, W, C)
+        x = to_batch(images, dump.labels[start:start + len(images)])["image"].to(device)
+        out.append(model.encode(x).cpu().numpy())  # (b, h, w)
+    return np.concatenate(out).astype(np.int64)
+
+
+def encode_to_code_dump(model_path: str | os.PathLike, data_path: str | os.PathLike,
+                        out: str | os.PathLike, *, batch_size: int = 8,
+                        checkpoint: str | None = None, device: str = "auto",
+                        progress: bool = True):
+    """`speechvq encode --codes-out OUT`: the code dump a prior trains on
+    (`speechvq.data.code_dump`). A speech checkpoint gives one sequence per utterance of DATA
+    (a dump or Kaldi dir) with its speaker as the condition; an image checkpoint one h x w grid
+    per image of DATA (an image dump) with its label as the condition. OUT is claimed (lock and
+    output rules) for the whole encoding.
+
+    Returns:
+        The written `speechvq.data.code_dump.CodeDump`.
+    """
+    from speechvq.checkpoint import checkpoint_kind, load_checkpoint, load_model
+    from speechvq.data.code_dump import CodeItem, write_code_dump
+
+    ckpt = resolve_checkpoint(model_path, checkpoint)
+    with claim(out, "encode", inputs=[data_path, ckpt],
+               ours_if=lambda p: (p / "codes.json").is_file()):
+        kind = checkpoint_kind(load_checkpoint(ckpt))
+        dev = pick_device(device)
+        if kind == "image":
+            from speechvq.tasks.image import open_image_dump
+
+            model = load_model(ckpt, kind="image", device=dev)
+            dump = open_image_dump(data_path, model.config, "--data")
+            codes = encode_images(model, dump, batch_size=batch_size, progress=progress)
+            width = len(str(len(dump) - 1))
+            items = [CodeItem(f"{i:0{width}d}", codes[i], dump.classes[dump.labels[i]])
+                     for i in range(len(dump))]
+            return write_code_dump(out, items, modality="image",
+                                   codebook_size=model.codebook_size,
+                                   conditions=list(dump.classes), checkpoint=ckpt,
+                                   source=data_path, grid=codes.shape[1:])
+        if kind != "speech":
+            raise DataError(f"checkpoint '{ckpt}' holds a '{kind}' model; `encode --codes-out` "
+                            f"takes a speech or image VQ-VAE")
+        model = load_vqvae(ckpt, device=dev)
+        data = Utterances(data_path, model.sample_rate)
+        seqs = encode_utterances(model, data, batch_size=batch_size, progress=progress)
+        unknown = sorted({data.speaker(u) for u in seqs} - set(model.speakers))
+        conditions = list(model.speakers) + unknown  # unseen speakers: no embedding, kept named
+        items = [CodeItem(u, c, data.speaker(u)) for u, c in seqs.items()]
+        return write_code_dump(out, items, modality="speech",
+                               codebook_size=model.quantizer.codebook_size,
+                               conditions=conditions, checkpoint=ckpt, source=data_path,
+                               frame_rate_hz=model.sample_rate / model.hop)

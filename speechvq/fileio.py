@@ -236,6 +236,16 @@ def atomic_save_npy(path: str | os.PathLike, array: "np.ndarray", *,
         np.save(f, array, allow_pickle=False)
 
 
+def atomic_save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an (H, W, C) uint8 image (C = 1 or 3) as a PNG at `path`, atomically."""
+    from PIL import Image
+
+    image = np.asarray(image, np.uint8)
+    mode = "L" if image.shape[-1] == 1 else "RGB"
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(image[..., 0] if mode == "L" else image, mode=mode).save(tmp, "PNG")
+
+
 def append_text(path: str | os.PathLike, text: str) -> None:
     """Append UTF-8 `text` to `path` (a log: metrics.jsonl, train.log, cmdline.txt), made if
     missing. On a full disk the file is cut back to its old length (no torn line stays) and

@@ -68,6 +68,8 @@ class Task:
         migrate: rewrites an older config tree in place to today's keys; returns one note per
             change (a removed key, a moved key) for the user.
         doc: one line for ``speechvq config`` and errors.
+        holds_out: without ``--valid`` data, `setup` validates on a held-out part of the
+            training data (so the Trainer does not warn that there is no validation).
     """
 
     name: str
@@ -77,6 +79,7 @@ class Task:
     check: Callable[[Any], None] = _no_check
     migrate: Callable[[dict[str, Any]], list[str]] = _no_migration
     doc: str = ""
+    holds_out: bool = False
 
 
 _TASKS: dict[str, Task] = {}

@@ -498,7 +498,7 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
     """
     task = get_task(cfg.task)
     main = distributed_env().rank == 0
-    if cfg.train.valid_every and valid is None and main:
+    if cfg.train.valid_every and valid is None and main and not task.holds_out:
         print(f"train: train.valid_every={cfg.train.valid_every} but no --valid data was given: "
               f"no validation, no best.pt", file=sys.stderr)
     owner = claim(exp_dir, "train", inputs=[data, valid, cfg.train.init_from or None],

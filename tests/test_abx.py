@@ -45,7 +45,9 @@ def test_matches_the_zerospeech_tool_on_the_fixture(span):
     # the items are the checked-in .item file the tool read, line for line
     assert item_file_text(items) == (FIXTURE / f"{span}-fixture.item").read_text()
     r = abx(feats, items)
-    assert r.within.ci95 is None and r.within.n_triplets == r.within.n_population > 0
+    assert r.within.n_triplets == r.within.n_population > 0  # every triplet scored
+    for score in (r.within, r.across):  # the bootstrap interval over items holds the figure
+        assert score.ci95[0] <= score.error <= score.ci95[1]
     assert r.within.error == pytest.approx(TOOL[span][0], abs=0.002)  # 0.2 points
     assert r.across.error == pytest.approx(TOOL[span][1], abs=0.002)
 
@@ -130,13 +132,13 @@ def test_sample_interval_grows_to_the_asked_width_and_covers_the_full_figure():
     segs = _segments(text)
     items = abx_items(segs, {u: u[:2] for u in text}, {u: len(f) for u, f in feats.items()}, 50.0)
     full = abx(feats, items, max_triplets=10**7)
-    assert full.within.ci95 is None and full.within.n_triplets > 20_000
+    assert full.within.n_triplets == full.within.n_population > 20_000
     for width in (0.08, 0.03):
         r = abx(feats, items, max_triplets=1000, seed=1, ci_width=width)
         for got, exact in ((r.within, full.within), (r.across, full.across)):
-            low, high = got.ci95
-            assert high - low < width and low <= got.error <= high
-            assert low - width / 2 <= exact.error <= high + width / 2
+            assert abs(got.error - exact.error) <= width  # the sample is that precise
+            low, high = got.ci95  # and its interval over items holds it
+            assert low <= got.error <= high
             assert got.n_population == exact.n_population
     assert r.within.n_triplets > 1000  # the 3-point interval needed more than the first 1000
     # when the interval would need every triplet, every triplet is scored
@@ -155,3 +157,17 @@ def test_export_writes_what_the_tool_reads(tmp_path):
             "--distance_mode cosine --context_mode within --out scores/encoder") in script
     write_abx_inputs(tmp_path, "fixture", "phone", items, {"codes": feats}, 50.0)  # replaced
     assert sorted(p.name for p in out.iterdir()) == ["codes", "phone-fixture.item", "zrc_abx2.sh"]
+
+
+def test_the_item_bootstrap_weights_reproduce_the_tools_average(monkeypatch):
+    # a "resample" that draws every item once must give back the figure itself: the per-triplet
+    # weights (draws of A x B x X) and the cell averaging are the tool's
+    from speechvq.evaluation import bootstrap
+
+    segments, speakers, feats = _fixture()
+    items = abx_items(segments, speakers, {u: len(f) for u, f in feats.items()}, 50.0)
+    monkeypatch.setattr(bootstrap, "resample_counts",
+                        lambda n, seed, resamples=None: np.ones((3, n), dtype=np.int32))
+    r = abx(feats, items)
+    for score in (r.within, r.across):
+        assert score.ci95 == pytest.approx([score.error, score.error], abs=1e-12)

@@ -68,6 +68,23 @@ def test_speaker_id_scores(result):
     assert m["speaker_id_source"] == pytest.approx(1 / 5)
 
 
+def test_every_conversion_figure_has_a_bootstrap_interval_over_the_files(result):
+    from speechvq.evaluation.bootstrap import interval, resample_counts
+
+    m, rows = result[0]["conversion"]["hand"], result[0]["details"]["utterances"]
+    ci = m["ci95"]
+    for key in ("speaker_id_heldout_accuracy", "speaker_id_target", "speaker_id_source",
+                "code_agreement", "mapping_accuracy", "mcd_db", "mcd_baseline_db",
+                "mcd_topline_db"):
+        assert ci[key][0] <= m[key] <= ci[key][1], key
+    # the MCD interval by hand: each resample's mean over the drawn files that have an MCD
+    means = []
+    for row in resample_counts(len(rows), 0):
+        drawn = [r["mcd_db"] for r, n in zip(rows, row) for _ in range(n) if r["mcd_db"] is not None]
+        means.append(np.mean(drawn) if drawn else np.nan)
+    assert ci["mcd_db"] == pytest.approx(interval(means))
+
+
 def test_content_scores(result, data):
     m, rows = result[0]["conversion"]["hand"], {r["utt"]: r for r in
                                                  result[0]["details"]["utterances"]}
@@ -169,7 +186,11 @@ def test_several_dirs_share_one_classifier_and_match_single_runs(data, result, t
     assert expected["one"]["n_converted"] == 5 and expected["two"]["n_converted"] == 3
     for name in ("one", "two"):
         res = json.loads((tmp_path / "eval" / f"conversion_{name}.json").read_text())
-        assert res["conversion"][name] == pytest.approx(expected[name])
+        got, want = dict(res["conversion"][name]), dict(expected[name])
+        ci, want_ci = got.pop("ci95"), want.pop("ci95")
+        assert got == pytest.approx(want)
+        assert all(ci[k] == pytest.approx(v) for k, v in want_ci.items() if v) and ci.keys() == \
+            want_ci.keys()
         assert f"--name {name}" in res["command"] and "--batch-size 1" in res["command"]
     out = capsys.readouterr().out
     assert out.count("MCD topline") == 2

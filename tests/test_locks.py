@@ -129,3 +129,20 @@ def test_validate_dump_catches_changed_samples(tiny_data_dir, tmp_path, capsys):
     assert cli.main(["validate", str(out)]) == 0
     assert "no checksums recorded" in capsys.readouterr().out
 
+
+
+def test_validate_image_dump_catches_a_changed_pixel(tmp_path, capsys):
+    from speechvq.data.images.dump import write_dump
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "images"
+    write_dump(out, rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8), [0, 1, 0, 1],
+               ["a", "b"], {"source": "test"})
+    assert cli.main(["validate", str(out)]) == 0
+    assert "image dump of 4 8x8x3 images, 2 classes, checksums match" in capsys.readouterr().out
+    pixels = np.load(out / "images.npy", mmap_mode="r+")
+    pixels[1, 2, 3, 0] ^= 1
+    pixels.flush()
+    del pixels
+    assert cli.main(["validate", str(out)]) == 2
+    assert "images.npy differs from the dump that was made" in capsys.readouterr().err

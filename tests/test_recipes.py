@@ -166,6 +166,11 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     summary = json.loads((report / "report.json").read_text())
     assert set(summary["units"]) == {"test", "test_unseen"}
     assert set(summary["conversion"]) == {"test_mel", "test_unseen_mel"}
+    # a paper's figures: intervals, and the codes run behind the WaveNet with its curves
+    assert "95 % intervals of the units figures on test" in md
+    assert summary["units"]["test"]["vqvae"]["ci95"]["mapping_accuracy"]
+    assert summary["conversion"]["test_mel"]["ci95"]["mcd_db"]
+    assert summary["training_chain"] and "mini_codes" in summary["training_chain"][0]["exp"]
     clip, out = tmp_path / "clip.wav", tmp_path / "clip_f02.wav"
     sf.write(clip, np.zeros(1600, np.float32), 16000)
     r = subprocess.run(["speechvq", "convert", "--model", str(exp), "--src", str(clip),

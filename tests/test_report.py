@@ -68,8 +68,12 @@ def test_report_markdown_tables(reported):
         assert f"| {system} |" in text
     # the MFCC baseline wins on this untrained model, and the report says so
     assert "mfcc_kmeans beats vqvae on mapping_accuracy" in text
-    assert "speaker-ID accuracy on held-out unconverted audio | 100.0 %" in text
+    assert "speaker-ID accuracy on held-out unconverted audio | 100.0 % | 100.0–100.0 |" in text
     assert units["command"] in text
+    # the 95 % intervals, with the n behind them
+    lo, hi = block["vqvae"]["ci95"]["mapping_accuracy"]
+    assert f"| vqvae | {100 * lo:.1f}–{100 * hi:.1f} |" in text
+    assert f"resamples of the {block['vqvae']['n_utterances']} scored utterances" in text
 
 
 def test_main_tables_as_csv_and_latex_and_the_report_s_own_source(reported):

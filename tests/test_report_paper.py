@@ -158,7 +158,7 @@ def test_conversion_section_names_the_convert_command_and_n_a(eval_corpus, tmp_p
     assert report["datasets"]["conv"]["kind"] == "conversion"
     assert f"The converted wavs were made by `{stamp['command']}` in `{tmp_path}` (speechvq " \
            f"{__version__}, git commit abc)." in md
-    assert "| converted files identified as the target | n/a | 5 files, 5 to targets the " \
+    assert "| converted files identified as the target | n/a | n/a | 5 files, 5 to targets the " \
            "classifier does not know (not scored) |" in md
     assert "| x | 100.0 | n/a | 50.0 |" in md  # the table of all conversion sets
     assert not re.search(r"(?<![\d.])0\.0 %", md)  # nothing uncomputable shown as 0 %

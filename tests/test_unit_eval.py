@@ -119,13 +119,39 @@ def test_fit_on_defaults_to_the_scored_data_and_abx_inputs_are_exported(data, tm
     assert "--feature_size 0.01" in (out / "zrc_abx2.sh").read_text()  # the tiny model: 100 Hz
 
 
-def test_missing_alignments_or_unknown_abx_items_is_one_line(data, tiny_data_dir, tmp_path, capsys):
+def test_data_without_alignments_gets_label_free_statistics(data, tiny_data_dir, tmp_path,
+                                                             capsys):
     code = cli.main(["evaluate", "units", "--model", str(data["exp"]), "--data",
-                     str(tiny_data_dir), "--exp", str(tmp_path), "--no-progress"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1
-    assert "unit scoring needs phone alignments (phones.ctm" in err and str(tiny_data_dir) in err
-    assert not (tmp_path / "eval").exists()
+                     str(tiny_data_dir), "--exp", str(tmp_path), "--name", "plain",
+                     "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "no phone alignments, label-free statistics only" in out
+    res = json.loads((tmp_path / "eval" / "units_unscored_plain.json").read_text())
+    block = res["units_unscored"]["plain"]
+    assert block["n_utterances"] == res["data"]["n_utts"] > 0
+    assert 1 <= block["codes_used"] <= block["codebook_size"]
+    for key in ("perplexity", "bitrate_bps", "bitrate_bps_dedup"):
+        low, high = block["ci95"][key]
+        assert low <= block[key] <= high, key
+    assert sum(res["details"]["code_counts"]) == block["n_frames"]
+    # the same statistics from the units of any system, without --alignments
+    units = tmp_path / "plain.txt"
+    assert cli.main(["encode", "--model", str(data["exp"]), "--data", str(tiny_data_dir),
+                     "--out", str(units), "--no-progress"]) == 0
+    frame_rate = block["frame_rate_hz"]
+    assert cli.main(["evaluate", "units", "--units", str(units), "--frame-rate",
+                     f"{frame_rate}", "--codebook-size", str(block["codebook_size"]),
+                     "--exp", str(tmp_path), "--name", "file"]) == 0
+    same = json.loads((tmp_path / "eval" / "units_unscored_file.json").read_text())
+    assert same["units_unscored"]["file"] == block
+    # and the report shows each once, under its result's name
+    from speechvq.evaluation.report import make_report
+    md = make_report(tmp_path).read_text()
+    assert md.count("## Units without alignments: plain") == 1
+    assert "95 % interval" in md
+
+
+def test_unknown_abx_items_is_one_line(data, tmp_path, capsys):
     code = cli.main(["evaluate", "units", "--model", str(data["exp"]), "--data",
                      str(data["test"]), "--exp", str(tmp_path), "--abx-items", "quad"])
     err = capsys.readouterr().err.strip()

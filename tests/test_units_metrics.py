@@ -11,6 +11,7 @@ import pytest
 
 from speechvq.errors import DataError
 from speechvq.evaluation.speech import units as U
+from speechvq.evaluation.speech.units import fit_code_to_phone, score_units
 from speechvq.evaluation.speech.dtw import angular_distance, dtw_normalized, dtw_reference
 
 PHONES = ["SIL", "AA", "B", "IY"]
@@ -205,3 +206,40 @@ def test_units_report_keys_and_utterance_alignment():
     assert rep["majority"]["mapping_accuracy"] == pytest.approx(0.5)
     with pytest.raises(DataError, match="different utterances"):
         U.score_units(codes, {"a": labels["a"]}, n_codes=2, phones=PHONES, frame_rate_hz=50.0)
+
+
+@pytest.mark.parametrize("fit_elsewhere,sil", [(False, 0), (True, 0), (False, 2), (True, 2)])
+def test_unit_intervals_equal_a_brute_force_bootstrap_over_utterances(monkeypatch, fit_elsewhere,
+                                                                      sil):
+    from speechvq.evaluation import bootstrap
+    from speechvq.evaluation.speech.units import unit_intervals
+
+    monkeypatch.setattr(bootstrap, "RESAMPLES", 25)
+    rng = np.random.default_rng(3)
+    k, phones = 6, ["a", "b", "c"]
+    phones.insert(sil, "SIL")
+    lab = [rng.integers(0, 4, rng.integers(5, 40)) for _ in range(9)]
+    codes = [np.where(rng.random(len(y)) < 0.6, y + 2 * (y % 2), rng.integers(0, k, len(y)))
+             for y in lab]
+    dur = [len(c) / 50 + 0.01 * i for i, c in enumerate(codes)]
+    fit = dict(codes_fit=codes[:4], labels_fit=lab[:4]) if fit_elsewhere else {}
+    mapping = fit_code_to_phone(np.concatenate(codes[:4]), np.concatenate(lab[:4]), k, 4)
+    got = unit_intervals(codes, lab, n_codes=k, n_phones=4, sil=sil, durations_s=dur, seed=5,
+                         mapping=mapping if fit_elsewhere else None)
+    brute = {}
+    for row in bootstrap.resample_counts(len(codes), 5):
+        pick = np.repeat(np.arange(len(codes)), row)
+        m = score_units([codes[i] for i in pick], [lab[i] for i in pick], n_codes=k,
+                        phones=phones, frame_rate_hz=50, durations_s=[dur[i] for i in pick],
+                        check_dedup=False, **fit)
+        for name in got:
+            brute.setdefault(name, []).append(m[name])
+    assert set(got) >= {"mapping_accuracy", "mapping_accuracy_nosil", "phone_purity",
+                        "cluster_purity", "pnmi", "perplexity", "codes_used", "bitrate_bps",
+                        "bitrate_bps_dedup"}
+    for name, values in brute.items():
+        np.testing.assert_allclose(got[name], bootstrap.interval(values), rtol=1e-9,
+                                   err_msg=name)
+    whole = score_units(codes, lab, n_codes=k, phones=phones, frame_rate_hz=50, durations_s=dur,
+                        check_dedup=False, **fit)
+    assert whole["n_utterances"] == 9 and set(whole["ci95"]) == set(got)

@@ -1,7 +1,7 @@
 """``speechvq <command>``: a thin argparse layer over the library.
 
 One module per command group registers its sub-commands (`data`: prepare, validate, fix, dump;
-`images`: prepare-images, evaluate images; `train`; `units`: encode, evaluate units; `convert`:
+`images`: prepare-images, evaluate images; `train`; `units`: encode, evaluate units; `prior`: sample, evaluate prior; `convert`:
 convert, evaluate conversion; `evaluate`: the group of the three evaluations; `report`;
 `config`), with the options they share in `common`. Each command
 parses its arguments, resolves and validates its config (before it touches any data path), and
@@ -21,7 +21,7 @@ import sys
 from typing import Callable, Sequence
 
 from speechvq import __version__
-from speechvq.cli import config, convert, data, evaluate, images, report, train, units
+from speechvq.cli import config, convert, data, evaluate, images, prior, report, train, units
 from speechvq.cli.common import Formatter, Parser, apply_threads
 from speechvq.errors import SpeechVQError
 
@@ -37,6 +37,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     train.register,
     units.register,
     convert.register,
+    prior.register,
     evaluate.register,
     report.register,
     config.register,

@@ -41,6 +41,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.data}: OK, dump of {len(dump)} utterances, {len(dump.speakers)} "
               f"speakers, {sums}")
         return 0
+    if (Path(args.data) / "info.json").is_file() and (Path(args.data) / "images.npy").is_file():
+        from speechvq.data.images.dump import ImageDump
+        images = ImageDump.open(args.data)
+        sums = "checksums match" if images.verify() else \
+            "no checksums recorded (made by an older speechvq)"
+        h, w, c = images.shape
+        print(f"{args.data}: OK, image dump of {len(images)} {h}x{w}x{c} images, "
+              f"{len(images.classes)} classes, {sums}")
+        return 0
     from speechvq.data.speech.kaldi import validate_data_dir
     d = validate_data_dir(args.data)
     extra = [name for name, present in (("text", d.text), ("segments", d.segments),
@@ -122,7 +131,7 @@ def _add_validate_commands(sub: argparse._SubParsersAction) -> None:
                     description="Check a Kaldi data dir: required files, LC_ALL=C order, "
                                 "unique ids, consistent utt2spk/spk2utt/wav.scp/text/"
                                 "segments/phones.ctm, audio files present, segments inside "
-                                "their recordings. Or check a dump: its structure, and every "
+                                "their recordings. Or check a dump (speech or images): its structure, and every "
                                 "file against the checksum recorded when it was made. The "
                                 "first problem is reported with its file, line and fix; exit "
                                 "status 2.")

@@ -16,6 +16,11 @@ from speechvq.errors import ConfigError
 
 def cmd_encode(args: argparse.Namespace) -> int:
     warnings_as_lines("encode")
+    if (args.out is None) == (args.codes_out is None):
+        raise ConfigError("give one of --out FILE (a units file, speech) or --codes-out DIR (a "
+                          "code dump for `speechvq train` with task: prior)")
+    if args.codes_out is not None:
+        return _encode_code_dump(args)
     from speechvq.encode import encode_to_file
     codes = encode_to_file(args.model, args.data, args.out, fmt=args.format, dedup=args.dedup,
                            batch_size=args.batch_size, checkpoint=args.checkpoint,
@@ -31,6 +36,21 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if args.format == "km":
         from speechvq.data.codes import manifest_path
         print(f"{manifest_path(args.out)}: their audio files (wav2vec manifest, same order)")
+    return 0
+
+
+def _encode_code_dump(args: argparse.Namespace) -> int:
+    from speechvq.encode import encode_to_code_dump
+    if args.format != "kaldi" or args.dedup:
+        raise ConfigError("--format and --dedup apply to --out units files; a code dump "
+                          "(--codes-out) keeps every frame's code")
+    dump = encode_to_code_dump(args.model, args.data, args.codes_out,
+                               batch_size=args.batch_size, checkpoint=args.checkpoint,
+                               device=args.device, progress=progress(args))
+    shape = "x".join(map(str, dump.grid)) if dump.grid else \
+        f"{dump.meta['frame_rate_hz']:g} Hz"
+    print(f"{args.codes_out}: {len(dump)} {dump.modality} items, {dump.codes.shape[0]} codes "
+          f"({shape}) of K={dump.codebook_size}")
     return 0
 
 
@@ -54,6 +74,12 @@ def _evaluate_units(args: argparse.Namespace) -> int:
             abx_max_triplets=args.abx_triplets, abx_items=args.abx_items,
             export_abx=args.export_abx, seed=args.seed, device=args.device,
             progress=progress(args))
+    elif args.alignments is None and args.fit_units is None:
+        if args.frame_rate is None:
+            raise ConfigError("--units needs --frame-rate R (units per second)")
+        results = [unit_eval.describe_units_file(
+            args.units, args.frame_rate, codebook_size=args.codebook_size, name=args.name,
+            exp_dir=args.exp, seed=args.seed)]
     else:
         if args.frame_rate is None or args.alignments is None:
             raise ConfigError("--units needs --frame-rate R and --alignments DATA_OR_CTM")
@@ -68,17 +94,27 @@ def _evaluate_units(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``encode`` to ``speechvq <command>``."""
     p = add_command(
-        sub, "encode", cmd_encode, help="audio -> discrete units (stage 3)",
+        sub, "encode", cmd_encode, help="audio -> discrete units (stage 3); codes for a prior",
         description="Encode every utterance of DATA (a Kaldi dir or a dump, any corpus) into "
                     "codes: code i covers samples [i*hop, (i+1)*hop) at the model's rate.\n\n"
+                    "With --codes-out DIR instead of --out, write the code dump a prior trains "
+                    "on (codes.npy uint16, index.tsv, conditions.txt, codes.json with K, the "
+                    "grid or frame rate and the VQ-VAE checkpoint's path and SHA-256): for a "
+                    "speech model one sequence per utterance (condition: its speaker), for an "
+                    "image model one h x w grid per image of an image dump (condition: its "
+                    "label).\n\n"
                     "formats:\n  kaldi  `utt c1 c2 ...` per line, sorted by utt\n"
                     "  km     fairseq .km: one line of units per utt, no ids, and beside it\n"
                     "         <stem>.tsv, the wav2vec manifest of the audio files in that order\n"
                     "  gslm   GSLM `utt|c1 c2 ...`\n\nexample:\n  speechvq encode --model "
-                    "exp/mini --data dump/test --out exp/mini/units/test.txt")
+                    "exp/mini --data dump/test --out exp/mini/units/test.txt\n"
+                    "  speechvq encode --model exp/images --data dump/images/train "
+                    "--codes-out dump/codes/train")
     add_model_arguments(p)
-    p.add_argument("--data", required=True, help="Kaldi data dir or dump")
-    p.add_argument("--out", required=True, help="units file to write")
+    p.add_argument("--data", required=True, help="Kaldi data dir or dump (image model: an "
+                                                 "image dump)")
+    p.add_argument("--out", help="units file to write")
+    p.add_argument("--codes-out", metavar="DIR", help="code dump to write (for a prior)")
     p.add_argument("--format", choices=("kaldi", "km", "gslm"), default="kaldi")
     p.add_argument("--dedup", action="store_true",
                    help="collapse runs of the same unit (not for unit evaluation)")
@@ -93,8 +129,12 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
         description="Mapping accuracy (with and without SIL), phone and cluster purity, PNMI, "
                     "perplexity, codes used, bitrate and ABX within/across speakers, for the "
                     "model beside three baselines on the same frames (majority phone, random "
-                    "codes, MFCC+deltas k-means with the same K). The code-to-phone mapping is "
-                    "fitted on --fit-on (default: the scored data itself).\n\nexamples:\n"
+                    "codes, MFCC+deltas k-means with the same K), each with a 95 %% bootstrap "
+                    "interval over utterances (ABX: over items). The code-to-phone mapping is "
+                    "fitted on --fit-on (default: the scored data itself). Data without phone "
+                    "alignments (and --units without --alignments) gets the label-free "
+                    "statistics: codes used, perplexity, bitrate (EXP/eval/"
+                    "units_unscored_<name>.json).\n\nexamples:\n"
                     "  speechvq evaluate units --model exp/mini --data dump/test dump/test_unseen "
                     "--fit-on dump/train\n  speechvq evaluate units --units hubert.txt "
                     "--frame-rate 50 --alignments data/test --exp exp/hubert")

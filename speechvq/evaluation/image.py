@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from speechvq.evaluation import bootstrap
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
 from speechvq.models.image import BITS_GIVEN_CODES, MSE
@@ -44,7 +45,6 @@ __all__ = ["psnr_db", "code_statistics", "bootstrap_ci", "PatchKMeans", "evaluat
 
 SYSTEMS = ("vqvae", "patch_kmeans")
 SYSTEM_LABELS = {"vqvae": "VQ-VAE", "patch_kmeans": "patch k-means"}
-BOOTSTRAP = 1000  # resamples of the 95 % intervals
 
 # The metrics of images.<split>.<system>, each name defined once (the CLI table and the report).
 PSNR = Metric("psnr_db", "PSNR over all pixels", "higher", fmt=".2f", unit="dB", short="PSNR dB")
@@ -70,11 +70,9 @@ def code_statistics(usage: np.ndarray) -> dict[str, float]:
 def bootstrap_ci(sse: np.ndarray, dims: int, seed: int) -> dict[str, list[float]]:
     """95 % bootstrap intervals of MSE and PSNR from per-image squared-error sums `sse` (N,)
     of images with `dims` subpixels; resampled images drawn from `seed`."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(sse), (BOOTSTRAP, len(sse)))  # (R, N)
-    mses = sse[picks].sum(1) / (len(sse) * dims)  # (R,)
-    lo, hi = np.percentile(mses, [2.5, 97.5])
-    return {MSE.name: [float(lo), float(hi)], PSNR.name: [psnr_db(hi), psnr_db(lo)]}
+    counts = bootstrap.resample_counts(len(sse), seed)  # (R, N)
+    lo, hi = bootstrap.ratio_ci(sse, np.full(len(sse), float(dims)), counts)
+    return {MSE.name: [lo, hi], PSNR.name: [psnr_db(hi), psnr_db(lo)]}
 
 
 def _patches(images: np.ndarray, p: int) -> np.ndarray:

@@ -60,6 +60,15 @@ class Metric:
         unit = "%" if self.fmt == "%" else self.unit
         return NOT_AVAILABLE if value is None else f"{self.format(value)} {unit}".rstrip()
 
+    def interval(self, ci) -> str:
+        """A 95 % interval ``[low, high]`` as ``low–high`` in this metric's format; ``n/a``
+        where there is none. Counts (fmt ``d``) keep one decimal: a resampled count is not
+        whole at its percentiles."""
+        if not ci or ci[0] is None:
+            return NOT_AVAILABLE
+        fmt = ".1f" if self.fmt == "d" else self.fmt
+        return f"{format_value(ci[0], fmt)}–{format_value(ci[1], fmt)}"
+
     @property
     def header(self) -> str:
         return self.short or self.label

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from speechvq.config.image import ImageDataConfig, ImageModelConfig, check_image
-from speechvq.errors import DataError, ModelError
+from speechvq.errors import DataError
 from speechvq.registry import Task, TaskRun, register_task
 
 VARIANCE_SAMPLE = 10000  # training images the pixel variance of the MSE loss is measured on
@@ -99,17 +99,13 @@ def load_image(state: dict, path: Path) -> Any:
     Raises:
         ModelError: weights that do not fit the config they came with.
     """
+    from speechvq.checkpoint import load_weights_
     from speechvq.config import config_from_dict
     from speechvq.models.image import ImageVQVAE
 
     cfg = config_from_dict(state["config"], source=f"checkpoint {path}")
     model = ImageVQVAE.from_config(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ModelError(f"checkpoint '{path}' does not match the model its config describes "
-                         f"({first}); it was written by another speechvq version") from None
+    load_weights_(model, state["model"], path)
     model.classes = list(state.get("classes", []))
     model.config = cfg
     return model.eval()

@@ -79,6 +79,7 @@ def load_speech(state: dict, path: Path) -> Any:
     Raises:
         ModelError: no speaker list, or weights that do not fit the config they came with.
     """
+    from speechvq.checkpoint import load_weights_
     from speechvq.config import config_from_dict
     from speechvq.models.speech.vqvae import VQVAE
 
@@ -86,12 +87,7 @@ def load_speech(state: dict, path: Path) -> Any:
         raise ModelError(f"checkpoint '{path}' has no speaker list; it is not a speech VQ-VAE")
     cfg = config_from_dict(state["config"], source=f"checkpoint {path}")
     vqvae = VQVAE.from_config(cfg, list(state["speakers"]))
-    try:
-        vqvae.load_state_dict(state["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ModelError(f"checkpoint '{path}' does not match the model its config describes "
-                         f"({first}); it was written by another speechvq version") from None
+    load_weights_(vqvae, state["model"], path)
     return vqvae.eval()
 
 

@@ -24,12 +24,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from speechvq.errors import DataError
+from speechvq.checksums import file_checksums, verify
 from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
 __all__ = ["DUMP_VERSION", "ImageDump", "existing_dump", "write_dump", "check_class_name"]
 
 DUMP_VERSION = 1  # bump when the files or their meaning change
 FILES = ("images.npy", "labels.npy", "classes.txt", "info.json")
+CHECKSUMMED = FILES[:3]  # info.json records their checksums (`speechvq validate DUMP`)
 
 
 def check_class_name(name: str, where: str) -> str:
@@ -96,6 +98,17 @@ class ImageDump:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def verify(self) -> bool:
+        """Compare every file with the checksum info.json recorded when the dump was made.
+
+        Returns:
+            True when they all match; False for a dump made before dumps recorded checksums.
+        Raises:
+            DataError: a file is missing or differs (naming it).
+        """
+        return verify(self.path, self.info.get("checksums"), lambda why: DataError(
+            f"image dump '{self.path}': {why}; remove it and rerun `speechvq prepare-images`"))
+
     @property
     def shape(self) -> tuple[int, int, int]:
         """(H, W, C) of every image."""
@@ -148,7 +161,8 @@ def write_dump(out: str | Path, images: np.ndarray, labels: Sequence[int] | np.n
     atomic_save_npy(tmp / "labels.npy", labels)
     atomic_write_text(tmp / "classes.txt", "".join(f"{c}\n" for c in classes))
     record = {"version": DUMP_VERSION, **info, "n_images": int(images.shape[0]),
-              "shape": list(images.shape[1:]), "n_classes": len(classes)}
+              "shape": list(images.shape[1:]), "n_classes": len(classes),
+              "checksums": file_checksums(tmp, CHECKSUMMED)}
     atomic_write_json(tmp / "info.json", record)
     tmp.rename(out)
     return ImageDump.open(out)

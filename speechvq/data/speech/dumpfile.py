@@ -12,12 +12,12 @@ validate DUMP``), which catches what the structure cannot: samples changed in pl
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from speechvq.checksums import file_checksums, verify
 from speechvq.errors import DataError
 
 __all__ = ["SpeechDump", "DUMP_VERSION", "PCM_SCALE", "INDEX_HEADER", "dump_checksums"]
@@ -33,13 +33,7 @@ CHECKSUMMED = ("audio.npy", "index.tsv", "speakers.txt", "utt2spk", "text", "pho
 
 def dump_checksums(path: str | Path) -> dict[str, str]:
     """{file: "sha256:<hex>"} of the `CHECKSUMMED` files present in the dump folder `path`."""
-    sums = {}
-    for name in CHECKSUMMED:
-        f = Path(path) / name
-        if f.is_file():
-            with open(f, "rb") as fh:
-                sums[name] = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
-    return sums
+    return file_checksums(path, CHECKSUMMED)
 
 
 class SpeechDump:
@@ -138,17 +132,7 @@ class SpeechDump:
         Raises:
             DataError: a file is missing or differs from what was dumped (naming it).
         """
-        recorded = self.meta.get("checksums")
-        if not isinstance(recorded, dict):
-            return False
-        now = dump_checksums(self.path)
-        for name, digest in sorted(recorded.items()):
-            if name not in now:
-                raise self._fail(f"{name} is missing (it was part of the dump when it was made)")
-            if now[name] != digest:
-                raise self._fail(f"{name} differs from the dump that was made (its checksum "
-                                 f"does not match dump.json's): it was changed or damaged")
-        return True
+        return verify(self.path, self.meta.get("checksums"), self._fail)
 
     def _read_lines(self, name: str) -> list[str]:
         f = self.path / name

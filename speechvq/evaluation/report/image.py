@@ -5,7 +5,8 @@ Renders the blocks `speechvq.evaluation.report.core` gathers from ``eval/images_
 table per split (systems x `speechvq.evaluation.image.IMAGES`, with the 95 % intervals; also
 as CSV and LaTeX under ``report/tables/``), a sentence on the PSNR difference, and the evaluation's figures (originals above reconstructions,
 code usage), copied into the report folder so that it stands alone; training curves from
-metrics.jsonl (`speechvq.evaluation.figures.training_curves`).
+metrics.jsonl (`speechvq.evaluation.figures.training_curves`); and the sections of a prior over
+the model's codes evaluated into this exp dir (`speechvq.evaluation.report.prior.prior_md`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from speechvq.fileio import atomic_path
 from speechvq.models.image import MSE, RECON_LOSS, TRAINING
 from speechvq.models.outputs import CODEBOOK, LOSS, VQ_LOSS
 
-KINDS = ("images",)
+KINDS = ("images", "prior")  # prior: a prior of this model's codes evaluated into its exp dir
 LOSS_CURVES = (LOSS, RECON_LOSS, VQ_LOSS)
 
 
@@ -77,7 +78,8 @@ def render(g: Gathered, out: Path) -> list[str]:
         figures = g.details["images"].get(split, {}).get("figures", {})
         md += _images_md(split, block, g.report["sources"].get(f"images.{split}"),
                          _copy_figures(figures, out), out)
-    return md
+    from speechvq.evaluation.report.prior import prior_md  # it imports this module
+    return md + prior_md(g, out)
 
 
 register_renderer("image", Renderer(KINDS, render))

@@ -57,8 +57,8 @@ def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozens
 
     from speechvq.config import load_config
     from speechvq.config.speech import code_hop
-    from speechvq.data.codes import dedup, looks_deduplicated, read_units
-    from speechvq.evaluation.speech.units import bitrate_bps, codes_used, perplexity
+    from speechvq.data.codes import looks_deduplicated, read_units
+    from speechvq.evaluation.speech.units import label_free_units
 
     files = [p for p in sorted((exp / "units").glob("*.txt"))
              if p.stem not in scored and str(p.resolve()) not in scored_files]
@@ -82,12 +82,7 @@ def unscored_units(exp: Path, scored: set[str], scored_files: set[str] = frozens
             warnings.warn(f"{path} left out of the report: its units are not codes of this "
                           f"model (K = {k})")
             continue
-        durations = [len(u) / rate for u in seqs]
-        block = {"frame_rate_hz": rate, "codebook_size": k, "n_utterances": len(seqs),
-                 "n_frames": int(flat.size), "hours": float(sum(durations) / 3600),
-                 CODES_USED.name: codes_used(flat), PERPLEXITY.name: perplexity(flat),
-                 BITRATE.name: bitrate_bps(seqs, durations),
-                 BITRATE_DEDUP.name: bitrate_bps([dedup(u) for u in seqs], durations)}
+        block = label_free_units(seqs, n_codes=k, frame_rate_hz=rate)
         out[path.stem] = (block, np.bincount(flat, minlength=k).tolist(), path)
     return out
 
@@ -169,24 +164,32 @@ def _extend(g: Gathered) -> None:
     scored_files = {str(Path(src["data"]["units"]).resolve())
                     for key, src in g.report["sources"].items() if key.startswith("units.")
                     and isinstance(src.get("data"), dict) and src["data"].get("units")}
-    for split, (block, counts, path) in unscored_units(g.exp, set(g.report["units"]),
-                                                       scored_files).items():
+    described = set(g.report["units"]) | set(g.report["units_unscored"])  # by an evaluation
+    for split, (block, counts, path) in unscored_units(g.exp, described, scored_files).items():
         g.add("units_unscored", split, block,
               {"command": f"speechvq report --exp {shlex.quote(str(g.exp))}", "data": None,
                "file": str(path)}, {"code_counts": counts})
 
 
 def _unscored_md(split: str, block: dict, src: dict, figures: list) -> list[str]:
-    heads = [CODES_USED.label, PERPLEXITY.label, BITRATE.short, BITRATE_DEDUP.short]
-    cells = [f"{block[CODES_USED.name]} of {block['codebook_size']}",
+    metrics = (CODES_USED, PERPLEXITY, BITRATE, BITRATE_DEDUP)
+    heads = ["", CODES_USED.label, PERPLEXITY.label, BITRATE.short, BITRATE_DEDUP.short]
+    cells = ["value", f"{block[CODES_USED.name]} of {block['codebook_size']}",
              PERPLEXITY.format(block[PERPLEXITY.name]),
              *(f"{block[m.name]:.0f}" for m in (BITRATE, BITRATE_DEDUP))]
+    ci = block.get("ci95") or {}
+    rows = [cells] + ([["95 % interval", *(m.interval(ci.get(m.name)) for m in metrics)]]
+                      if ci else [])
+    data = src.get("data") if isinstance(src.get("data"), dict) else {}
+    what = data.get("data") or src.get("file")
     lines = [f"## Units without alignments: {split}", "",
              f"No phone alignments for {split}, so only label-free statistics of "
-             f"`{src['file']}` ({block['n_utterances']} utterances, {block['hours']:.2f} h, "
+             f"`{what}` ({block['n_utterances']} utterances, {block['hours']:.2f} h, "
              f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}):", "",
-             "| " + " | ".join(heads) + " |", "|" + "---:|" * len(heads),
-             "| " + " | ".join(cells) + " |", ""]
+             "| " + " | ".join(heads) + " |", "|---|" + "---:|" * len(metrics),
+             *("| " + " | ".join(r) + " |" for r in rows), ""]
+    if ci:
+        lines += ["Intervals: percentile bootstrap over the utterances.", ""]
     return lines + figure_links(figures) + [""]
 
 
@@ -238,7 +241,7 @@ def _units_md(split: str, block: dict, src: dict, figures: list, out: Path) -> l
              f"{block['frame_rate_hz']:g} Hz, K = {block['codebook_size']}, "
              f"{block['n_phones']} phones; code-to-phone mapping fitted on "
              f"{'the scored data itself' if fit == 'eval' else f'`{fit}`'}.", "",
-             *export_table(out, table)]
+             *export_table(out, table), *_units_intervals(split, block, systems, cols, out)]
     chance = block.get(main or systems[0], {}).get(CHANCE.name)
     if chance is not None:
         lines += ["", f"Chance ({CHANCE.label}): {CHANCE.show(chance)}."]
@@ -253,6 +256,24 @@ def _units_md(split: str, block: dict, src: dict, figures: list, out: Path) -> l
                       f"{abx_n} within-speaker and {block[main].get('abx_n_triplets_across')} "
                       f"across-speaker triplets scored."]
     return lines + ["", source_line(src), ""] + figure_links(figures) + [""]
+
+
+def _units_intervals(split: str, block: dict, systems: list[str], cols: list,
+                     out: Path) -> list[str]:
+    """The 95 % intervals of the units table's figures, as a table of the same shape."""
+    cols = [c for c in cols if any(c.name in block[s].get("ci95", {}) for s in systems)]
+    if not cols:
+        return []
+    n = block[systems[0]].get("n_utterances")
+    table = Table(f"units_{split}_ci95", f"95 % intervals of the units figures on {split}",
+                  ["system", *(c.header for c in cols)],
+                  [[s, *(c.interval(block[s].get("ci95", {}).get(c.name)) for c in cols)]
+                   for s in systems],
+                  notes=[f"Percentile bootstrap, 1000 resamples of the {n} scored utterances "
+                         "(the code-to-phone mapping refitted in each when it is fitted on the "
+                         "scored data); ABX: resamples of the ABX items, from the per-triplet "
+                         "results."])
+    return ["", *export_table(out, table)]
 
 
 # ------------------------------------------------------------------------------- conversion
@@ -271,10 +292,14 @@ def _conversions_md(blocks: dict, out: Path) -> list[str]:
 
 
 def _conversion_md(split: str, m: dict, src: dict, figures: list, out: Path) -> list[str]:
+    ci = m.get("ci95", {})
     table = Table(f"conversion_{split}", f"Voice conversion: {split}",
-                  ["measure", "value", "note"],
-                  [[c.label, c.show(m.get(c.name)), note] for c, note in conversion_rows(m)],
-                  align="lrl")
+                  ["measure", "value", "95 % interval", "note"],
+                  [[c.label, c.show(m.get(c.name)), c.interval(ci.get(c.name)), note]
+                   for c, note in conversion_rows(m)], align="lrrl",
+                  notes=["Intervals: percentile bootstrap over the converted files (the "
+                         "classifier's held-out accuracy: over its held-out utterances); n/a "
+                         "where a figure has none (results written before intervals existed)."])
     lines = [f"## Conversion: {split}", ""]
     stamp = (src or {}).get("convert") or {}
     if stamp.get("command"):

@@ -26,9 +26,15 @@ Enumeration: every triplet of a condition is scored when there are at most ``max
 tool instead draws at most 10 tokens per group and 5 X speakers per A group (its defaults), so on
 larger data its figure is one random draw around this one. Above ``max_triplets``, a seeded
 sample: cells are drawn with probability equal to their weight in the average and one triplet
-uniformly within each, so the plain mean estimates the average; its 95 % normal interval is
-returned, and the sample grows until the interval is narrower than 0.2 points (`CI_WIDTH`), or
-every triplet is scored when that would take no more triplets.
+uniformly within each, so the plain mean estimates the average; the sample grows until its 95 %
+normal interval is narrower than 0.2 points (`CI_WIDTH`), or every triplet is scored when that
+would take no more triplets.
+
+Interval: every figure carries a 95 % bootstrap interval over the items
+(`speechvq.evaluation.bootstrap`): a resample draws the items with replacement, each scored
+triplet counts (draws of A) x (draws of B) x (draws of X) times, and the figure is recomputed
+from the per-triplet results with the same averaging (cells left empty drop out of it); no DTW
+is run again. For a sampled figure the resampled mean of the sampled triplets is used.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import numpy as np
 
 from speechvq.data.speech.alignments import SIL
 from speechvq.errors import DataError
+from speechvq.evaluation import bootstrap
 from speechvq.evaluation.speech.dtw import angular_distance, dtw_normalized
 
 SPANS = {"phone": "centre-phone items in their context (ABX2 / zrc_abx2 within context)",
@@ -66,7 +73,7 @@ class Item(NamedTuple):
 
 class Score(NamedTuple):
     """One condition's figure: ``error`` in [0, 1] (None without triplets), the triplets scored,
-    the triplets there are, and the 95 % interval of a sampled figure (None when enumerated)."""
+    the triplets there are, and its 95 % bootstrap interval over items (None without triplets)."""
 
     error: float | None
     n_triplets: int
@@ -184,9 +191,10 @@ def _cells(items: list[Item], across: bool) -> _Cells:
     return _Cells(a, b, x, a_off, b_off, x_off, weight, size, not across)
 
 
-def _all_triplets(cells: _Cells) -> tuple[np.ndarray, np.ndarray]:
-    """Every triplet, (n, 3) item ids (A, B, X), and its weight in the average (n,)."""
-    rows, weights = [], []
+def _all_triplets(cells: _Cells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every triplet, (n, 3) item ids (A, B, X), its weight in the average (n,) and its cell
+    (n,)."""
+    rows, weights, cell = [], [], []
     for c in range(len(cells.size)):
         a = cells.a[cells.a_off[c]:cells.a_off[c + 1]]
         b = cells.b[cells.b_off[c]:cells.b_off[c + 1]]
@@ -196,7 +204,33 @@ def _all_triplets(cells: _Cells) -> tuple[np.ndarray, np.ndarray]:
             g = g[g[:, 0] != g[:, 2]]
         rows.append(g)
         weights.append(np.full(len(g), cells.weight[c] / cells.size[c]))
-    return np.concatenate(rows), np.concatenate(weights)
+        cell.append(np.full(len(g), c))
+    return np.concatenate(rows), np.concatenate(weights), np.concatenate(cell)
+
+
+def _item_interval(n_items: int, trip: np.ndarray, err: np.ndarray, seed: int,
+                   cells: _Cells | None = None, cell: np.ndarray | None = None
+                   ) -> list[float] | None:
+    """The bootstrap interval over items of an ABX figure from its per-triplet errors (see the
+    module docstring): with `cells` and each triplet's `cell`, the tool's weighted average of
+    cell means; without, the plain mean (a sampled figure)."""
+    from scipy.sparse import csr_matrix
+
+    counts = bootstrap.resample_counts(n_items, seed).astype(np.float64)  # (R, items)
+    onehot = None if cell is None else csr_matrix(
+        (np.ones(len(cell)), (np.arange(len(cell)), cell)), shape=(len(cell), len(cells.size)))
+
+    def stat(block: np.ndarray) -> np.ndarray:
+        v = block[:, trip[:, 0]] * block[:, trip[:, 1]] * block[:, trip[:, 2]]  # (c, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if onehot is None:
+                return (v @ err) / v.sum(1)
+            num = np.asarray((onehot.T @ (v * err).T).T)  # (c, cells)
+            den = np.asarray((onehot.T @ v.T).T)
+            w = np.where(den > 0, cells.weight, 0.0)  # empty cells drop out of the average
+            return (w * np.where(den > 0, num / np.where(den > 0, den, 1), 0)).sum(1) / w.sum(1)
+
+    return bootstrap.statistic_ci(stat, counts)
 
 
 def _sampled_triplets(cells: _Cells, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -225,30 +259,32 @@ def _errors(features, items: list[Item], trip: np.ndarray) -> np.ndarray:
 
 
 def _score(features, items: list[Item], cells: _Cells, max_triplets: int, ci_width: float,
-           rng: np.random.Generator) -> Score:
+           rng: np.random.Generator, seed: int) -> Score:
     population = int(cells.size.sum())
     if population == 0:
         return Score(None, 0, 0, None)
     n = max(max_triplets, MIN_SAMPLE)
     if population > n:
-        err = _errors(features, items, _sampled_triplets(cells, n, rng))
+        trip = _sampled_triplets(cells, n, rng)
+        err = _errors(features, items, trip)
         while True:
             # variance: the sample's, at least a Bernoulli one's (half a pseudo-count each way),
             # so a sample without errors does not claim a zero-width interval
             p = (err.sum() + 0.5) / (len(err) + 1)
             half = Z95 * math.sqrt(max(float(np.var(err, ddof=1)), p * (1 - p)) / len(err))
             if 2 * half < ci_width:
-                mean = float(err.mean())
-                return Score(mean, len(err), population,
-                             (max(0.0, mean - half), min(1.0, mean + half)))
+                return Score(float(err.mean()), len(err), population,
+                             _item_interval(len(items), trip, err, seed))
             need = math.ceil(len(err) * (2 * half / ci_width) ** 2 * 1.05)
             if need >= population:
                 break
             more = _sampled_triplets(cells, need - len(err), rng)
+            trip = np.concatenate([trip, more])
             err = np.concatenate([err, _errors(features, items, more)])
-    trip, w = _all_triplets(cells)
-    return Score(float(np.sum(w * _errors(features, items, trip)) / np.sum(w)), len(trip),
-                 population, None)
+    trip, w, cell = _all_triplets(cells)
+    err = _errors(features, items, trip)
+    return Score(float(np.sum(w * err) / np.sum(w)), len(trip), population,
+                 _item_interval(len(items), trip, err, seed, cells, cell))
 
 
 def item_distances(features: Mapping[str, np.ndarray], items: list[Item], pairs: np.ndarray, *,
@@ -308,6 +344,6 @@ def abx(features: Mapping[str, np.ndarray], items: list[Item], *, max_triplets: 
                             f"frames but an item ends at frame {it.end}; cut the items with "
                             "the features' frame counts")
     rng = np.random.default_rng(seed)
-    within, across = (_score(features, items, _cells(items, a), max_triplets, ci_width, rng)
-                      for a in (False, True))
+    within, across = (_score(features, items, _cells(items, a), max_triplets, ci_width, rng,
+                             seed) for a in (False, True))
     return ABXResult(within, across, len(items))

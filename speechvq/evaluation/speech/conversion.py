@@ -140,7 +140,7 @@ def _evaluate_one(converted, refs, model, vq, shared: _Shared, *, train=None, sr
 
     # 1. speaker identification
     sets = classifier_sets(ref_all[0], train_u, seed, ref_name=str(ref))
-    sid, predicted = shared.speaker_id.score(sets, conv, progress)
+    sid, predicted = shared.speaker_id.score(sets, conv, progress, seed)
     metrics.update(sid)
     # 2. content
     content, agree = content_scores(vq, conv, train_u, batch_size=batch_size, progress=progress,
@@ -152,7 +152,9 @@ def _evaluate_one(converted, refs, model, vq, shared: _Shared, *, train=None, sr
                                         n_spectrograms=n_spectrograms, progress=progress)
     metrics.update(mcds)
     for row, pred in zip(per_utt, predicted):
-        row.update(predicted_speaker=pred, code_agreement=agree[row["utt"]])
+        eq, n, hit, labelled = agree[row["utt"]]
+        row.update(predicted_speaker=pred, code_agreement=eq / max(n, 1))
+    metrics["ci95"] = {**sid.pop("ci95"), **conversion_intervals(conv, agree, per_utt, seed)}
 
     result = {
         "conversion": {name: metrics},
@@ -173,6 +175,25 @@ def _evaluate_one(converted, refs, model, vq, shared: _Shared, *, train=None, sr
     }
     write_result(exp, "conversion", name, result)
     return result
+
+
+def conversion_intervals(conv, agree: dict, rows: Sequence[dict], seed: int
+                         ) -> dict[str, list[float] | None]:
+    """95 % bootstrap intervals over the converted files (`speechvq.evaluation.bootstrap`, the
+    same resamples as the speaker-ID shares'): the frame-pooled code agreement and mapping
+    accuracy, and the mean MCDs over the files that have them (None where no file has one)."""
+    from speechvq.evaluation.bootstrap import ratio_ci, resample_counts
+
+    counts = resample_counts(len(conv.pairs), seed)  # (R, files)
+    per = [agree[p.converted] for p in conv.pairs]  # (eq, n, hit, labelled) per file
+    out = {"code_agreement": ratio_ci([a[0] for a in per], [a[1] for a in per], counts)}
+    out["mapping_accuracy"] = None if any(a[2] is None for a in per) else ratio_ci(
+        [a[2] for a in per], [a[3] for a in per], counts)
+    for metric in ("mcd_db", "mcd_baseline_db", "mcd_topline_db"):
+        has = np.array([r[metric] is not None for r in rows])
+        out[metric] = ratio_ci([r[metric] or 0.0 for r in rows], has, counts) if has.any() \
+            else None
+    return out
 
 
 def format_conversion(result: dict) -> str:

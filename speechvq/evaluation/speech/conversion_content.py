@@ -39,7 +39,8 @@ def content_scores(vq, conv: Conversions, train: Utterances | None, *, batch_siz
             conversion dirs encode the training data once.
     Returns:
         (``code_agreement``, ``mapping_accuracy``, ``mapping_accuracy_source`` and
-        ``mapping_fit_on``; converted utt -> its own code agreement).
+        ``mapping_fit_on``; converted utt -> (frames agreeing, frames compared, frames mapped
+        to the source's phone or None without alignments, frames labelled)).
     """
     from speechvq.encode import encode_utterances
 
@@ -55,22 +56,24 @@ def content_scores(vq, conv: Conversions, train: Utterances | None, *, batch_siz
         c, s = codes_conv[p.converted], codes_src[p.source]
         n = min(len(c), len(s))
         eq = int(np.sum(c[:n] == s[:n]))
-        agree[p.converted], same, total = eq / max(n, 1), same + eq, total + n
+        agree[p.converted], same, total = (eq, n), same + eq, total + n
     metrics = {"code_agreement": same / max(total, 1)}
-    metrics.update(_mapping_accuracy(vq, conv, codes_conv, codes_src, train, batch_size,
-                                     progress, train_codes))
-    return metrics, agree
+    mapped, hits = _mapping_accuracy(vq, conv, codes_conv, codes_src, train, batch_size,
+                                     progress, train_codes)
+    metrics.update(mapped)
+    return metrics, {u: (*agree[u], *hits.get(u, (None, None))) for u in agree}
 
 
 def _mapping_accuracy(vq, conv, codes_conv, codes_src, train, batch_size, progress,
-                      train_codes) -> dict:
-    """Mapping accuracy of converted and source codes against the sources' alignments."""
+                      train_codes) -> tuple[dict, dict[str, tuple[int, int]]]:
+    """Mapping accuracy of converted and source codes against the sources' alignments, and
+    converted utt -> (frames mapped to the source's phone, frames labelled)."""
     from speechvq.encode import encode_utterances
 
     src_data, sources = conv.source_datas(), conv.sources
     if any(d.phones is None for d in src_data):
         return {"mapping_accuracy": None, "mapping_accuracy_source": None,
-                "mapping_fit_on": "no source alignments"}
+                "mapping_fit_on": "no source alignments"}, {}
     rate = vq.sample_rate / vq.hop
     k = int(vq.quantizer.codebook.shape[0])
     fit_alg = train is not None and train.phones is not None
@@ -91,12 +94,13 @@ def _mapping_accuracy(vq, conv, codes_conv, codes_src, train, batch_size, progre
         fit_c, fit_lab, fit_on = [codes_src[s] for s in labels], list(labels.values()), "sources"
     mapping = fit_code_to_phone(np.concatenate(fit_c), np.concatenate(fit_lab), k, len(phones))
     hit_c = hit_s = n_c = n_s = 0
+    per_utt = {}
     for p in conv.pairs:
         n = min(len(codes_conv[p.converted]), len(labels[p.source]))
-        hit_c += int(np.sum(mapping[codes_conv[p.converted][:n]] == labels[p.source][:n]))
-        n_c += n
+        hit = int(np.sum(mapping[codes_conv[p.converted][:n]] == labels[p.source][:n]))
+        per_utt[p.converted], hit_c, n_c = (hit, n), hit_c + hit, n_c + n
     for s in labels:
         hit_s += int(np.sum(mapping[codes_src[s]] == labels[s]))
         n_s += len(labels[s])
     return {"mapping_accuracy": hit_c / max(n_c, 1), "mapping_accuracy_source": hit_s / max(n_s, 1),
-            "mapping_fit_on": fit_on}
+            "mapping_fit_on": fit_on}, per_utt

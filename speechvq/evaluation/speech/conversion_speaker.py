@@ -22,6 +22,7 @@ from speechvq.progress import tqdm
 
 from speechvq.data.speech.utterances import Utterances
 from speechvq.errors import DataError
+from speechvq.evaluation.bootstrap import mean_ci, ratio_ci, resample_counts
 from speechvq.evaluation.speech.conversion_pairs import Conversions
 
 N_MFCC = 13
@@ -147,14 +148,16 @@ class SpeakerID:
             out.append(self._feats[key])
         return np.stack(out)  # (N, F)
 
-    def score(self, sets: ClassifierSets, conv: Conversions, progress: bool
+    def score(self, sets: ClassifierSets, conv: Conversions, progress: bool, seed: int = 0
               ) -> tuple[dict, list[str]]:
         """Fit the classifier (once per fit set), score it on the held-out real audio, then on
         the conversions.
 
         Returns:
-            (the ``speaker_id_*`` metrics with ``n_seen_sources`` and
-            ``n_targets_unknown_to_classifier``, the predicted speaker of each pair).
+            (the ``speaker_id_*`` metrics with ``n_seen_sources``,
+            ``n_targets_unknown_to_classifier`` and their ``ci95`` intervals (bootstrap over
+            the held-out utterances, and over the converted files), the predicted speaker of
+            each pair).
             ``speaker_id_target`` counts only conversions to targets the classifier knows.
         """
         key = (str(sets.fit_data.path), tuple(sets.fit_utts))
@@ -167,7 +170,8 @@ class SpeakerID:
         xh = self.features(sets.heldout_data, sets.heldout_utts, progress,
                            "speaker features (held out)")
         truth = [sets.heldout_data.speaker(u) for u in sets.heldout_utts]
-        acc = float(np.mean(clf.predict(xh) == np.asarray(truth)))
+        correct = clf.predict(xh) == np.asarray(truth)  # (held out,)
+        acc = float(np.mean(correct))
         pred = clf.predict(self.features(conv.data, [p.converted for p in conv.pairs], progress,
                                          "speaker features (converted)"))
         tgt = np.array([p.target for p in conv.pairs])
@@ -183,5 +187,18 @@ class SpeakerID:
             "speaker_id_source": float(np.mean(pred[seen] == src_spk[seen])) if seen.any()
             else None,
             "n_seen_sources": int(seen.sum()),
-            "n_targets_unknown_to_classifier": int(sum(t not in classes for t in tgt))}
+            "n_targets_unknown_to_classifier": int(sum(t not in classes for t in tgt)),
+            "ci95": {"speaker_id_heldout_accuracy": mean_ci(correct, seed),
+                     # the conversion's resamples of its files (`conversion_intervals`'s)
+                     **_share_intervals(pred, tgt, src_spk, known, seen, seed)}}
         return metrics, pred.tolist()
+
+
+def _share_intervals(pred, tgt, src_spk, known, seen, seed: int) -> dict:
+    """Intervals of the shares identified as the target (over files to known targets) and as
+    the source (over files from known sources), resampling the converted files."""
+    counts = resample_counts(len(pred), seed)
+    return {"speaker_id_target": ratio_ci((pred == tgt) & known, known, counts)
+            if known.any() else None,
+            "speaker_id_source": ratio_ci((pred == src_spk) & seen, seen, counts)
+            if seen.any() else None}

@@ -22,6 +22,9 @@ from speechvq.models.speech.outputs import MEL_LOSS, NLL, TRAINING  # noqa: F401
 
 LOSS_CURVES = (LOSS, NLL, VQ_LOSS, MEL_LOSS)  # bits per sample is the NLL in other units
 
+CI95 = Metric("ci95", "95 % bootstrap intervals: metric -> [low, high] "
+                      "(`speechvq.evaluation.bootstrap`)")
+
 # ----------------------------------------------------------------- units (units.<split>.<system>)
 
 MAPPING_ACCURACY = Metric("mapping_accuracy", "mapping accuracy", "higher", "%", short="map acc")
@@ -60,6 +63,9 @@ UNIT_FIELDS = (
                         "ABX2) or 'triphone' (the three phones, libri-light)"),
     *(Metric(f"abx{q}_n_triplets_{c}", f"ABX triplets {c} speakers" + (", codes" if q else ""),
              fmt="d") for q in ("", "_codes") for c in ("within", "across")),
+    *(Metric(f"abx{q}_sampled", "ABX scored a seeded sample of the triplets"
+             + (", codes" if q else "")) for q in ("", "_codes")),
+    CI95,
     # label-free statistics of units files without alignments (``units_unscored.<split>``)
     Metric("n_utterances", "utterances", fmt="d"),
     Metric("hours", "hours of audio", fmt=".2f", unit="h"),
@@ -103,6 +109,7 @@ CONVERSION_FIELDS = (
     Metric("speaker_id_n_heldout", "held-out utterances", fmt="d"),
     Metric("speaker_id_n_train", "classifier training utterances", fmt="d"),
     Metric("speaker_id_n_speakers", "speakers the classifier knows", fmt="d"),
+    CI95,
 )
 
 DEFINED_UNITS = by_name(UNITS, UNIT_FIELDS, CODEBOOK)

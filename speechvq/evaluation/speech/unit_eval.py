@@ -41,8 +41,9 @@ from speechvq.evaluation.speech.baselines import (fit_mfcc_kmeans, kmeans_codes,
 from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
 from speechvq.evaluation.speech.metrics import unit_columns
-from speechvq.evaluation.speech.units import (cooccurrence, fit_code_to_phone, frame_phone_indices,
-                                       units_report)
+from speechvq.evaluation.speech.units import (cooccurrence, fit_code_to_phone,
+                                              frame_phone_indices, label_free_units,
+                                              units_report)
 
 MAX_FIT_FRAMES = 200_000  # k-means fitting frames (seeded sample above this)
 
@@ -110,12 +111,15 @@ class _ABXSettings(NamedTuple):
 
 def _put_abx(system: dict, prefix: str, result: ABXResult, span: str) -> None:
     """ABX figures into a system's block: ``<prefix>within`` and ``<prefix>across`` (error
-    rates), their triplet counts, ``abx_items`` (the span) and, for a sampled figure,
-    ``ci95.<prefix>within`` = [low, high]."""
+    rates), their triplet counts, ``abx_items`` (the span), ``<prefix>sampled`` (true when a
+    condition scored a sample of its triplets) and ``ci95.<prefix>within`` = [low, high] (the
+    bootstrap over items)."""
     system["abx_items"] = span
+    system[f"{prefix}sampled"] = False
     for cond, score in (("within", result.within), ("across", result.across)):
         system[f"{prefix}{cond}"] = score.error
         system[f"{prefix}n_triplets_{cond}"] = score.n_triplets
+        system[f"{prefix}sampled"] |= score.n_triplets < score.n_population
         if score.ci95 is not None:
             system.setdefault("ci95", {})[f"{prefix}{cond}"] = list(score.ci95)
 
@@ -227,18 +231,50 @@ def evaluate_units_model(model: str | os.PathLike,
     exp = resolve_exp_dir(model, exp_dir)
     vq = load_vqvae(model, checkpoint=checkpoint, device=pick_device(device))
     evs = [Utterances(d, vq.sample_rate) for d in datas]
-    segs = [_alignments(ev) for ev in evs]  # every DATA is checked before any work
-    fit = None if fit_on is None else Utterances(fit_on, vq.sample_rate)
-    phones = phone_set(*(ev.phones for ev in evs), fit.phones if fit else None)
+    # every DATA is checked before any work; one without alignments gets label-free figures
+    segs = [None if ev.phones is None else _alignments(ev) for ev in evs]
     rate = vq.sample_rate / vq.hop
     k = int(vq.quantizer.codebook.shape[0])
+    shared = phones = None
+    if any(seg is not None for seg in segs):
+        fit = None if fit_on is None else Utterances(fit_on, vq.sample_rate)
+        phones = phone_set(*(ev.phones for ev in evs), fit.phones if fit else None)
+        shared = None if fit is None else _fit_side(vq, fit, fit_on, phones, rate, k, seed,
+                                                    batch_size, progress)
     abx_set = _ABXSettings(abx_max_triplets, abx_items, export_abx)
-    shared = None if fit is None else _fit_side(vq, fit, fit_on, phones, rate, k, seed,
-                                                batch_size, progress)
     results = [_score_split(vq, ev, seg, d, n, shared, phones, rate, k, model, checkpoint,
                             fit_on, exp, exp_dir, batch_size, abx_set, seed, progress)
+               if seg is not None else
+               _describe_split(vq, ev, d, n, rate, k, model, checkpoint, exp, exp_dir,
+                               batch_size, seed, progress)
                for ev, seg, d, n in zip(evs, segs, datas, names)]
     return results if several else results[0]
+
+
+UNSCORED = "units_unscored"  # the result kind of data without alignments
+
+
+def _describe_split(vq, ev: Utterances, data, name, rate, k, model, checkpoint, exp, exp_dir,
+                    batch_size, seed, progress) -> dict:
+    """Label-free statistics of one DATA without alignments (`label_free_units`), written as
+    ``EXP/eval/units_unscored_<name>.json`` (``units_unscored.<name>``)."""
+    from speechvq.encode import encode_utterances
+
+    codes = encode_utterances(vq, ev, batch_size=batch_size, progress=progress)
+    seqs = [codes[u] for u in sorted(codes)]
+    result = {
+        "kind": UNSCORED,
+        UNSCORED: {name: label_free_units(seqs, n_codes=k, frame_rate_hz=rate, seed=seed)},
+        "command": command_line(["speechvq", "evaluate", "units", "--model", str(model),
+                                 "--checkpoint", checkpoint, "--data", str(data),
+                                 "--name", name, "--exp", None if exp_dir is None else str(exp),
+                                 "--seed", seed]),
+        "data": {"model": str(model), "checkpoint": checkpoint, "data": str(data),
+                 "n_utts": len(seqs), "alignments": None},
+        "details": {"code_counts": np.bincount(np.concatenate(seqs), minlength=k).tolist()},
+    }
+    write_result(exp, UNSCORED, name, result)
+    return result
 
 
 def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, phones, rate, k,
@@ -261,7 +297,7 @@ def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, p
                          labels_fit=None if fit is None else list(fit.labels.values()),
                          phones=phones, frame_rate_hz=rate, codebook_size=k,
                          fit_on="eval" if fit_on is None else str(fit_on),
-                         durations_s=durations, sil=SIL)
+                         durations_s=durations, sil=SIL, seed=seed)
 
     items = abx_items(seg_ev, {u: ev.speaker(u) for u in utts}, n_ev, rate,
                       span=abx_set.items, sil=SIL)
@@ -411,7 +447,7 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
                          phones=phones, frame_rate_hz=frame_rate, codebook_size=k,
                          fit_on="eval" if fit is None else str(fit_units),
                          durations_s=None if durations is None else [durations[u] for u in utts],
-                         sil=SIL)
+                         sil=SIL, seed=seed)
     src_codes, src_labels = (units, labels_ev) if fit is None else (fit[0], labels_fit)
     mapping = fit_code_to_phone(np.concatenate([src_codes[u] for u in src_labels]),
                                 np.concatenate(list(src_labels.values())), k, len(phones))
@@ -436,13 +472,57 @@ def evaluate_units_file(units_path: str | os.PathLike, frame_rate: float,
     return result
 
 
+def describe_units_file(units_path: str | os.PathLike, frame_rate: float, *,
+                        codebook_size: int | None = None, name: str | None = None,
+                        exp_dir: str | os.PathLike | None = None, seed: int = 0) -> dict:
+    """`speechvq evaluate units --units FILE --frame-rate R` without ``--alignments``: the
+    label-free statistics of any system's frame-level units (`label_free_units`), written as
+    ``EXP/eval/units_unscored_<name>.json``."""
+    if exp_dir is None:
+        raise ConfigError("--units needs --exp EXP: the exp dir whose eval/ gets the results")
+    if not frame_rate or frame_rate <= 0:
+        raise ConfigError(f"--frame-rate must be a positive number of units per second, got "
+                          f"{frame_rate}")
+    name = check_name(name or default_name(units_path))
+    units = read_units(units_path)
+    seqs = [units[u] for u in sorted(units)]
+    check_frame_level(seqs, source=str(units_path), frame_rate_hz=frame_rate)
+    k = codebook_size or int(max(int(c.max(initial=0)) for c in seqs)) + 1
+    result = {
+        "kind": UNSCORED,
+        UNSCORED: {name: label_free_units(seqs, n_codes=k, frame_rate_hz=frame_rate, seed=seed)},
+        "command": command_line(["speechvq", "evaluate", "units", "--units", str(units_path),
+                                 "--frame-rate", f"{frame_rate:g}", "--codebook-size",
+                                 codebook_size, "--name", name, "--exp", str(exp_dir),
+                                 "--seed", seed]),
+        "data": {"units": str(units_path), "data": str(units_path), "n_utts": len(seqs),
+                 "alignments": None},
+        "details": {"code_counts": np.bincount(np.concatenate(seqs), minlength=k).tolist()},
+    }
+    write_result(exp_dir, UNSCORED, name, result)
+    return result
+
+
 # ------------------------------------------------------------------------------------ table
 
 
 def format_units_table(result: dict) -> str:
     """The units block(s) of a result as a plain-text table: systems x metrics (percent, 1 dp)."""
     lines = []
-    for split, block in result["units"].items():
+    for split, b in result.get(UNSCORED, {}).items():
+        ci = b.get("ci95") or {}
+
+        def cell(name: str, fmt: str) -> str:
+            lo_hi = ci.get(name)
+            return format(b[name], fmt) + (f" [{lo_hi[0]:{fmt}}, {lo_hi[1]:{fmt}}]"
+                                           if lo_hi else "")
+        lines.append(f"units {split}: no phone alignments, label-free statistics only "
+                     f"({b['n_utterances']} utterances, {b['hours']:.2f} h, "
+                     f"{b['frame_rate_hz']:g} Hz, K={b['codebook_size']}; 95 % intervals)")
+        lines.append(f"  codes used {b['codes_used']}, perplexity {cell('perplexity', '.1f')}, "
+                     f"bitrate {cell('bitrate_bps', '.1f')} bits/s, deduplicated "
+                     f"{cell('bitrate_bps_dedup', '.1f')} bits/s")
+    for split, block in result.get("units", {}).items():
         systems = [s for s in block if isinstance(block[s], dict)]
         cols = unit_columns(block, systems)
         fit = block["fit_on"]
@@ -456,9 +536,8 @@ def format_units_table(result: dict) -> str:
                                                for c in cols))
         vq = block.get("vqvae", {})
         if vq.get("abx_n_triplets_within") is not None:
-            ci = vq.get("ci95", {})
             lines.append(f"ABX: {SPANS[vq['abx_items']]}; {vq['abx_n_triplets_within']} within / "
                          f"{vq['abx_n_triplets_across']} across triplets"
-                         f"{', sampled' if ci else ', all'} (error %, lower is better; "
+                         f"{', sampled' if vq.get('abx_sampled') else ', all'} (error %, lower is better; "
                          "w = within, a = across speaker; ABXq = on code embeddings)")
     return "\n".join(lines)

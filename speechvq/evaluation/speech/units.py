@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from speechvq.errors import DataError
+from speechvq.evaluation import bootstrap
 from speechvq.evaluation.speech.baselines import (majority_codes, mfcc_deltas_frames,  # noqa: F401
                                            mfcc_kmeans_codes, random_codes)
 from speechvq.data.codes import (check_frame_level, dedup,  # noqa: F401
@@ -202,7 +203,7 @@ def _align(codes, labels):
 
 def score_units(codes_eval, labels_eval, *, codes_fit=None, labels_fit=None, n_codes: int,
                 phones: Sequence[str], frame_rate_hz: float, durations_s=None,
-                sil: str = "SIL", check_dedup: bool = True) -> dict:
+                sil: str = "SIL", check_dedup: bool = True, seed: int = 0) -> dict:
     """Every unit metric of one system on one set.
 
     Args:
@@ -214,11 +215,13 @@ def score_units(codes_eval, labels_eval, *, codes_fit=None, labels_fit=None, n_c
         durations_s: per-utterance durations for the bitrate (default: frames / frame rate).
         sil: the silence phone, left out by ``mapping_accuracy_nosil`` and ``chance_nosil``.
         check_dedup: refuse deduplicated units (`check_frame_level`).
+        seed: the bootstrap's resamples of the utterances.
     Returns:
         dict(mapping_accuracy, mapping_accuracy_nosil, phone_purity, cluster_purity, pnmi,
         perplexity, codes_used, bitrate_bps, bitrate_bps_dedup (on run-length-collapsed units),
         n_phones, chance (majority-phone share of the scored frames), chance_nosil, n_frames,
-        frame_rate_hz, codebook_size).
+        n_utterances, frame_rate_hz, codebook_size, ci95: metric -> [low, high] from
+        `unit_intervals`).
     """
     labels_eval = _align(codes_eval, labels_eval)
     ce, le = _flat(codes_eval), _flat(labels_eval)
@@ -251,14 +254,138 @@ def score_units(codes_eval, labels_eval, *, codes_fit=None, labels_fit=None, n_c
                bitrate_bps_dedup=bitrate_bps([dedup(c) for c in ce], durations_s),
                n_phones=n_phones, chance=float(counts.max() / counts.sum()),
                chance_nosil=float(nosil.max() / nosil.sum()) if nosil.sum() else None,
-               n_frames=int(codes.size), frame_rate_hz=float(frame_rate_hz),
-               codebook_size=int(n_codes))
+               n_frames=int(codes.size), n_utterances=len(ce),
+               frame_rate_hz=float(frame_rate_hz), codebook_size=int(n_codes))
+    out["ci95"] = unit_intervals(ce, le, n_codes=n_codes, n_phones=n_phones, sil=sil_idx,
+                                 durations_s=durations_s, seed=seed,
+                                 mapping=None if codes_fit is None else mapping)
     return out
+
+
+def _utt_histograms(seqs: Sequence[np.ndarray], size: int, cell=None):
+    """A sparse (utterances, size) matrix of per-utterance counts of ``cell(seq)`` values."""
+    from scipy.sparse import csr_matrix
+
+    rows, cols, vals = [], [], []
+    for i, s in enumerate(seqs):
+        v, c = np.unique(s if cell is None else cell(i), return_counts=True)
+        rows.append(np.full(v.size, i)), cols.append(v), vals.append(c)
+    return csr_matrix((np.concatenate(vals).astype(np.float64),
+                       (np.concatenate(rows), np.concatenate(cols))), shape=(len(seqs), size))
+
+
+def _entropy_rows(counts: np.ndarray, base: float) -> np.ndarray:
+    """Entropy of each row's distribution (rows of counts), in log `base`."""
+    p = counts / counts.sum(-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.nansum(np.where(p > 0, p * np.log(p), 0.0), -1) / math.log(base)
+
+
+def unit_intervals(codes: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, n_codes: int,
+                   n_phones: int, sil: int | None, durations_s: Sequence[float], seed: int,
+                   mapping: np.ndarray | None = None) -> dict[str, list[float] | None]:
+    """95 % bootstrap intervals of `score_units`' metrics over utterances
+    (`speechvq.evaluation.bootstrap`): each resample draws the scored utterances with
+    replacement and every metric is recomputed from the resampled code-by-phone counts.
+
+    Args:
+        codes, labels: per-utterance (T,) codes and phone indices. sil: SIL's index or None.
+        mapping: the code-to-phone mapping fitted elsewhere (held fixed); None when it is fitted
+            on the scored data itself, where each resample refits it.
+    Returns:
+        metric -> [low, high] (None where the metric is undefined, e.g. no frame without SIL).
+    """
+    counts = bootstrap.resample_counts(len(codes), seed)
+    joint = _utt_histograms(codes, n_codes * n_phones,
+                            cell=lambda i: codes[i] * n_phones + labels[i]).tocsc()  # (U, K*P)
+    # only the cells that occur can be drawn: work on those columns (sorted: grouped by code)
+    cells = np.flatnonzero(np.diff(joint.indptr))
+    joint = joint[:, cells]
+    code, phone = cells // n_phones, cells % n_phones  # (C,) each
+    by_code = np.r_[0, np.flatnonzero(np.diff(code)) + 1]  # group starts, codes ascending
+    order = np.argsort(phone, kind="stable")
+    by_phone = np.r_[0, np.flatnonzero(np.diff(phone[order])) + 1]
+    if mapping is not None:
+        hit_cell = mapping[code] == phone  # (C,)
+    dedup_hist = _utt_histograms([dedup(c) for c in codes], n_codes)  # (U, K)
+    dur = np.asarray(durations_s, dtype=np.float64)
+    stats: dict[str, list[np.ndarray]] = {}
+    for block in bootstrap.chunks(counts):
+        j = np.asarray((joint.T @ block.T).T)  # (c, C) resampled counts of the cells
+        n = j.sum(1)  # (c,)
+        p_z = np.add.reduceat(j, by_code, 1)  # (c, codes that occur)
+        p_y = np.add.reduceat(j[:, order], by_phone, 1)  # (c, phones that occur)
+        best_z = np.maximum.reduceat(j, by_code, 1)  # most frequent phone's count per code
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if mapping is None:  # refitted per resample: each code maps to its top phone
+                hits = best_z.sum(1)
+                if sil is not None:  # ties go to the lowest phone index, SIL's (0) included
+                    sil_j = np.where(phone == sil, j, 0)
+                    sil_z = np.add.reduceat(sil_j, by_code, 1)
+                    hits_nosil = np.where(sil_z < best_z, best_z, 0).sum(1) \
+                        if sil == 0 else None
+            else:
+                hits = (j * hit_cell).sum(1)
+                hits_nosil = (j * (hit_cell & (phone != sil))).sum(1) if sil is not None \
+                    else None
+            row = {"mapping_accuracy": hits / n, "phone_purity": best_z.sum(1) / n,
+                   "cluster_purity": np.maximum.reduceat(j[:, order], by_phone, 1).sum(1) / n}
+            if sil is None:
+                row["mapping_accuracy_nosil"] = row["mapping_accuracy"]
+            else:
+                if hits_nosil is None:  # SIL not first: count the mapped top phones not SIL
+                    top = np.zeros_like(best_z)
+                    for g, (a, b) in enumerate(zip(by_code, np.r_[by_code[1:], len(cells)])):
+                        arg = a + j[:, a:b].argmax(1)
+                        top[:, g] = np.where(phone[arg] != sil, best_z[:, g], 0)
+                    hits_nosil = top.sum(1)
+                n_sil = (j * (phone == sil)).sum(1)
+                row["mapping_accuracy_nosil"] = hits_nosil / (n - n_sil)
+            pz_cell = np.repeat(p_z, np.diff(np.r_[by_code, len(cells)]), 1)  # (c, C)
+            py_cell = np.empty_like(j)
+            py_cell[:, order] = np.repeat(p_y, np.diff(np.r_[by_phone, len(cells)]), 1)
+            mi = np.where(j > 0, j * np.log(j * n[:, None] / (pz_cell * py_cell)), 0.0).sum(1)
+            row["pnmi"] = (mi / n) / _entropy_rows(p_y, math.e)
+            row["perplexity"] = np.exp(_entropy_rows(p_z, math.e))
+            row["codes_used"] = (p_z > 0).sum(1).astype(np.float64)
+            seconds = block @ dur
+            row["bitrate_bps"] = n / seconds * _entropy_rows(p_z, 2.0)
+            d = np.asarray((dedup_hist.T @ block.T).T)  # (c, K)
+            row["bitrate_bps_dedup"] = d.sum(1) / seconds * _entropy_rows(d, 2.0)
+        for k, v in row.items():
+            stats.setdefault(k, []).append(v)
+    return {k: bootstrap.interval(np.concatenate(v)) for k, v in stats.items()}
+
+
+LABEL_FREE = ("codes_used", "perplexity", "bitrate_bps", "bitrate_bps_dedup")
+
+
+def label_free_units(seqs: Sequence[np.ndarray], *, n_codes: int, frame_rate_hz: float,
+                     seed: int = 0) -> dict:
+    """What can be said of frame-level units without alignments: ``frame_rate_hz``,
+    ``codebook_size``, ``n_utterances``, ``n_frames``, ``hours`` (frames / rate), `LABEL_FREE`
+    (codes used, perplexity, ZeroSpeech 2019 bitrate of the units and of the deduplicated
+    units) and their ``ci95`` (bootstrap over utterances, as `unit_intervals`)."""
+    seqs = [np.asarray(u, dtype=np.int64).reshape(-1) for u in seqs]
+    flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
+    if flat.size == 0:
+        raise DataError("no units to describe")
+    if flat.min() < 0 or flat.max() >= n_codes:
+        raise DataError(f"units must lie in [0, {n_codes}), got [{flat.min()}, {flat.max()}]")
+    durations = [len(u) / frame_rate_hz for u in seqs]
+    ci = unit_intervals(seqs, [np.zeros_like(u) for u in seqs], n_codes=n_codes, n_phones=1,
+                        sil=None, durations_s=durations, seed=seed)
+    return {"frame_rate_hz": float(frame_rate_hz), "codebook_size": int(n_codes),
+            "n_utterances": len(seqs), "n_frames": int(flat.size),
+            "hours": float(sum(durations) / 3600), "codes_used": codes_used(flat),
+            "perplexity": perplexity(flat), "bitrate_bps": bitrate_bps(seqs, durations),
+            "bitrate_bps_dedup": bitrate_bps([dedup(u) for u in seqs], durations),
+            "ci95": {k: ci[k] for k in LABEL_FREE}}
 
 
 def units_report(systems: Mapping[str, tuple], labels_eval, *, labels_fit=None,
                  phones: Sequence[str], frame_rate_hz: float, codebook_size: int,
-                 fit_on: str, durations_s=None, sil: str = "SIL") -> dict:
+                 fit_on: str, durations_s=None, sil: str = "SIL", seed: int = 0) -> dict:
     """`score_units` for several systems on the same frames: DESIGN.md's ``units.<split>`` block.
 
     Args:
@@ -267,6 +394,7 @@ def units_report(systems: Mapping[str, tuple], labels_eval, *, labels_fit=None,
         labels_eval, labels_fit: per-utterance phone indices of the scored / fitting frames.
         phones, frame_rate_hz, durations_s, sil: as in `score_units`; codebook_size: K.
         fit_on: what the mapping was fitted on (a data dir name, or "eval").
+        seed: the bootstrap's; every system is resampled with the same utterance draws.
     Returns:
         {system: metrics, "frame_rate_hz", "codebook_size", "fit_on", "n_phones"}; ABX results
         are merged in by the caller (e.g. ``vqvae.abx_within``).
@@ -280,5 +408,5 @@ def units_report(systems: Mapping[str, tuple], labels_eval, *, labels_fit=None,
         report[name] = score_units(codes_eval, labels_eval, codes_fit=codes_fit,
                                    labels_fit=labels_fit, n_codes=codebook_size, phones=phones,
                                    frame_rate_hz=frame_rate_hz, durations_s=durations_s, sil=sil,
-                                   check_dedup=False)  # model codes and baselines are frame-level;
+                                   check_dedup=False, seed=seed)  # model codes and baselines are frame-level;
     return report  # a units file is checked once when read (`unit_eval.labelled`)

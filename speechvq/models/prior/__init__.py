@@ -1,0 +1,67 @@
+"""Autoregressive priors over VQ-VAE codes (van den Oord et al. 2017, section 4), one class per
+grid shape, all following one contract so that the prior task, `speechvq sample` and `speechvq
+evaluate prior` build and use any of them alike:
+
+    class SomePrior(nn.Module):
+        @classmethod
+        def from_config(cls, model_cfg, *, codebook_size: int, n_classes: int) -> "SomePrior"
+            # model_cfg: the prior task's `model` section; n_classes: 0 = unconditional
+        def forward(self, codes, cond=None) -> logits
+            # codes (B, *grid) int64 -> (B, K, *grid); logits at a position depend only on the
+            # codes strictly before it in raster order (and on cond (B,))
+        @torch.no_grad()
+        def sample(self, n, grid, *, cond=None, prompt=None, temperature=1.0, generator=None)
+            # -> (n, *grid); prompt (n, L): the first L codes in raster order, kept;
+            # temperature 0 = greedy
+
+`ARCHS` maps ``model.arch`` to the class's dotted path; `prior_class` imports it when asked, so a
+prior whose module is missing costs the others nothing and fails with a clear message.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from speechvq.errors import ModelError
+
+ARCHS = {"pixelcnn": "speechvq.models.prior.pixelcnn.PixelCNNPrior",
+         "wavenet": "speechvq.models.prior.causal.CausalPrior",
+         "video": "speechvq.models.prior.video.VideoPrior"}
+
+__all__ = ["ARCHS", "prior_class", "build_prior", "draw"]
+
+
+def prior_class(arch: str) -> type:
+    """The prior class of ``model.arch`` = `arch`.
+
+    Raises:
+        ModelError: an unknown arch, or one whose module this speechvq does not have.
+    """
+    if arch not in ARCHS:
+        raise ModelError(f"unknown prior model.arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    module, _, name = ARCHS[arch].rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        raise ModelError(f"model.arch={arch} needs {module}, which this speechvq does not have; "
+                         f"choose another arch ({', '.join(ARCHS)}) or upgrade") from None
+
+
+def build_prior(model_cfg, *, codebook_size: int, n_classes: int) -> torch.nn.Module:
+    """The prior `model_cfg.arch` names, built through its `from_config`."""
+    return prior_class(model_cfg.arch).from_config(model_cfg, codebook_size=codebook_size,
+                                                   n_classes=n_classes)
+
+
+def draw(logits: torch.Tensor, temperature: float,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """One code per row of `logits` (B, K): argmax at temperature 0, else a draw from
+    softmax(logits / temperature) with `generator`; (B,) int64."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

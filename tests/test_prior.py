@@ -1,0 +1,150 @@
+"""The prior task: the gated PixelCNN's causality and sampling, code dumps, the n-gram baselines'
+arithmetic, and the image chain end to end through the CLI (encode --codes-out, train with
+task: prior, evaluate prior, sample, report)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from speechvq import cli
+from speechvq.data.code_dump import CodeDump, CodeItem, held_out_split, write_code_dump
+from speechvq.errors import DataError, ModelError
+from speechvq.evaluation.prior import NgramBaselines
+from speechvq.models.prior import prior_class
+from speechvq.models.prior.pixelcnn import PixelCNNPrior
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("n_classes", [0, 3])
+def test_pixelcnn_is_causal_in_raster_order(n_classes):
+    torch.manual_seed(0)
+    model = PixelCNNPrior(7, channels=8, layers=4, kernel_size=3, n_classes=n_classes).eval()
+    h = w = 4
+    codes = torch.randint(0, 7, (1, h, w))
+    cond = torch.tensor([1]) if n_classes else None
+    base = model(codes, cond)  # (1, K, H, W)
+    for q in range(h * w):  # change the code at q: exactly the positions after q move
+        changed = codes.clone().view(-1)
+        changed[q] = (changed[q] + 1) % 7
+        moved = (model(changed.view(1, h, w), cond) - base).abs().amax(1).view(-1) > 1e-6
+        assert torch.equal(moved, torch.arange(h * w) > q), q
+    if n_classes:
+        assert not torch.allclose(model(codes, torch.tensor([2])), base)
+
+
+def test_pixelcnn_sampling_matches_the_parallel_forward_and_keeps_the_prompt():
+    torch.manual_seed(1)
+    model = PixelCNNPrior(9, channels=8, layers=2, kernel_size=3, n_classes=2).eval()
+    cond = torch.tensor([0, 1, 1])
+    greedy = model.sample(3, (9, 3), cond=cond, temperature=0)  # taller than the row context
+    assert torch.equal(model(greedy, cond).argmax(1), greedy)
+    prompt = greedy.view(3, -1)[:, :5]
+    draws = [model.sample(3, (9, 3), cond=cond, prompt=prompt,
+                          generator=torch.Generator().manual_seed(4)) for _ in range(2)]
+    assert torch.equal(draws[0], draws[1]) and torch.equal(draws[0].view(3, -1)[:, :5], prompt)
+    with pytest.raises(ModelError, match="class-conditional"):
+        model(greedy)
+
+
+def test_missing_prior_module_is_a_clear_error(monkeypatch):
+    from speechvq.models import prior
+
+    monkeypatch.setitem(prior.ARCHS, "video", "speechvq.models.prior.no_such.VideoPrior")
+    with pytest.raises(ModelError, match="does not have"):
+        prior_class("video")
+    assert prior_class("pixelcnn") is PixelCNNPrior
+
+
+def test_code_dump_round_trip_checksums_and_checkpoint(tmp_path):
+    ckpt = tmp_path / "vq.pt"
+    ckpt.write_bytes(b"weights")
+    items = [CodeItem("b", np.array([3, 4, 5]), "s2"), CodeItem("a", np.array([1, 2]), "s1")]
+    dump = write_code_dump(tmp_path / "codes", items, modality="speech", codebook_size=8,
+                           conditions=["s1", "s2"], checkpoint=ckpt, source="data",
+                           frame_rate_hz=50)
+    assert dump.ids == ["a", "b"] and dump.codes.dtype == np.uint16
+    assert dump.item(1).tolist() == [3, 4, 5] and dump.condition_ids.tolist() == [0, 1]
+    assert dump.meta["vqvae"]["path"] == "../vq.pt" and dump.check_checkpoint() == ckpt
+    assert dump.verify() and not (tmp_path / "codes.tmp").exists()
+    ckpt.write_bytes(b"other weights")
+    with pytest.raises(DataError, match="changed since"):
+        dump.check_checkpoint()
+    (tmp_path / "codes" / "index.tsv").write_text("id\toffset\tshape\tcondition\na\t0\t2\ts1\n")
+    with pytest.raises(DataError, match="truncated"):
+        CodeDump.open(tmp_path / "codes")
+    train, held = held_out_split(20, 0.1, 7)
+    assert len(held) == 2 and sorted([*train, *held]) == list(range(20))
+    assert np.array_equal(held, held_out_split(20, 0.1, 7)[1])
+
+
+def test_ngram_baselines_arithmetic():
+    train = [np.array([0, 1, 0, 1]), np.array([1, 0])]
+    ngram = NgramBaselines(train, 3)
+    np.testing.assert_allclose(ngram.unigram, [4 / 9, 4 / 9, 1 / 9])  # add-one smoothed
+    ngram.lam = 0.5
+    uni, bi = ngram.bits(np.array([0, 1, 2]))
+    assert uni == pytest.approx(-math.log2(4 / 9 * 4 / 9 * 1 / 9))
+    # first code: unigram; 0 -> 1 seen 2 of 2 times; 1 -> 2 never seen after 1
+    want = 4 / 9 * (0.5 * 1 + 0.5 * 4 / 9) * (0.5 * 0 + 0.5 * 1 / 9)
+    assert bi == pytest.approx(-math.log2(want))
+    assert ngram.tune_([np.array([0, 1, 0, 1, 0])]) == pytest.approx(0.99)
+
+
+TINY_VQ = ["task=image", "model.channels=8", "model.residual_channels=4",
+           "model.quantizer.codebook_size=16", "model.quantizer.dim=4", "train.batch_size=8",
+           "train.max_steps=2", "train.checkpoint_every=2", "train.log_every=2"]
+TINY_PRIOR = ["task=prior", "model.channels=8", "model.layers=2", "train.batch_size=8",
+              "train.max_steps=4", "train.checkpoint_every=4", "train.log_every=2",
+              "train.valid_every=2", "data.held_out=0.25"]
+
+
+def test_image_prior_end_to_end(tmp_path, capsys):
+    from speechvq.data.images.builtin import render_images
+    from speechvq.data.images.dump import write_dump
+
+    for k, (split, n) in enumerate((("train", 40), ("test", 10))):
+        images, labels = render_images(n, 0, k)
+        write_dump(tmp_path / split, images, labels, [str(d) for d in range(10)], {})
+    vq, prior = tmp_path / "vq", tmp_path / "prior"
+    assert cli.main(["train", "--data", str(tmp_path / "train"), "--exp", str(vq),
+                     "--no-progress", *TINY_VQ]) == 0
+    for split in ("train", "test"):
+        assert cli.main(["encode", "--model", str(vq), "--data", str(tmp_path / split),
+                         "--codes-out", str(tmp_path / "codes" / split), "--no-progress"]) == 0
+    codes = CodeDump.open(tmp_path / "codes" / "train")
+    assert codes.grid == (8, 8) and len(codes) == 40 and codes.modality == "image"
+    assert cli.main(["train", "--data", str(tmp_path / "codes" / "train"), "--exp", str(prior),
+                     "--no-progress", *TINY_PRIOR]) == 0
+    assert (prior / "checkpoints" / "best.pt").is_file()
+    capsys.readouterr()
+    assert cli.main(["evaluate", "prior", "--model", str(prior), "--data",
+                     str(tmp_path / "codes" / "test"), "--exp", str(vq),
+                     "--samples-per-class", "2", "--no-progress"]) == 0
+    assert "bigram" in capsys.readouterr().out
+    result = json.loads((vq / "eval" / "prior_test.json").read_text())["prior"]
+    assert result["test"]["uniform"]["bits_per_code"] == pytest.approx(4.0)
+    assert {"prior", "unigram", "bigram"} <= set(result["test"])
+    assert {"class_match", "chance"} <= set(result["samples"]) and result["samples"]["chance"] == 0.1
+    assert {"real_test_accuracy", "reconstruction_accuracy"} <= set(result["classifier"])
+    out = tmp_path / "samples"
+    assert cli.main(["sample", "--model", str(prior), "-n", "3", "--class", "4", "-o", str(out),
+                     "--prompt", str(tmp_path / "codes" / "test"), "--prompt-length", "10"]) == 0
+    sampled = CodeDump.open(out / "codes")
+    test = CodeDump.open(tmp_path / "codes" / "test")
+    assert sampled.item(1).reshape(-1)[:10].tolist() == test.item(1).reshape(-1)[:10].tolist()
+    assert {f"sample_00{i}.png" for i in range(3)} | {"grid.png"} <= \
+        {p.name for p in out.iterdir()}
+    assert cli.main(["sample", "--model", str(prior), "-n", "1", "--speaker", "x",
+                     "-o", str(tmp_path / "bad")]) == 2
+    assert cli.main(["report", "--exp", str(vq)]) == 0
+    report = json.loads((vq / "report" / "report.json").read_text())
+    assert report["prior"]["test"]["bigram"]["bits_per_code"] == \
+        result["test"]["bigram"]["bits_per_code"]
+    assert "## Prior: test" in (vq / "report" / "report.md").read_text()
+    assert cli.main(["report", "--exp", str(prior)]) == 0
