@@ -59,8 +59,9 @@ def encode_utterances(model: VQVAE, data: Utterances, *, batch_size: int = 8,
     vecs_out: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(names), desc="encode", unit="utt", disable=not progress)
     for batch_utts, wav, lengths in data.batches(batch_size, names):
-        codes, z_e = model.encode(wav.to(device), return_vectors=True,
-                                  lengths=lengths.to(device))  # (B, Tc), (B, D, Tc)
+        out = model.encode(wav.to(device), return_vectors=vectors,
+                           lengths=lengths.to(device))  # (B, Tc)[, (B, D, Tc)]
+        codes, z_e = out if vectors else (out, None)  # z_e only when asked: it is T-sized
         n_codes = (lengths + model.hop - 1) // model.hop  # (B,)
         for i, utt in enumerate(batch_utts):
             n = int(n_codes[i])

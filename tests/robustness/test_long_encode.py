@@ -40,7 +40,9 @@ def test_pieces_give_the_codes_of_the_whole(encoder, monkeypatch, one_thread):
         whole = model.encoder(wav, lens)  # (B, D, Tc): the at-once path
         monkeypatch.setattr(encoders, "CHUNK_SAMPLES", 2**14)  # ~1 s pieces: 60 of them
         codes, z_e = model.encode(wav, return_vectors=True, lengths=lens)
+        codes_only = model.encode(wav, lengths=lens)  # quantised piece by piece
         monkeypatch.undo()
+        assert torch.equal(codes_only, codes)
         assert z_e.shape == whole.shape
         torch.testing.assert_close(z_e, whole, rtol=0, atol=0)
         flat = whole.transpose(1, 2).reshape(-1, whole.shape[1])

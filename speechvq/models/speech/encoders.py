@@ -26,6 +26,7 @@ model normalises per utterance, the statistics are gathered over the whole recor
 
 from __future__ import annotations
 
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -127,7 +128,8 @@ class SpeechEncoder(nn.Module):
 
     @torch.no_grad()
     def encode_long(self, wav: torch.Tensor, lengths: torch.Tensor | None = None,
-                    chunk: int | None = None) -> torch.Tensor:
+                    chunk: int | None = None,
+                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """`forward` in pieces of `chunk` samples (each with `context` samples on both sides),
         so memory does not grow with the recording; the same z_e as `forward` (a recording no
         longer than a piece and its context goes through `forward` at once).
@@ -136,13 +138,17 @@ class SpeechEncoder(nn.Module):
             wav: (B, T) waveform. lengths: (B,) valid samples (None: all T).
             chunk: samples per piece, rounded down to whole hops (at least one); None:
                 `CHUNK_SAMPLES`.
+            reduce: applied to each piece's z_e (B, D, t) -> (B, ..., t) before the pieces are
+                joined on the last axis (the quantiser's nearest codes: z_e is then never held
+                whole).
         Returns:
-            z_e: (B, out_dim, ceil(T / hop)).
+            z_e: (B, out_dim, ceil(T / hop)), or `reduce`'s output joined.
         """
         T, hop, ctx = wav.shape[-1], self.hop, self.context()
         chunk = max(hop, (CHUNK_SAMPLES if chunk is None else chunk) // hop * hop)
+        reduce = reduce or (lambda z: z)
         if T <= chunk + 2 * ctx:
-            return self(wav, lengths)
+            return reduce(self(wav, lengths))
         stats = self._utterance_stats(wav, lengths, chunk, ctx) \
             if self.input == "logmel" and self.utterance_norm else None
         pieces = []
@@ -152,7 +158,7 @@ class SpeechEncoder(nn.Module):
             local = None if lengths is None else (lengths - lo).clamp(0, hi - lo)
             z = self(wav[:, lo:hi], local, stats=stats)  # (B, D, ceil((hi - lo) / hop))
             first = (a - lo) // hop
-            pieces.append(z[..., first:first + -(-(b - a) // hop)])
+            pieces.append(reduce(z[..., first:first + -(-(b - a) // hop)]))
         return torch.cat(pieces, dim=-1)  # (B, D, ceil(T / hop))
 
     def _utterance_stats(self, wav: torch.Tensor, lengths: torch.Tensor | None, chunk: int,
