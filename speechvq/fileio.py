@@ -236,8 +236,9 @@ def atomic_save_npy(path: str | os.PathLike, array: "np.ndarray", *,
         np.save(f, array, allow_pickle=False)
 
 
-def atomic_save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+def atomic_save_png(path: str | os.PathLike, image: "np.ndarray") -> None:
     """Write an (H, W, C) uint8 image (C = 1 or 3) as a PNG at `path`, atomically."""
+    import numpy as np
     from PIL import Image
 
     image = np.asarray(image, np.uint8)
