@@ -186,7 +186,9 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
                  parallel_to: str | os.PathLike | None = None, n_targets: int | None = None,
                  batch_size: int = 8, temperature: float = 1.0,
                  seed: int = 0, checkpoint: str | None = None, device: str = "auto",
-                 progress: bool = True, engine: str | None = None) -> DataDir:
+                 progress: bool = True, engine: str | None = None,
+                 pairs_file: str | os.PathLike | None = None, nj: int = 1,
+                 cmd: str | None = None) -> DataDir:
     """`speechvq convert --data DATA --speakers S1,S2 --out DIR`: many conversions, batched.
 
     Every source utterance (the first `max_utts`, sorted; at most `per_speaker` of each source
@@ -197,6 +199,9 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     the same checkpoint, head, temperature, seed and weight precision (``DIR/conversion.json``)
     are kept; otherwise they are converted afresh. Wavs of earlier runs that this one does not
     list are removed. `engine` picks the WaveNet's sampling engine (`convert_waveforms`).
+    `pairs_file` gives the conversions instead (`speechvq.convert_jobs.read_pairs`; the
+    speakers and source options are then unused). With `nj` > 1 the conversions are made by
+    parallel jobs (`speechvq.convert_jobs`; ``cmd`` the ``--cmd`` prefix), the same wavs.
 
     Returns:
         the written DataDir (wav.scp, utt2spk = target, utt2src = source utt, text).
@@ -211,7 +216,8 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
                              max_utts=max_utts, per_speaker=per_speaker,
                              parallel_to=parallel_to, n_targets=n_targets,
                              batch_size=batch_size, temperature=temperature, seed=seed,
-                             device=device, progress=progress, engine=engine)
+                             device=device, progress=progress, engine=engine,
+                             pairs_file=pairs_file, nj=nj, cmd=cmd)
 
 
 def _is_conversion_dir(path: Path) -> bool:
@@ -223,7 +229,8 @@ def _is_conversion_dir(path: Path) -> bool:
 def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data_path,
                   speakers, *, head: str, max_utts: int | None, per_speaker: int | None,
                   parallel_to, n_targets: int | None, batch_size: int, temperature: float,
-                  seed: int, device: str, progress: bool, engine: str | None) -> DataDir:
+                  seed: int, device: str, progress: bool, engine: str | None,
+                  pairs_file=None, nj: int = 1, cmd: str | None = None) -> DataDir:
     """`convert_data` once DIR (``c.path``) is claimed; `ckpt` is the checkpoint file that
     `model_path` and `checkpoint` name."""
     model = load_vqvae(ckpt, device=pick_device(device))
@@ -236,8 +243,11 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
         parallel_readers(Utterances(parallel_to, model.sample_rate, "--parallel-to"))
     head = choose_head(model, head)
     out = c.path
-    pairs = conversion_pairs(data, speakers, max_utts, per_speaker, readers=readers,
-                             n_targets=n_targets)
+    if pairs_file is not None:
+        pairs = _listed_pairs(pairs_file, model, data, data_path)
+    else:
+        pairs = conversion_pairs(data, speakers, max_utts, per_speaker, readers=readers,
+                                 n_targets=n_targets)
     if not pairs:
         why = (f"no target speaker reads the sources' sentences in '{parallel_to}'"
                if readers is not None else
@@ -270,6 +280,14 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
     sources = {src: data.waveform(src) for _, src, _ in todo}  # each decoded once
     # Long sources first, so a batch holds similar lengths (less padding in the WaveNet).
     todo.sort(key=lambda p: (-len(sources[p[1]]), p[0]))
+    from speechvq.jobs import in_jobs
+    if in_jobs(len(todo), nj, batch_size, cmd):
+        from speechvq.convert_jobs import convert_in_jobs
+        convert_in_jobs(todo, nj=nj, cmd=cmd, checkpoint=ckpt, data_path=data_path, out=out,
+                        head=head, temperature=temperature, seed=seed, batch_size=batch_size,
+                        device=str(device),
+                        engine=engine)
+        todo = []
     bar = tqdm(total=len(todo), desc=f"convert ({head})", unit="utt", disable=not progress)
     for k in range(0, len(todo), batch_size):
         batch = todo[k:k + batch_size]
@@ -288,6 +306,19 @@ def _convert_data(c: Claim, model_path, checkpoint: str | None, ckpt: Path, data
                      text=texts if all(t is not None for t in texts.values()) else None)
     result.save(out)
     return result
+
+
+def _listed_pairs(pairs_file, model: VQVAE, data: Utterances, data_path) -> list:
+    """The conversions of ``--pairs``, checked against the model's speakers and DATA."""
+    from speechvq.convert_jobs import read_pairs
+    pairs = read_pairs(pairs_file)
+    have = set(data.utts)
+    for _, src, tgt in pairs:
+        model.speaker_index(tgt)
+        if src not in have:
+            raise DataError(f"--pairs {pairs_file}: source utterance {src!r} is not in "
+                            f"'{data_path}'; list utterances of --data")
+    return pairs
 
 
 def _made_by(ckpt: Path, head: str, temperature: float, seed: int, bf16: bool = False) -> dict:

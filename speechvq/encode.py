@@ -125,26 +125,57 @@ def audio_files(data_path: str | os.PathLike, utts: Sequence[str],
 def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
                    out: str | os.PathLike, *, fmt: str = "kaldi", dedup: bool = False,
                    batch_size: int = 8, checkpoint: str | None = None, device: str = "auto",
-                   progress: bool = True) -> dict[str, np.ndarray]:
+                   progress: bool = True, utt_list: str | os.PathLike | None = None,
+                   vectors_out: str | os.PathLike | None = None, nj: int = 1,
+                   cmd: str | None = None) -> dict[str, np.ndarray]:
     """`speechvq encode`: encode DATA with the model and write a units file (atomically); with
     ``fmt="km"`` also the wav2vec manifest ``<stem>.tsv`` beside it, in the same order. Each
     file is written holding its lock, after the output rules (`speechvq.ownership`) are checked:
     it is never the checkpoint or inside DATA, and a file encode did not make is not replaced.
 
+    Args:
+        utt_list: encode only the utterances this file lists (`read_utt_list`).
+        vectors_out: also write z_e per utterance there (`write_vectors`; one job only).
+        nj, cmd: encode in `nj` parallel jobs (`speechvq.encode_jobs`; ``cmd`` the ``--cmd``
+            prefix), logs in ``OUT_DIR/log/encode_<stem>.JOB.log``; the codes are the same.
     Returns:
         the frame-level codes per utterance (before any `dedup`).
     """
+    from speechvq.encode_jobs import encode_in_jobs, read_utt_list, write_vectors
+    from speechvq.jobs import in_jobs
+
+    if vectors_out is not None and nj > 1:
+        raise DataError("--vectors is written by one job; leave out --nj (or give --nj 1)")
     ckpt = resolve_checkpoint(model_path, checkpoint)
     tsv = manifest_path(out) if fmt == "km" else None
     with claim(out, "encode", inputs=[data_path, ckpt], kind="file"), \
-            (claim(tsv, "encode", inputs=[data_path, ckpt], kind="file") if tsv else nullcontext()):
-        model = load_vqvae(ckpt, device=pick_device(device))
+            (claim(tsv, "encode", inputs=[data_path, ckpt], kind="file") if tsv
+             else nullcontext()), \
+            (claim(vectors_out, "encode", inputs=[data_path, ckpt], kind="file") if vectors_out
+             else nullcontext()):
+        # with jobs, this process only reads the utterance list: the model stays off the GPU
+        model = load_vqvae(ckpt, device=pick_device("cpu" if nj > 1 else device))
         data = Utterances(data_path, model.sample_rate)
+        utts = data.utts if utt_list is None else read_utt_list(utt_list, data.utts)
         # the manifest is checked before the encoding, so that a refusal costs nothing
-        files = audio_files(data_path, data.utts, model.sample_rate) if tsv else None
-        codes = encode_utterances(model, data, batch_size=batch_size, progress=progress)
+        files = audio_files(data_path, utts, model.sample_rate) if tsv else None
+        jobs = in_jobs(len(utts), nj, batch_size, cmd)
+        if nj > 1 and not jobs:  # one local part: encoded here
+            model = model.to(pick_device(device))
+        if jobs:
+            out_dir = Path(out).parent
+            codes = encode_in_jobs(ckpt, data_path, utts, nj=nj, cmd=cmd, work_dir=out_dir,
+                                   log_dir=out_dir / "log", name=f"encode_{Path(out).stem}",
+                                   batch_size=batch_size, device=device)
+        elif vectors_out is not None:
+            codes, vecs = encode_utterances(model, data, batch_size=batch_size, utts=utts,
+                                            vectors=True, progress=progress)
+            write_vectors(vectors_out, vecs)
+        else:
+            codes = encode_utterances(model, data, batch_size=batch_size, utts=utts,
+                                      progress=progress)
         if files is not None:
-            write_manifest(tsv, files)  # codes are in data.utts order, as the files
+            write_manifest(tsv, files)  # codes are in utts order, as the files
         write_units(out, codes, format=fmt, dedup=dedup)
     return codes
 
@@ -186,7 +217,7 @@ def encode_to_code_dump(model_path: str | os.PathLike, data_path: str | os.PathL
 
     ckpt = resolve_checkpoint(model_path, checkpoint)
     with claim(out, "encode", inputs=[data_path, ckpt],
-               ours_if=lambda p: (p / "codes.json").is_file()):
+               ours_if=lambda p: (p / "codes.json").is_file(), kind="dir"):
         kind = checkpoint_kind(load_checkpoint(ckpt))
         dev = pick_device(device)
         if kind == "image":

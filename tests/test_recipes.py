@@ -9,6 +9,7 @@ current directory, finished work skipped on a rerun), not the quality of the cod
 from __future__ import annotations
 
 import json
+import re
 
 import os
 import subprocess
@@ -25,6 +26,7 @@ from speechvq.data.speech.kaldi import read_table
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "recipes" / "mini"
 VCTK = ROOT / "recipes" / "vctk"
+RECIPES = [ROOT / "recipes" / name / "run.sh" for name in ("mini", "vctk", "librispeech", "timit")]
 
 # A tiny model: a few thousand parameters, a step in milliseconds.
 TINY_MODEL = ("model.encoder.channels=16 model.encoder.dilations=[1] "
@@ -68,14 +70,20 @@ def _units(path: Path) -> dict[str, list[int]]:
 # ------------------------------------------------------------------------------------ options
 
 
-@pytest.mark.parametrize("script", [MINI / "run.sh", VCTK / "run.sh"], ids=["mini", "vctk"])
+@pytest.mark.parametrize("script", RECIPES, ids=lambda p: p.parent.name)
 def test_recipe_help_and_bad_options(script, tmp_path):
     r = run_recipe(script, "--help", cwd=tmp_path, tmp=tmp_path)
     assert r.returncode == 0
     for option in ("--stage", "--stop-stage", "--workdir", "--train-config", "--train-args",
-                   "--n-convert"):
+                   "--n-convert", "--nj", "--cmd"):
         assert option in r.stdout, option
     assert "first stage to run" in r.stdout  # each option's meaning, from the recipe's comments
+    assert "srun --ntasks=1" in r.stdout
+    # every option's default line carries its meaning (what --help shows beside it)
+    defaults = script.read_text().split("recipe_common.sh")[0].splitlines()
+    undocumented = [ln for ln in defaults if re.match(r"[a-z_]+=", ln) and "# " not in ln
+                    and not ln.startswith("help_message=")]
+    assert not undocumented, undocumented
     r = run_recipe(script, "--no-such-option", "1", cwd=tmp_path, tmp=tmp_path)
     assert r.returncode == 2 and "unknown option --no-such-option" in r.stderr
     r = run_recipe(script, "--stage", cwd=tmp_path, tmp=tmp_path)
@@ -87,7 +95,7 @@ def test_recipe_help_and_bad_options(script, tmp_path):
     assert not any(tmp_path.iterdir()), "a refused run wrote something"
 
 
-@pytest.mark.parametrize("script", [MINI / "run.sh", VCTK / "run.sh"], ids=["mini", "vctk"])
+@pytest.mark.parametrize("script", RECIPES, ids=lambda p: p.parent.name)
 def test_recipe_without_speechvq_says_how_to_install(script, tmp_path):
     env = {**_env(tmp_path), "PATH": "/usr/bin:/bin"}  # bash, no speechvq
     r = subprocess.run(["bash", str(script), "--workdir", "w"], cwd=tmp_path, env=env,
@@ -103,6 +111,26 @@ def test_mini_bad_corpus_dir_and_vctk_without_corpus(tmp_path):
     assert r.returncode == 2 and "stage 0 needs --vctk DIR" in r.stderr
     r = run_recipe(VCTK / "run.sh", "--stage", "1", "--ngpu", "two", cwd=tmp_path, tmp=tmp_path)
     assert r.returncode == 2 and "--ngpu takes a number" in r.stderr
+    r = run_recipe(VCTK / "run.sh", "--corpus-dir", "missing", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "--corpus-dir missing is not a folder" in r.stderr
+    r = run_recipe(MINI / "run.sh", "--nj", "0", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "--nj takes a number of parallel jobs" in r.stderr
+    for script, option in ((ROOT / "recipes" / "librispeech" / "run.sh", "--librispeech"),
+                           (ROOT / "recipes" / "timit" / "run.sh", "--timit")):
+        r = run_recipe(script, "--workdir", "w", cwd=tmp_path, tmp=tmp_path)
+        assert r.returncode == 2 and f"stage 0 needs {option} DIR" in r.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_vctk_recipe_points_a_plain_folder_to_prepare_folder(tmp_path):
+    """Recordings in another layout (<speaker>/<utt>.wav): stage 0 says to use prepare folder."""
+    wav = tmp_path / "recordings" / "alice" / "a1.wav"
+    wav.parent.mkdir(parents=True)
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    r = run_recipe(VCTK / "run.sh", "--vctk", str(tmp_path / "recordings"), "--stop-stage", "0",
+                   "--workdir", "w", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2, r.log
+    assert "speechvq prepare folder" in r.stderr and "--corpus-dir data_folder/all" in r.stderr
 
 
 # --------------------------------------------------------------------------------------- mini
@@ -115,7 +143,7 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     work = tmp_path / "work"
     # an exp path with a space: every stage must quote it
     common = ["--size", "tiny", "--workdir", str(work), "--train-args", MINI_TRAIN_ARGS,
-              "--exp", "exp/mini run"]
+              "--exp", "exp/mini run", "--nj", "1"]   # jobs: tests/test_recipes_corpora.py
     log = _ok(run_recipe(MINI / "run.sh", *common, "--stop-stage", "2", cwd=MINI, tmp=tmp_path))
     assert "Stage 2a: train the codes" in log and "Stage 2b: train the WaveNet" in log
     assert "Stage 3" not in log
@@ -271,7 +299,7 @@ def test_vctk_recipe_on_a_fake_tree_through_stage_3(tmp_path):
     train_args = (f"{TINY_MODEL} data.window=2048 train.max_steps=2 train.checkpoint_every=2 "
                   "train.warmup_steps=0")
     log = _ok(run_recipe(VCTK / "run.sh", "--vctk", str(corpus), "--stop-stage", "3",
-                         "--ngpu", "0", "--nj", "2", "--workdir", str(work),
+                         "--ngpu", "0", "--nj", "1", "--workdir", str(work),
                          "--train-args", train_args, cwd=ROOT, tmp=tmp_path))
     data = work / "data"
     assert {p.name for p in data.iterdir()} >= {"all", "train", "dev", "test", "test_unseen"}

@@ -17,6 +17,9 @@
 #   encode_units SPLIT [OPTION...]
 #                           ${exp}/units/SPLIT.txt from dump/SPLIT with `speechvq encode`
 #                           (OPTIONs added), unless it is newer than the model
+#   ${jobs[@]}              `--nj ${nj}` and, when --cmd is set, `--cmd "${cmd}"`: what the
+#                           recipes pass to encode, evaluate units and convert (each splits its
+#                           data into ${nj} jobs run as `${cmd} speechvq ...`, ESPnet's cmd.sh)
 
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 if [ $# -gt 0 ]; then
@@ -31,6 +34,17 @@ if ! command -v speechvq > /dev/null 2>&1; then
   echo "$0: error: the speechvq command is not on PATH; install it from the repository root with" \
        "pip install -e \".[dev]\" (README, Set-up), or activate the environment that has it" >&2
   exit 2
+fi
+
+# --nj N --cmd PREFIX, for the commands that run parallel jobs (recipes set nj= and cmd=)
+jobs=()
+if [ -n "${nj+set}" ]; then
+  if ! [[ "${nj}" =~ ^[1-9][0-9]*$ ]]; then
+    echo "$0: error: --nj takes a number of parallel jobs (1 or more), got '${nj}'" >&2
+    exit 2
+  fi
+  jobs=(--nj "${nj}")
+  if [ -n "${cmd:-}" ]; then jobs+=(--cmd "${cmd}"); fi
 fi
 
 log() { echo "$(date '+%F %T') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }

@@ -14,7 +14,8 @@ set -euo pipefail
 
 stage=0            # first stage to run
 stop_stage=100     # last stage to run
-nj=2               # parallel jobs for the dump
+nj=2               # parallel jobs: prepare, dump, encode, evaluate units (encoding), convert
+cmd=               # run each encode/convert job as `${cmd} speechvq ...`, e.g. "srun --ntasks=1"; default: local
 size=default       # built-in corpus size: tiny, default or large
 corpus_dir=        # a prepared Kaldi data dir (e.g. from `speechvq prepare folder`) instead of the built-in corpus
 workdir=           # where data/ dump/ exp/ go (default: this recipe's folder)
@@ -93,14 +94,14 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${corpus_dir}" ]; then
   log "Stage 3: encode the training data (no alignments to score units against)"
-  encode_units train
+  encode_units train "${jobs[@]}"
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
   log "Stage 3: encode and evaluate units"
   to_score=""
   for split in ${eval_sets}; do
-    encode_units "${split}"
+    encode_units "${split}" "${jobs[@]}"
     if newer_than_model "${exp}/eval/units_${split}.json"; then
       log "${exp}/eval/units_${split}.json is newer than the model: kept"
     else
@@ -112,7 +113,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
     # results go to ${exp}/eval/units_<split>.json
     # shellcheck disable=SC2086
     speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}"
+      --abx-triplets "${abx_triplets}" "${jobs[@]}"
   fi
 fi
 
@@ -130,13 +131,13 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
     # convert keeps the wavs already in --out; only missing conversions are made.
     speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
       --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_convert}" --head mel \
-      --out "${exp}/convert/${split}_mel"
+      --out "${exp}/convert/${split}_mel" "${jobs[@]}"
     heads=mel
     if [ "${n_wavenet}" -gt 0 ]; then
       heads="mel wavenet"
       speechvq convert --model "${exp}" --data "data/${split}" --parallel-to data/test \
         --n-targets "${n_targets}" --per-speaker 2 --max-utts "${n_wavenet}" --head wavenet \
-        --out "${exp}/convert/${split}_wavenet"
+        --out "${exp}/convert/${split}_wavenet" "${jobs[@]}"
     fi
     for head in ${heads}; do
       result=${exp}/eval/conversion_${split}_${head}.json

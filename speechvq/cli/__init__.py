@@ -24,6 +24,8 @@ from speechvq import __version__
 from speechvq.cli import config, convert, data, evaluate, images, prior, report, train, units
 from speechvq.cli.common import Formatter, Parser, apply_threads
 from speechvq.errors import SpeechVQError
+from speechvq.jobs import PARENT_ENV
+from speechvq.workers import die_with_parent
 
 EPILOG = ("Run `speechvq <command> --help` for a command's options. Config keys are set with "
           "key=value overrides, e.g. model.quantizer.codebook_size=128; `speechvq config` lists "
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``speechvq`` console script; returns the exit status."""
+    parent = os.environ.pop(PARENT_ENV, None)
+    if parent and parent.isdigit():  # a local job of `--nj`: end when the parent command ends
+        die_with_parent(int(parent))
     parser = build_parser()
     # key=value overrides may come anywhere, also after options (argparse alone would only take
     # them before the first option).

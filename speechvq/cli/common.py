@@ -153,6 +153,19 @@ def add_model_arguments(p: argparse.ArgumentParser, required: bool = True) -> No
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:N")
 
 
+def add_jobs_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """--nj and --cmd of a command that can run its work as parallel jobs (`speechvq.jobs`);
+    `what` says what the jobs share out."""
+    p.add_argument("--nj", type=positive_int, default=1, metavar="N",
+                   help=f"parallel jobs ({what}; the data split by utterance, contiguous and "
+                        f"balanced, as Kaldi's split_data.sh; results merged in order; logs in "
+                        f"log/<what>.JOB.log beside the output)")
+    p.add_argument("--cmd", default=None, metavar="PREFIX",
+                   help="with --nj: run each job as `PREFIX speechvq ...`, e.g. 'srun "
+                        "--ntasks=1' (ESPnet's cmd.sh); default: local processes that end with "
+                        "this one")
+
+
 def add_batch_size_argument(p: argparse.ArgumentParser, help: str) -> None:
     """--batch-size of a command that runs a model; `help` says what one batch holds."""
     p.add_argument("--batch-size", type=positive_int, default=8, help=help)

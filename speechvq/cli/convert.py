@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
+from speechvq.cli.common import (add_batch_size_argument, add_command, add_jobs_arguments,
+                                 add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
                                  add_seed_argument, float_range, positive_int, print_results,
                                  progress, results_claim)
@@ -35,7 +36,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                                    engine=args.engine)
         print(out)
         return 0
-    if not (args.speakers or args.parallel_to) or not args.out:
+    if not (args.speakers or args.parallel_to or args.pairs) or not args.out:
         raise ConfigError("--data needs --out DIR and target speakers: --speakers S1,S2 and/or "
                           "--parallel-to REF (speakers who read the same sentences in REF)")
     result = convert.convert_data(args.model, args.data,
@@ -46,7 +47,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
                                   batch_size=args.batch_size, temperature=args.temperature,
                                   seed=args.seed, checkpoint=args.checkpoint,
                                   device=args.device, progress=progress(args),
-                                  engine=args.engine)
+                                  engine=args.engine, pairs_file=args.pairs, nj=args.nj,
+                                  cmd=args.cmd)
     print(f"{args.out}: {len(result.utt2spk)} conversions")
     return 0
 
@@ -103,7 +105,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "CPU), eager (PyTorch ops, the reference), fused_bf16 (bf16 weights); "
                         "default: the model's model.decoder.wavenet.engine")
     add_seed_argument(p, "WaveNet sampling seed")
+    p.add_argument("--pairs", metavar="FILE",
+                   help="for --data: convert exactly the lines `<output utt> <source utt> "
+                        "<target speaker>` of FILE (instead of --speakers/--parallel-to)")
     add_batch_size_argument(p, "conversions per batch")
+    add_jobs_arguments(p, "for --data: each job converts whole batches with the seeds one "
+                          "process uses, so the wavs equal --nj 1's")
     p.add_argument("--list-speakers", action="store_true",
                    help="print the model's speakers and exit; with --data, only those who read "
                         "something there (an error when none does)")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
+from speechvq.cli.common import (add_batch_size_argument, add_command, add_jobs_arguments,
+                                 add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
                                  add_seed_argument, float_range, positive_int, print_results,
                                  progress, results_claim, warnings_as_lines)
@@ -24,7 +25,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from speechvq.encode import encode_to_file
     codes = encode_to_file(args.model, args.data, args.out, fmt=args.format, dedup=args.dedup,
                            batch_size=args.batch_size, checkpoint=args.checkpoint,
-                           device=args.device, progress=progress(args))
+                           device=args.device, progress=progress(args),
+                           utt_list=args.utt_list, vectors_out=args.vectors, nj=args.nj,
+                           cmd=args.cmd)
     n_frames = sum(len(c) for c in codes.values())
     if args.dedup:
         from speechvq.data.codes import dedup
@@ -44,6 +47,9 @@ def _encode_code_dump(args: argparse.Namespace) -> int:
     if args.format != "kaldi" or args.dedup:
         raise ConfigError("--format and --dedup apply to --out units files; a code dump "
                           "(--codes-out) keeps every frame's code")
+    if args.nj > 1 or args.utt_list or args.vectors:
+        raise ConfigError("--nj, --utt-list and --vectors apply to --out units files; a code "
+                          "dump (--codes-out) is written by one process from all of --data")
     dump = encode_to_code_dump(args.model, args.data, args.codes_out,
                                batch_size=args.batch_size, checkpoint=args.checkpoint,
                                device=args.device, progress=progress(args))
@@ -73,7 +79,7 @@ def _evaluate_units(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, batch_size=args.batch_size,
             abx_max_triplets=args.abx_triplets, abx_items=args.abx_items,
             export_abx=args.export_abx, seed=args.seed, device=args.device,
-            progress=progress(args))
+            progress=progress(args), nj=args.nj, cmd=args.cmd)
     elif args.alignments is None and args.fit_units is None:
         if args.frame_rate is None:
             raise ConfigError("--units needs --frame-rate R (units per second)")
@@ -118,7 +124,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("kaldi", "km", "gslm"), default="kaldi")
     p.add_argument("--dedup", action="store_true",
                    help="collapse runs of the same unit (not for unit evaluation)")
+    p.add_argument("--utt-list", metavar="FILE",
+                   help="encode only the utterances listed in FILE (the first field of each "
+                        "line, so a Kaldi utt2spk works), as ESPnet's --key_file")
+    p.add_argument("--vectors", metavar="FILE.npz",
+                   help="also write the encoder outputs z_e, one (T_codes, D) float32 array "
+                        "per utterance named after it (numpy .npz, no pickle)")
     add_batch_size_argument(p, "utterances per batch")
+    add_jobs_arguments(p, "each job encodes whole batches, so the codes equal --nj 1's")
     add_progress_argument(p)
 
 
@@ -164,5 +177,7 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     u.add_argument("--export-abx", metavar="DIR", help="also write DIR/<name>/: the ZeroSpeech "
                    ".item file, one .npy of features per utterance and the zrc-abx2 commands")
     add_batch_size_argument(u, "utterances per encoder batch")
+    add_jobs_arguments(u, "with --model: the encoding; the code-to-phone map, k-means and ABX "
+                          "are global and computed once here")
     add_seed_argument(u, "baselines, k-means and ABX sampling")
     add_progress_argument(u)

@@ -273,7 +273,7 @@ def _units_intervals(split: str, block: dict, systems: list[str], cols: list,
                          "(the code-to-phone mapping refitted in each when it is fitted on the "
                          "scored data); ABX: resamples of the ABX items, from the per-triplet "
                          "results."])
-    return ["", *export_table(out, table)]
+    return ["", f"{table.title}:", "", *export_table(out, table)]
 
 
 # ------------------------------------------------------------------------------- conversion

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from speechvq.progress import tqdm
 
+from speechvq.checkpoint import resolve_checkpoint
 from speechvq.data.speech.alignments import SIL
 from speechvq.data.codes import check_frame_level, read_units
 from speechvq.data.speech.utterances import Utterances
@@ -177,11 +178,9 @@ class _FitSide(NamedTuple):
 
 
 def _fit_side(vq, fit: Utterances, fit_on, phones, rate, k, seed, batch_size,
-              progress) -> _FitSide:
-    from speechvq.encode import encode_utterances
-
+              progress, encode: "_Encode") -> _FitSide:
     seg_fit = _alignments(fit)
-    codes = encode_utterances(vq, fit, batch_size=batch_size, progress=progress)
+    codes = encode(fit, fit_on, f"fit_{default_name(fit_on)}", False)
     labels = frame_labels_for(seg_fit, {u: len(c) for u, c in codes.items()}, rate, phones)
     _scored(labels, fit_on)
     feats = _mfcc_features(fit, list(labels), vq.hop, {u: len(v) for u, v in labels.items()},
@@ -195,8 +194,8 @@ def evaluate_units_model(model: str | os.PathLike,
                          exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
                          batch_size: int = 8, abx_max_triplets: int = 5000,
                          abx_items: str = "phone", export_abx: str | os.PathLike | None = None,
-                         seed: int = 0, device: str = "auto",
-                         progress: bool = True) -> dict | list[dict]:
+                         seed: int = 0, device: str = "auto", progress: bool = True,
+                         nj: int = 1, cmd: str | None = None) -> dict | list[dict]:
     """`speechvq evaluate units --model M --data DATA [DATA ...] [--fit-on FIT]`.
 
     The VQ-VAE and the baselines are scored on each DATA; everything fitted on FIT_ON (its codes
@@ -214,6 +213,9 @@ def evaluate_units_model(model: str | os.PathLike,
             (`speechvq.evaluation.speech.abx.abx`); abx_items: their span (``phone``, ``triphone``);
             export_abx: a folder for the ZeroSpeech tool's inputs (`write_abx_inputs`), or None.
         seed: random baseline, k-means and ABX sampling; device: ``auto``, ``cpu``, ``cuda:N``.
+        nj, cmd: encode in `nj` parallel jobs (`speechvq.encode_jobs`; ``cmd`` the ``--cmd``
+            prefix), logs in ``EXP/eval/log/encode_<name>.JOB.log``; everything fitted or scored
+            (mapping, k-means, ABX) is computed once here, and the results are the same.
     Returns:
         The JSON written to ``EXP/eval/units_<name>.json`` (with ``output``, its path); a list of
         them, in DATA order, when several DATA are given.
@@ -235,32 +237,53 @@ def evaluate_units_model(model: str | os.PathLike,
     segs = [None if ev.phones is None else _alignments(ev) for ev in evs]
     rate = vq.sample_rate / vq.hop
     k = int(vq.quantizer.codebook.shape[0])
+    encode = _encoder(vq, resolve_checkpoint(model, checkpoint), exp, batch_size, device,
+                      progress, nj, cmd)
     shared = phones = None
     if any(seg is not None for seg in segs):
         fit = None if fit_on is None else Utterances(fit_on, vq.sample_rate)
         phones = phone_set(*(ev.phones for ev in evs), fit.phones if fit else None)
         shared = None if fit is None else _fit_side(vq, fit, fit_on, phones, rate, k, seed,
-                                                    batch_size, progress)
+                                                    batch_size, progress, encode)
     abx_set = _ABXSettings(abx_max_triplets, abx_items, export_abx)
     results = [_score_split(vq, ev, seg, d, n, shared, phones, rate, k, model, checkpoint,
-                            fit_on, exp, exp_dir, batch_size, abx_set, seed, progress)
+                            fit_on, exp, exp_dir, batch_size, abx_set, seed, progress, encode)
                if seg is not None else
                _describe_split(vq, ev, d, n, rate, k, model, checkpoint, exp, exp_dir,
-                               batch_size, seed, progress)
+                               batch_size, seed, progress, encode)
                for ev, seg, d, n in zip(evs, segs, datas, names)]
     return results if several else results[0]
+
+
+_Encode = Callable[[Utterances, "str | os.PathLike", str, bool], "dict | tuple[dict, dict]"]
+
+
+def _encoder(vq, ckpt: Path, exp: Path, batch_size: int, device: str, progress: bool, nj: int,
+             cmd: str | None) -> _Encode:
+    """``encode(data, path, name, vectors)``: codes [and z_e] of every utterance of `data`
+    (read from `path`), by `vq` here or, with `nj` > 1, by parallel jobs named after `name`."""
+    from speechvq.encode import encode_utterances
+    from speechvq.encode_jobs import encode_in_jobs
+    from speechvq.jobs import in_jobs
+
+    def encode(data: Utterances, path, name: str, vectors: bool):
+        if not in_jobs(len(data.utts), nj, batch_size, cmd):
+            return encode_utterances(vq, data, batch_size=batch_size, vectors=vectors,
+                                     progress=progress)
+        return encode_in_jobs(ckpt, path, data.utts, nj=nj, cmd=cmd, work_dir=exp / "eval",
+                              log_dir=exp / "eval" / "log", name=f"encode_{name}",
+                              batch_size=batch_size, device=device, vectors=vectors)
+    return encode
 
 
 UNSCORED = "units_unscored"  # the result kind of data without alignments
 
 
 def _describe_split(vq, ev: Utterances, data, name, rate, k, model, checkpoint, exp, exp_dir,
-                    batch_size, seed, progress) -> dict:
+                    batch_size, seed, progress, encode: _Encode) -> dict:
     """Label-free statistics of one DATA without alignments (`label_free_units`), written as
     ``EXP/eval/units_unscored_<name>.json`` (``units_unscored.<name>``)."""
-    from speechvq.encode import encode_utterances
-
-    codes = encode_utterances(vq, ev, batch_size=batch_size, progress=progress)
+    codes = encode(ev, data, name, False)
     seqs = [codes[u] for u in sorted(codes)]
     result = {
         "kind": UNSCORED,
@@ -279,12 +302,9 @@ def _describe_split(vq, ev: Utterances, data, name, rate, k, model, checkpoint, 
 
 def _score_split(vq, ev: Utterances, seg_ev, data, name, fit: _FitSide | None, phones, rate, k,
                  model, checkpoint, fit_on, exp, exp_dir, batch_size, abx_set: _ABXSettings, seed,
-                 progress) -> dict:
+                 progress, encode: _Encode) -> dict:
     """Score one DATA (see `evaluate_units_model`) and write its JSON."""
-    from speechvq.encode import encode_utterances
-
-    codes_ev, z_e = encode_utterances(vq, ev, batch_size=batch_size, vectors=True,
-                                      progress=progress)
+    codes_ev, z_e = encode(ev, data, name, True)
     labels_ev = frame_labels_for(seg_ev, {u: len(c) for u, c in codes_ev.items()}, rate, phones)
     utts = _scored(labels_ev, data)
     n_ev = {u: len(labels_ev[u]) for u in utts}
