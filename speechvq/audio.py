@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     import torch
 
 LOG_FLOOR = 1e-5  # magnitudes are floored here before the log (log(1e-5) = -11.5)
+#: frames of one STFT in `log_mel`: a long recording is transformed in blocks of this many
+#: frames, so its complex spectrogram (n_fft / 2 + 1 x frames x 8 bytes: 3 GB for 2 hours at the
+#: defaults) is never held whole; frames are independent, so the result is the same
+MEL_BLOCK_FRAMES = 8192
 
 # ------------------------------------------------------------------------------------------ I/O
 
@@ -49,6 +53,71 @@ def _is_tensor(x) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes the WAV header's data chunk declares, bytes present) when the file holds fewer
+    than declared (a copy cut short: libsndfile reads what is there without a word), else
+    None. Only RIFF/RIFX WAV files are checked; the streaming sizes 0 and 0xFFFFFFFF (a header
+    written before the length was known) are taken at their word."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "little" if head[:4] == b"RIFF" else "big"
+            size = os.fstat(f.fileno()).st_size
+            pos = 12
+            for _ in range(64):  # a WAV has a handful of chunks; a loop bound, not a limit met
+                f.seek(pos)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                n = int.from_bytes(chunk[4:8], order)
+                if chunk[:4] == b"data":
+                    present = size - pos - 8
+                    return (n, present) if n not in (0, 0xFFFFFFFF) and present < n else None
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int]:
+    """(samples per channel, sample rate) from a file's header, refusing a WAV whose data chunk
+    is shorter than its header says (`load_audio` refuses it too).
+
+    Raises:
+        AudioError: missing, unreadable, truncated, or a sample rate outside 1 .. 384 kHz.
+    """
+    from speechvq.config.speech import MAX_SAMPLE_RATE
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AudioError(f"audio file '{path}' cannot be read ({first}); it is missing, corrupt "
+                         f"or not an audio format libsndfile reads: re-extract or convert "
+                         f"it") from None
+    short = _wav_data_shortfall(path)
+    if short is not None:
+        declared, present = short
+        per_frame = max(1, (info.channels or 1) * _bytes_per_sample(info.subtype))
+        raise AudioError(f"audio file '{path}' is truncated: its header says "
+                         f"{declared // per_frame} samples, {present // per_frame} are present; "
+                         f"copy or extract it again")
+    if not 0 < info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"audio file '{path}' says its sample rate is {info.samplerate} Hz, "
+                         f"outside 1 .. {MAX_SAMPLE_RATE} Hz; its header is corrupt: re-export it")
+    return int(info.frames), int(info.samplerate)
+
+
+def _bytes_per_sample(subtype: str) -> int:
+    for bits, n in (("8", 1), ("16", 2), ("24", 3), ("32", 4), ("64", 8), ("FLOAT", 4),
+                    ("DOUBLE", 8), ("ULAW", 1), ("ALAW", 1)):
+        if subtype.endswith(bits):
+            return n
+    return 1
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read any file libsndfile reads as mono float32, resampled with soxr if asked.
 
@@ -58,12 +127,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     Returns:
         (samples (T,) float32 in [-1, 1] for integer formats, channels averaged; sample rate).
     Raises:
-        AudioError: the file is missing, unreadable or corrupt, empty, or holds NaN/inf samples.
+        AudioError: the file is missing, unreadable, corrupt or truncated (`audio_info`),
+            empty, or holds NaN/inf samples.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file '{path}' does not exist; check the path (relative paths in "
                          f"wav.scp are resolved against the current directory, then the data dir)")
+    audio_info(path)  # header checks: a truncated WAV, an absurd sample rate
     try:
         x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
@@ -88,8 +159,10 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     Returns:
         float32 array of round(T * sr_out / sr_in) samples (same channels).
     """
-    if sr_in <= 0 or sr_out <= 0:
-        raise AudioError(f"sample rates must be positive (got {sr_in} -> {sr_out})")
+    from speechvq.config.speech import MAX_SAMPLE_RATE
+    if not (0 < sr_in <= MAX_SAMPLE_RATE and 0 < sr_out <= MAX_SAMPLE_RATE):
+        raise AudioError(f"cannot resample {sr_in} Hz -> {sr_out} Hz: sample rates must be "
+                         f"between 1 and {MAX_SAMPLE_RATE} Hz")
     x = np.asarray(x, dtype=np.float32)
     if sr_in == sr_out:
         return x.copy()
@@ -257,13 +330,18 @@ def log_mel(wav: torch.Tensor, *, sample_rate: int, n_fft: int, win_length: int,
         return x.new_zeros(*lead, n_mels, n_frames).to(out_dtype)
     left, right = _frame_padding(T, n_fft, win_length, hop_length)
     x = torch.nn.functional.pad(x, (left, right))  # (N, T') zeros; negative = crop
-    spec = torch.stft(x, n_fft, hop_length=hop_length, win_length=win_length,
-                      window=_window(win_length, x.device, dtype), center=False,
-                      return_complex=True)  # (N, n_fft // 2 + 1, n_frames)
-    assert spec.shape[-1] == n_frames, (spec.shape, n_frames)
     fb = _mel_basis(sample_rate, n_fft, n_mels, float(fmin), float(fmax), x.device, dtype)
-    mel = torch.matmul(fb, spec.abs())  # (N, n_mels, n_frames)
-    out = torch.log(torch.clamp(mel, min=LOG_FLOOR))
+    window = _window(win_length, x.device, dtype)
+    blocks = []
+    for f0 in range(0, n_frames, MEL_BLOCK_FRAMES):  # frame j reads x[j*hop : j*hop + n_fft]
+        f1 = min(n_frames, f0 + MEL_BLOCK_FRAMES)
+        spec = torch.stft(x[:, f0 * hop_length:(f1 - 1) * hop_length + n_fft], n_fft,
+                          hop_length=hop_length, win_length=win_length, window=window,
+                          center=False, return_complex=True)  # (N, n_fft // 2 + 1, f1 - f0)
+        assert spec.shape[-1] == f1 - f0, (spec.shape, f0, f1)
+        mel = torch.matmul(fb, spec.abs())  # (N, n_mels, f1 - f0)
+        blocks.append(torch.log(torch.clamp(mel, min=LOG_FLOOR)))
+    out = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)  # (N, n_mels, n_frames)
     return out.reshape(*lead, n_mels, n_frames).to(out_dtype)
 
 

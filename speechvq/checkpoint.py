@@ -41,7 +41,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a checkpoint with ``weights_only=True``.
 
     Raises:
-        ModelError: the file is missing, truncated, or holds something other than plain data.
+        ModelError: the file is missing, truncated (at any size), holds something other than
+            plain data, or weights that are NaN or infinite (a diverged run: codes from them
+            would be meaningless).
     """
     path = Path(path)
     if not path.is_file():
@@ -49,16 +51,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                          f"checkpoints/last.pt or a .pt file to --model")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError,
+            IndexError, TypeError, AttributeError) as e:  # torch's zip reader, by where it stops
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first.split(". ")[0]  # torch's zip reader adds a paragraph of advice
         if "weights only load failed" in first.lower() or "invalid load key" in first.lower():
             first = "not a plain-data PyTorch file"  # torch's own text runs to a page
+        elif isinstance(e, OSError) or "zip archive" in first:
+            first = f"truncated or not a PyTorch archive: {first}"
         raise ModelError(f"checkpoint '{path}' cannot be loaded safely ({first}); it is "
                          f"corrupt or was not written by speechvq: retrain or pick another "
                          f"checkpoint") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ModelError(f"checkpoint '{path}' is not a speechvq checkpoint (no model/config "
                          f"entries)")
+    weights = state["model"] if isinstance(state["model"], dict) else {}
+    for name, tensor in weights.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() \
+                and not bool(torch.isfinite(tensor).all()):
+            raise ModelError(f"checkpoint '{path}' holds NaN or infinite weights ({name}); the "
+                             f"run that wrote it diverged: pick an earlier checkpoint "
+                             f"(--checkpoint step_...) or retrain with a lower train.lr")
     return state
 
 

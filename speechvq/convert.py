@@ -128,7 +128,7 @@ def convert_file(model_path: str | os.PathLike, src: str | os.PathLike, speaker:
                  engine: str | None = None) -> Path:
     """`speechvq convert --src a.wav --speaker S -o out.wav`: one file, any rate (resampled)."""
     ckpt = resolve_checkpoint(model_path, checkpoint)
-    with claim(out, "convert", inputs=[src, ckpt]):
+    with claim(out, "convert", inputs=[src, ckpt], kind="file"):
         model = load_vqvae(ckpt, device=pick_device(device))
         y = convert(model, src, speaker=speaker, head=head, temperature=temperature, seed=seed,
                     engine=engine)
@@ -211,7 +211,7 @@ def convert_data(model_path: str | os.PathLike, data_path: str | os.PathLike,
     """
     ckpt = resolve_checkpoint(model_path, checkpoint)
     with claim(out_dir, "convert", inputs=[data_path, parallel_to, ckpt],
-               ours_if=_is_conversion_dir) as c:
+               ours_if=_is_conversion_dir, kind="dir") as c:
         return _convert_data(c, model_path, checkpoint, ckpt, data_path, speakers, head=head,
                              max_utts=max_utts, per_speaker=per_speaker,
                              parallel_to=parallel_to, n_targets=n_targets,

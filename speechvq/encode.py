@@ -61,8 +61,9 @@ def encode_utterances(model: VQVAE, data: Utterances, *, batch_size: int = 8,
     vecs_out: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(names), desc="encode", unit="utt", disable=not progress)
     for batch_utts, wav, lengths in data.batches(batch_size, names):
-        codes, z_e = model.encode(wav.to(device), return_vectors=True,
-                                  lengths=lengths.to(device))  # (B, Tc), (B, D, Tc)
+        out = model.encode(wav.to(device), return_vectors=vectors,
+                           lengths=lengths.to(device))  # (B, Tc)[, (B, D, Tc)]
+        codes, z_e = out if vectors else (out, None)  # z_e only when asked: it is T-sized
         n_codes = (lengths + model.hop - 1) // model.hop  # (B,)
         for i, utt in enumerate(batch_utts):
             n = int(n_codes[i])
@@ -149,9 +150,10 @@ def encode_to_file(model_path: str | os.PathLike, data_path: str | os.PathLike,
         raise DataError("--vectors is written by one job; leave out --nj (or give --nj 1)")
     ckpt = resolve_checkpoint(model_path, checkpoint)
     tsv = manifest_path(out) if fmt == "km" else None
-    with claim(out, "encode", inputs=[data_path, ckpt]), \
-            (claim(tsv, "encode", inputs=[data_path, ckpt]) if tsv else nullcontext()), \
-            (claim(vectors_out, "encode", inputs=[data_path, ckpt]) if vectors_out
+    with claim(out, "encode", inputs=[data_path, ckpt], kind="file"), \
+            (claim(tsv, "encode", inputs=[data_path, ckpt], kind="file") if tsv
+             else nullcontext()), \
+            (claim(vectors_out, "encode", inputs=[data_path, ckpt], kind="file") if vectors_out
              else nullcontext()):
         # with jobs, this process only reads the utterance list: the model stays off the GPU
         model = load_vqvae(ckpt, device=pick_device("cpu" if nj > 1 else device))
@@ -239,7 +241,7 @@ def encode_to_code_dump(model_path: str | os.PathLike, data_path: str | os.PathL
 
     ckpt = resolve_checkpoint(model_path, checkpoint)
     with claim(out, "encode", inputs=[data_path, ckpt],
-               ours_if=lambda p: (p / "codes.json").is_file()):
+               ours_if=lambda p: (p / "codes.json").is_file(), kind="dir"):
         kind = checkpoint_kind(load_checkpoint(ckpt))
         dev = pick_device(device)
         if kind == "image":

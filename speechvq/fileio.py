@@ -27,17 +27,18 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import numpy as np
+from speechvq.errors import DataError, DiskFullError, OutputError
 
-from speechvq.errors import DiskFullError
+if TYPE_CHECKING:  # numpy is imported by its one writer: configs and the CLI stay light
+    import numpy as np
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken to be a full disk
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npy",
-           "append_text", "disk_full_error"]
+__all__ = ["read_text", "make_parents", "check_output_kind", "atomic_path", "atomic_write_text",
+           "atomic_write_json", "atomic_save_npy", "append_text", "disk_full_error"]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # os.umask can only be read by setting it
@@ -103,6 +104,70 @@ def disk_full_error(exc: BaseException, path: str | os.PathLike, *, size: int | 
                          f"file was removed and any previous '{path.name}' is intact")
 
 
+def read_text(path: str | os.PathLike, what: str = "text file",
+              error: type[Exception] = DataError) -> str:
+    """The UTF-8 text of a user's file (a table, a transcript, units, a config): the one place
+    text input is decoded, so invalid bytes are one error naming the line, never a traceback.
+
+    Args:
+        path: the file. what: its role for the message. error: the `SpeechVQError` to raise.
+    Raises:
+        `error`: missing, unreadable, or not UTF-8 (naming the line and the byte).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} ({e.strerror or e}); check the path and "
+                    f"its permissions") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: the {what} is not valid UTF-8 (byte {data[e.start]:#04x}); "
+                    f"re-encode the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)") from None
+
+
+def _check_parents(path: str | os.PathLike) -> None:
+    """Refuse an output below a file (``--exp results.json``, ``--out a.txt/b``); makes
+    nothing."""
+    parent = Path(path).parent
+    for p in (parent, *parent.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                raise OutputError(f"'{p}' is a file, but the output '{path}' needs it to be a "
+                                  f"folder; choose another output path; nothing was changed")
+            return
+
+
+def make_parents(path: str | os.PathLike) -> None:
+    """Make the folders above `path`.
+
+    Raises:
+        OutputError: one of them exists as a file.
+    """
+    _check_parents(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_output_kind(path: str | os.PathLike, kind: str) -> None:
+    """Refuse an output that exists as the other kind: a folder where a file (``kind="file"``)
+    is written, or a file where a folder (``kind="dir"``) is made, or a file above it; checked
+    before any work, making nothing.
+
+    Raises:
+        OutputError: naming the path and what it should be.
+    """
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise OutputError(f"output '{path}' is a folder; this output is a file: give a file "
+                          f"name (e.g. '{path / 'units.txt'}'); nothing was changed")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise OutputError(f"output '{path}' is a file; this output is a folder: give a folder "
+                          f"name (or remove the file); nothing was changed")
+    _check_parents(path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
                 stable_name: bool = False, size: int | None = None) -> Iterator[Path]:
@@ -123,7 +188,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", *,
         DiskFullError: the disk filled up (see the module docstring); the temp is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_kind(path, "file")
+    make_parents(path)
     if stable_name:
         tmp = str(path.with_name(f".{path.name}{suffix}"))
     else:
@@ -160,17 +226,19 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Non
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
 
 
-def atomic_save_npy(path: str | os.PathLike, array: np.ndarray, *,
+def atomic_save_npy(path: str | os.PathLike, array: "np.ndarray", *,
                     stable_name: bool = False) -> None:
     """Write `array` as a ``.npy`` file (no pickle) at exactly `path`, atomically
     (`stable_name` as `atomic_path`'s)."""
     with atomic_path(path, stable_name=stable_name, size=array.nbytes + 128) as tmp, \
             open(tmp, "wb") as f:
+        import numpy as np
         np.save(f, array, allow_pickle=False)
 
 
-def atomic_save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+def atomic_save_png(path: str | os.PathLike, image: "np.ndarray") -> None:
     """Write an (H, W, C) uint8 image (C = 1 or 3) as a PNG at `path`, atomically."""
+    import numpy as np
     from PIL import Image
 
     image = np.asarray(image, np.uint8)

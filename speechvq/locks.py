@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from speechvq.errors import LockedError, OutputError
+from speechvq.fileio import make_parents
 
 __all__ = ["output_lock", "lock_path", "LockedError"]
 
@@ -108,7 +109,7 @@ def output_lock(target: str | os.PathLike, command: Sequence[str] | None = None
             _HELD[key] -= 1
         return
     made = [p for p in path.parents if not p.exists()]  # deepest first; removed again if empty
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parents(path)  # a parent that is a file: OutputError
     try:
         fd = _acquire(path, Path(target))
     except BaseException:

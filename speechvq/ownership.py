@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from speechvq.errors import OutputError
+from speechvq.fileio import check_output_kind
 from speechvq.locks import output_lock
 
 __all__ = ["claim", "Claim", "MARKER", "made_here", "check_not_input"]
@@ -157,7 +158,7 @@ class Claim:
 @contextmanager
 def claim(path: str | os.PathLike, command: str, *,
           inputs: Iterable[str | os.PathLike | None] = (), ours_if: OursIf | None = None,
-          check: bool = True) -> Iterator[Claim]:
+          check: bool = True, kind: str | None = None) -> Iterator[Claim]:
     """Hold OUT's lock and check the output rules for it; mark it as this command's at the end.
 
     Args:
@@ -167,6 +168,9 @@ def claim(path: str | os.PathLike, command: str, *,
         ours_if: recognises an output made by this command before markers existed.
         check: False for a folder the command only writes entries into (it checks each with
             `Claim.check` and marks each with `Claim.mark`).
+        kind: ``"file"`` or ``"dir"``: OUT must not exist as the other kind (checked first,
+            before the lock, so a folder given as a units file costs nothing;
+            `speechvq.fileio.check_output_kind`).
     Yields:
         The `Claim`, to check and mark further entries.
     Raises:
@@ -174,6 +178,8 @@ def claim(path: str | os.PathLike, command: str, *,
     """
     path = Path(path)
     key = os.path.abspath(path)
+    if kind is not None:
+        check_output_kind(path, kind)
     with output_lock(path):
         c = Claim(path, command, [i for i in inputs if i is not None])
         if _CLAIMED.get(key) == command:  # nested in this process's own claim: checked there

@@ -502,7 +502,7 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
         print(f"train: train.valid_every={cfg.train.valid_every} but no --valid data was given: "
               f"no validation, no best.pt", file=sys.stderr)
     owner = claim(exp_dir, "train", inputs=[data, valid, cfg.train.init_from or None],
-                  ours_if=_is_exp_dir) if main else contextlib.nullcontext()
+                  ours_if=_is_exp_dir, kind="dir") if main else contextlib.nullcontext()
     with owner, process_group(cfg.train.device) as env:
         check_batch_divisible(cfg.train.batch_size, env.world_size)
         fresh = not (Path(exp_dir) / "checkpoints" / "last.pt").exists()

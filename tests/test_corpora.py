@@ -149,7 +149,7 @@ def librispeech(tmp_path_factory) -> Path:
         lines = []
         for i in range(2):
             utt = f"{spk}-{chap}-{i:04d}"
-            _audio(chapter / f"{utt}.flac", 16000)
+            _audio(chapter / f"{utt}.flac", 16000, seconds=1.0)  # as long as TEXTGRID
             lines.append(f"{utt} HELLO WORLD {i}")
         (chapter / f"{spk}-{chap}.trans.txt").write_text("\n".join(lines) + "\n")
     (root / "README.TXT").write_text("LibriSpeech\n")

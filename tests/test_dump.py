@@ -108,7 +108,7 @@ def _aligned_dir(root: Path) -> Path:
     root.mkdir(parents=True)
     sf.write(root / "rec.wav", x, 16000, subtype="PCM_16")
     ctm = {"spkC_a": [(0.0, 0.1, "SIL"), (0.1, 0.3, "AA"), (0.4, 0.25, "B")],  # gap 0.65-0.75
-           "spkC_b": [(0.0, 0.5, "AA"), (0.5, 0.4, "SIL")]}  # runs past the end: clipped
+           "spkC_b": [(0.0, 0.5, "AA"), (0.5, 0.265, "SIL")]}  # 15 ms past the end: clipped
     DataDir(path=root, wav_scp={"rec0": str(root / "rec.wav")},
             utt2spk={"spkC_a": "spkC", "spkC_b": "spkC"},
             segments={"spkC_a": ("rec0", 0.25, 1.0), "spkC_b": ("rec0", 1.0, 1.75)},

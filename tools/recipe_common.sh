@@ -13,7 +13,8 @@
 #   newer_than_model FILE   FILE exists and is newer than ${exp}/checkpoints/last.pt (a stage's
 #                           output that is still valid for the current model is kept)
 #   check_ngpu              --ngpu must be a number; sets ${device} (auto, or cpu for --ngpu 0,
-#                           which also adds train.device=cpu to ${train_args})
+#                           which also adds train.device=cpu to ${train_args}) and ${launcher[@]},
+#                           what runs `train`: speechvq, or torchrun over speechvq for --ngpu > 1
 #   encode_units SPLIT [OPTION...]
 #                           ${exp}/units/SPLIT.txt from dump/SPLIT with `speechvq encode`
 #                           (OPTIONs added), unless it is newer than the model
@@ -69,6 +70,11 @@ check_ngpu() {
   if [ "${ngpu}" -eq 0 ]; then
     device=cpu
     train_args="train.device=cpu ${train_args}"
+  fi
+  if [ "${ngpu}" -gt 1 ]; then  # one process per GPU (PyTorch DDP)
+    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
+  else
+    launcher=(speechvq)
   fi
 }
 

@@ -35,7 +35,7 @@ if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   fi
   cifar=$(cd "${cifar}" && pwd)
 fi
-check_ngpu   # sets ${device}; --ngpu 0 adds train.device=cpu to ${train_args}
+check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
 mkdir -p "${workdir}"
 cd "${workdir}"
@@ -45,8 +45,5 @@ if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   speechvq prepare-images cifar10 "${cifar}" dump   # a complete dump is skipped
 fi
 
-if [ "${ngpu}" -gt 1 ]; then
-  launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
-fi
 eval_args="--device ${device} --batch-size 256"
 . "${recipe}/../../tools/image_stages.sh"   # 1 train, 2 evaluate, 6 report (no prior here)

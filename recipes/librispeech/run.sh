@@ -64,7 +64,7 @@ if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
     alignments=$(cd "${alignments}" && pwd)
   fi
 fi
-check_ngpu   # sets ${device}; --ngpu 0 adds train.device=cpu to ${train_args}
+check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
 mkdir -p "${workdir}"
 cd "${workdir}"
@@ -100,11 +100,6 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   # No --valid: the model's speaker embeddings cover the training readers only, and the dev and
   # test readers are others (LibriSpeech's splits share no reader); they are scored in stage 3.
   log "Stage 2: train ${exp} on ${ngpu} GPU(s)"
-  if [ "${ngpu}" -gt 1 ]; then
-    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
-  else
-    launcher=(speechvq)
-  fi
   # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
   # shellcheck disable=SC2086
   "${launcher[@]}" train "${configs[@]}" --data dump/train --exp "${exp}" ${train_args}

@@ -46,7 +46,7 @@ if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   fi
   timit=$(cd "${timit}" && pwd)
 fi
-check_ngpu   # sets ${device}; --ngpu 0 adds train.device=cpu to ${train_args}
+check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
 mkdir -p "${workdir}"
 cd "${workdir}"
@@ -78,11 +78,6 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   # No --valid: the model's speaker embeddings cover the training speakers only, and TIMIT's
   # dev and test speakers are others; dev is there to be scored (--eval-sets "test_core dev").
   log "Stage 2: train ${exp} on ${ngpu} GPU(s)"
-  if [ "${ngpu}" -gt 1 ]; then
-    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
-  else
-    launcher=(speechvq)
-  fi
   # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
   # shellcheck disable=SC2086
   "${launcher[@]}" train --config "${train_config}" --data dump/train --exp "${exp}" \

@@ -57,7 +57,7 @@ elif [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   fi
   vctk=$(cd "${vctk}" && pwd)
 fi
-check_ngpu   # sets ${device}; --ngpu 0 adds train.device=cpu to ${train_args}
+check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
 mkdir -p "${workdir}"
 cd "${workdir}"
@@ -102,11 +102,6 @@ fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   log "Stage 2: train ${exp} on ${ngpu} GPU(s)"
-  if [ "${ngpu}" -gt 1 ]; then
-    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
-  else
-    launcher=(speechvq)
-  fi
   # Resumes from ${exp}/checkpoints/last.pt; a finished run says so and returns at once.
   # shellcheck disable=SC2086
   "${launcher[@]}" train --config "${train_config}" --data dump/train --exp "${exp}" ${train_args}

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 from speechvq import __version__
 from speechvq.cli import (config, convert, data, evaluate, images, prior, report, train, units,
                           video)
-from speechvq.cli.common import Formatter, apply_threads
+from speechvq.cli.common import Formatter, Parser, apply_threads
 from speechvq.errors import SpeechVQError
 from speechvq.jobs import PARENT_ENV
 from speechvq.workers import die_with_parent
@@ -51,7 +51,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``speechvq`` parser with every command of `COMMANDS`."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="speechvq", formatter_class=Formatter, epilog=EPILOG,
         description="Discrete speech units and voice conversion with VQ-VAEs "
                     "(van den Oord et al., 2017).")

@@ -6,13 +6,27 @@ warnings are printed. Parsing and messages only; the work is the library's.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import typing
 import warnings
 from contextlib import AbstractContextManager
 from typing import Callable, Iterable
 
 from speechvq.config import Config, load_config
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, ``speechvq <cmd>: error: <what>; run
+    `speechvq <cmd> --help` for its options``, exit status 2, like every other user error
+    (argparse's own prints the usage block first, 3-9 lines before the error). Sub-command
+    parsers made from it (`add_command`) are of this class too."""
+
+    def error(self, message: str) -> "typing.NoReturn":
+        message = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {message}; run `{self.prog} --help` for its "
+                     f"options\n")
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
@@ -69,15 +83,47 @@ def apply_threads(args: argparse.Namespace) -> int | None:
     return threads
 
 
-def positive_int(text: str) -> int:
-    """argparse type of counts that must be at least 1 (batch sizes, jobs, utterances, ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+MAX_COUNT = 2**31 - 1  # the largest count any option takes (a C int: torch, numpy, the OS)
+
+
+def int_range(lo: int, hi: int = MAX_COUNT) -> Callable[[str], int]:
+    """argparse type of a whole number in [lo, hi]; anything else is a one-line usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"must be at least {lo}, got {value}" if value < lo else
+                f"must be at most {hi}, got {value}")
+        return value
+    parse.__name__ = "whole number"  # argparse names the type in its messages
+    return parse
+
+
+def float_range(lo: float, hi: float, *, lo_open: bool = False) -> Callable[[str], float]:
+    """argparse type of a finite number in [lo, hi] (or (lo, hi] with `lo_open`); NaN and
+    infinity are refused."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if value < lo or (lo_open and value == lo) or value > hi:
+            low = f"above {lo}" if lo_open else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {low} and at most {hi}, got {value}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+#: counts that must be at least 1 (batch sizes, jobs, utterances, ...)
+positive_int = int_range(1)
+#: seeds: numpy and torch take any non-negative 64-bit value
+seed_int = int_range(0, 2**63 - 1)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, print_config: bool = True) -> None:
@@ -127,7 +173,7 @@ def add_batch_size_argument(p: argparse.ArgumentParser, help: str) -> None:
 
 def add_seed_argument(p: argparse.ArgumentParser, help: str) -> None:
     """--seed of a command with randomness; `help` says what it seeds."""
-    p.add_argument("--seed", type=int, default=0, help=help)
+    p.add_argument("--seed", type=seed_int, default=0, help=help)
 
 
 def add_results_exp_argument(p: argparse.ArgumentParser) -> None:

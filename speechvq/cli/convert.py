@@ -11,8 +11,8 @@ import argparse
 from speechvq.cli.common import (add_batch_size_argument, add_command, add_jobs_arguments,
                                  add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
-                                 add_seed_argument, positive_int, print_results, progress,
-                                 results_claim)
+                                 add_seed_argument, float_range, positive_int, print_results,
+                                 progress, results_claim)
 from speechvq.errors import ConfigError
 
 
@@ -98,7 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--max-utts), so the sources span speakers")
     p.add_argument("--head", choices=("auto", "wavenet", "mel"), default="auto",
                    help="decoder that renders the codes (see above)")
-    p.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature")
+    p.add_argument("--temperature", type=float_range(0, 100), default=1.0,
+                   help="WaveNet sampling temperature")
     p.add_argument("--engine", default=None, choices=("auto", "eager", "fused", "fused_bf16"),
                    help="WaveNet sampling engine: fused (one compiled CPU kernel, the default on "
                         "CPU), eager (PyTorch ops, the reference), fused_bf16 (bf16 weights); "

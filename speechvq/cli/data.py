@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 
 from speechvq.cli.common import (add_command, add_progress_argument, add_seed_argument,
-                                 positive_int, progress, warnings_as_lines)
+                                 int_range, positive_int, progress, warnings_as_lines)
+from speechvq.config.speech import MAX_SAMPLE_RATE
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -163,7 +164,8 @@ def _add_dump_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="Kaldi data dir")
     p.add_argument("out", help="dump folder to create")
     p.add_argument("--nj", type=positive_int, default=1, help="parallel decoding processes")
-    p.add_argument("--sample-rate", type=positive_int, default=16000, help="model sample rate in Hz")
+    p.add_argument("--sample-rate", type=int_range(1000, MAX_SAMPLE_RATE), default=16000,
+                   help="model sample rate in Hz")
     p.add_argument("--normalize", action="store_true",
                    help="peak-normalise each utterance (default: only scale down where |x| > 1)")
     p.add_argument("--skip-bad", action="store_true",

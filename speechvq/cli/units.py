@@ -10,8 +10,8 @@ import argparse
 from speechvq.cli.common import (add_batch_size_argument, add_command, add_jobs_arguments,
                                  add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
-                                 add_seed_argument, positive_int, print_results, progress,
-                                 results_claim, warnings_as_lines)
+                                 add_seed_argument, float_range, positive_int, print_results,
+                                 progress, results_claim, warnings_as_lines)
 from speechvq.errors import ConfigError
 
 
@@ -159,7 +159,8 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     u.add_argument("--fit-on", metavar="DATA", help="data the mapping and k-means are fitted on")
     u.add_argument("--units", metavar="FILE", help="units of any system (`utt c1 c2 ...`), "
                                                    "one per frame (not deduplicated)")
-    u.add_argument("--frame-rate", type=float, metavar="R", help="units per second of --units")
+    u.add_argument("--frame-rate", type=float_range(0, 1e6, lo_open=True), metavar="R",
+                   help="units per second of --units")
     u.add_argument("--alignments", metavar="DATA_OR_CTM",
                    help="for --units: a Kaldi dir / dump with phones.ctm, or a phones.ctm file")
     u.add_argument("--fit-units", metavar="FILE", help="for --units: units to fit the mapping")

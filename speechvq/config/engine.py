@@ -9,6 +9,13 @@ YAML safely (nothing is ever evaluated) and writes the resolved tree back as com
 
 A section checks itself: a dataclass may define ``check(self, root)``, called by `check_tree` on
 the fully merged root (cross-key checks wait for the merge: one file may hold half of a pair).
+
+Ranges are declarations, checked here once for every task: each number against its field's
+``min``/``max`` (an int without a ``max`` at most `MAX_INT`), NaN and infinity refused, and each
+`Size` a section lists in its ``SIZES`` (the tensors its keys make, as a product of keys) at most
+`MAX_ALLOCATION_BYTES`, so a config that would allocate tens of GB fails at `speechvq config`,
+not at train time. YAML is read by a loader that bounds what aliases may expand to
+(`MAX_YAML_NODES`), and values shown in messages are cut short (`shown`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
 from dataclasses import field
@@ -26,6 +34,44 @@ import yaml
 from speechvq.errors import ConfigError
 
 COMMAND_LINE = "<command line>"  # the `source` of values that came from key=value overrides
+MAX_INT = 2**31 - 1  # an int field without its own max: a C int (torch sizes, numpy, the OS)
+MAX_ALLOCATION_BYTES = 8 * 2**30  # the largest single tensor a config's `Size`s may ask for
+MAX_YAML_NODES = 100_000  # nodes a YAML config may hold with its aliases expanded (a bomb: 10^9)
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 8, 8, 3
+
+
+def shown(value: Any) -> str:
+    """`value` for a message: a repr cut short, never expanding more than a few items (a YAML
+    alias bomb's repr would not fit in memory)."""
+    return _REPR.repr(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """A tensor a section's keys make: `keys` (dotted from the root) multiplied, times `bytes`
+    per element; `check_tree` refuses a config where it would pass `MAX_ALLOCATION_BYTES`.
+    Declared by a section as ``SIZES: ClassVar[tuple[Size, ...]] = (Size(...), ...)``."""
+
+    what: str
+    keys: tuple[str, ...]
+    bytes: int = 4  # float32
+
+    def check(self, root: Any) -> None:
+        values = []
+        for key in self.keys:
+            node = root
+            for part in key.split("."):
+                node = getattr(node, part, None)
+            if node is None:  # a key of another task's root: nothing to check
+                return
+            values.append(max(node) if isinstance(node, list) and node else node)
+        total = math.prod(int(v) for v in values) * self.bytes
+        if total > MAX_ALLOCATION_BYTES:
+            product = " x ".join(f"{k} ({v})" for k, v in zip(self.keys, values))
+            raise ConfigError(f"config keys {product} make {self.what} of {total / 2**30:.1f} "
+                              f"GiB, above the {MAX_ALLOCATION_BYTES / 2**30:.0f} GiB limit of "
+                              f"one tensor; lower one of them")
 
 
 def param(default: Any, doc: str, *, choices: Iterable[Any] | None = None,
@@ -85,7 +131,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin is list:
         (elem,) = typing.get_args(tp)
         if isinstance(value, str):
-            value = [yaml.safe_load(v) for v in value.split(",")] if value.strip() else []
+            value = [_bounded_load(v, COMMAND_LINE) for v in value.split(",")] \
+                if value.strip() else []
         if not isinstance(value, (list, tuple)):
             _type_error(value, tp, key, where)
         try:
@@ -117,8 +164,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
 
 
 def _type_error(value: Any, tp: Any, key: str, where: str) -> typing.NoReturn:
-    shown = "null" if value is None else f"{type(value).__name__} {value!r}"
-    raise ConfigError(f"config key '{key}'{where} expects {_type_name(tp)}, got {shown}; "
+    text = "null" if value is None else f"{type(value).__name__} {shown(value)}"
+    raise ConfigError(f"config key '{key}'{where} expects {_type_name(tp)}, got {text}; "
                       f"fix the value (see `speechvq config` for every key and its default)")
 
 
@@ -135,16 +182,19 @@ def _check_range(value: Any, f: dataclasses.Field, key: str, where: str) -> None
     choices, lo, hi = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
     if choices is not None and value not in choices:
         raise ConfigError(f"config key '{key}'{where} must be one of "
-                          f"{', '.join(map(str, choices))}; got {value!r}")
+                          f"{', '.join(map(str, choices))}; got {shown(value)}")
     items = value if isinstance(value, list) else [value]
     for item in items:
         if isinstance(item, float) and not math.isfinite(item):
             raise ConfigError(f"config key '{key}'{where} must be finite, got {item!r}")
         if isinstance(item, (int, float)) and not isinstance(item, bool):
+            top = hi if hi is not None else MAX_INT if isinstance(item, int) else None
             if lo is not None and item < lo:
-                raise ConfigError(f"config key '{key}'{where} must be >= {lo}, got {item!r}")
-            if hi is not None and item > hi:
-                raise ConfigError(f"config key '{key}'{where} must be <= {hi}, got {item!r}")
+                raise ConfigError(f"config key '{key}'{where} must be >= {lo}, got "
+                                  f"{shown(item)}")
+            if top is not None and item > top:
+                raise ConfigError(f"config key '{key}'{where} must be <= {top}, got "
+                                  f"{shown(item)}")
 
 
 def build_section(cls: type, values: Any, path: str = "", where: str = "") -> Any:
@@ -154,7 +204,7 @@ def build_section(cls: type, values: Any, path: str = "", where: str = "") -> An
     if not isinstance(values, dict):
         name = f"section '{path}'" if path else "the config"
         raise ConfigError(f"{name}{where} must be a mapping of keys to values, got "
-                          f"{type(values).__name__} {values!r}")
+                          f"{type(values).__name__} {shown(values)}")
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -178,6 +228,8 @@ def check_tree(obj: Any, root: Any) -> None:
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
             check_tree(value, root)
+    for size in getattr(obj, "SIZES", ()):
+        size.check(root)
     check = getattr(obj, "check", None)
     if callable(check):
         check(root)
@@ -229,8 +281,8 @@ def set_override(tree: dict[str, Any], override: str, root: type) -> None:
                 raise ConfigError(f"'{'.'.join(parts[:depth + 1])}' is a value, not a section; "
                                   f"'{key}' does not exist")
             try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError:
+                value = _bounded_load(raw, COMMAND_LINE) if raw.strip() else ""
+            except (yaml.YAMLError, RecursionError):
                 value = raw
             if typing.get_origin(tp) is None and tp is str and not isinstance(value, str):
                 value = raw  # a string field keeps the text as typed ("yes" stays "yes")
@@ -255,19 +307,53 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
         ConfigError: a syntax error (file, line, column) or not a mapping.
     """
     try:
-        tree = yaml.safe_load(text)
+        tree = _bounded_load(text, source)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"config file '{source}'{at}: YAML syntax error ({problem}); fix the "
                           f"file") from None
+    except RecursionError:
+        raise ConfigError(f"config file '{source}' nests too deeply; a config is a few levels "
+                          f"of sections: fix the file") from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):
         raise ConfigError(f"config file '{source}' must hold a mapping of sections (task, data, "
                           f"model, train, seed, ...), got {type(tree).__name__}")
     return tree
+
+
+def _bounded_load(text: str, source: str) -> Any:
+    """`yaml.safe_load`, refusing a document whose nodes, aliases expanded, pass
+    `MAX_YAML_NODES` (counted on the node graph before any Python object is built)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+
+        def expanded(n: yaml.Node) -> int:  # memoised: each distinct node is visited once
+            if id(n) in sizes:
+                return sizes[id(n)]
+            sizes[id(n)] = 1  # a recursive alias counts once, not forever
+            total = 1
+            if isinstance(n, yaml.SequenceNode):
+                total += sum(expanded(c) for c in n.value)
+            elif isinstance(n, yaml.MappingNode):
+                total += sum(expanded(k) + expanded(v) for k, v in n.value)
+            sizes[id(n)] = min(total, MAX_YAML_NODES + 1)
+            return sizes[id(n)]
+
+        if expanded(node) > MAX_YAML_NODES:
+            raise ConfigError(f"config file '{source}' expands to more than {MAX_YAML_NODES} "
+                              f"values (aliases repeating aliases); a config needs a few "
+                              f"hundred: write the values out")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def dump_config(cfg: Any, *, comments: bool = True) -> str:

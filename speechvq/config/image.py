@@ -11,9 +11,9 @@ itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from speechvq.config.engine import param, section
+from speechvq.config.engine import Size, param, section
 from speechvq.config.root import QuantizerConfig
 from speechvq.errors import ConfigError
 
@@ -26,7 +26,7 @@ class ImageDataConfig:
     """The images: every dump the model trains on or scores must have this shape."""
 
     image_size: int = param(32, "height = width of the images in pixels; CIFAR-10 and the "
-                            "built-in images: 32, MNIST: 28", min=1)
+                            "built-in images: 32, MNIST: 28", min=1, max=4096)
     channels: int = param(3, "colour channels: 3 (RGB) or 1 (grey, MNIST)", choices=(1, 3))
 
 
@@ -35,19 +35,25 @@ class ImageModelConfig:
     """Encoder (strided 4x4 convolutions + residual blocks) -> quantiser -> decoder (residual
     blocks + 4x4 transposed convolutions), paper section 4.2."""
 
-    channels: int = param(256, "hidden units of every convolution; paper: 256", min=1)
+    channels: int = param(256, "hidden units of every convolution; paper: 256", min=1,
+                         max=8192)
     residual_blocks: int = param(2, "residual blocks (ReLU, 3x3 conv, ReLU, 1x1 conv) in the "
-                                 "encoder and in the decoder; paper: 2", min=0)
+                                 "encoder and in the decoder; paper: 2", min=0, max=1024)
     residual_channels: int = param(256, "hidden units inside each residual block; paper: 256",
-                                   min=1)
+                                   min=1, max=8192)
     downsample: int = param(2, "stride-2 4x4 convolutions (and as many transposed ones in the "
-                            "decoder); paper: 2, so 32x32 images -> 8x8 latents", min=1)
+                            "decoder); paper: 2, so 32x32 images -> 8x8 latents", min=1, max=12)
     output: str = param("mse", "decoder output: 'mse' (a Gaussian of fixed variance, what most "
                         "reimplementations use) or 'categorical' (the paper's 256-way softmax "
                         "per subpixel: a likelihood, so bits/dim)",
                         choices=("mse", "categorical"))
     quantizer: QuantizerConfig = section(QuantizerConfig, "the VQ bottleneck; paper CIFAR-10: "
                                          "K=512, D=64")
+
+    SIZES: ClassVar[tuple[Size, ...]] = (
+        Size("the first encoder layer's output of a training batch",
+             ("train.batch_size", "data.image_size", "data.image_size", "model.channels")),
+    )
 
     def latent_size(self, image_size: int) -> int:
         """Height = width of the code map of `image_size` images."""

@@ -19,12 +19,13 @@ import functools
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, ClassVar, Iterable, Sequence
 
-from speechvq.config.engine import (COMMAND_LINE, build_section, check_tree, config_to_dict,
+from speechvq.config.engine import (COMMAND_LINE, Size, build_section, check_tree, config_to_dict,
                                     merge_trees, param, parse_yaml, section, set_override,
                                     split_override)
 from speechvq.errors import ConfigError
+from speechvq.fileio import read_text
 from speechvq.registry import get_task
 
 DEFAULT_TASK = "speech"  # what a config without `task:` means (every config before tasks)
@@ -47,8 +48,9 @@ class QuantizerConfig:
     the same section in every task's `model`."""
 
     codebook_size: int = param(512, "K, number of codes; paper speech: 512 (phone study: 128)",
-                               min=1)
-    dim: int = param(64, "D, dimension of each code and of the encoder's output", min=1)
+                               min=1, max=2**20)
+    dim: int = param(64, "D, dimension of each code and of the encoder's output", min=1,
+                     max=8192)
     update: str = param("ema", "codebook update: 'ema' (paper appendix; steadier) or "
                         "'gradient' (paper main text: codebook loss)", choices=("ema", "gradient"))
     beta: float = param(0.25, "commitment cost beta; paper: 0.25", min=0.0)
@@ -57,16 +59,24 @@ class QuantizerConfig:
     restart_after: int = param(200, "restart codes unused for this many training steps from "
                                "recent encoder outputs; 0 = never", min=0)
     kmeans_init: bool = param(False, "initialise the codebook by k-means on the first batch")
-    kmeans_iters: int = param(10, "Lloyd iterations of the k-means initialisation", min=1)
+    kmeans_iters: int = param(10, "Lloyd iterations of the k-means initialisation", min=1,
+                         max=10_000)
     chunk_size: int = param(8192, "vectors per distance matmul (bounds memory at chunk x K)",
-                            min=1)
+                            min=1, max=2**24)
+
+    SIZES: ClassVar[tuple[Size, ...]] = (
+        Size("the codebook", ("model.quantizer.codebook_size", "model.quantizer.dim")),
+        Size("one distance matmul", ("model.quantizer.chunk_size",
+                                     "model.quantizer.codebook_size")),
+    )
 
 
 @dataclass
 class TrainConfig:
     """Optimisation, checkpointing and validation; a fixed step budget, never wall-clock."""
 
-    batch_size: int = param(16, "items (windows, images, clips) per step, over all GPUs", min=1)
+    batch_size: int = param(16, "items (windows, images, clips) per step, over all GPUs", min=1,
+                         max=2**20)
     lr: float = param(2e-4, "peak learning rate; paper: 2e-4 (Adam)", min=0.0)
     betas: list[float] = param([0.9, 0.999], "AdamW betas")
     weight_decay: float = param(0.0, "AdamW weight decay", min=0.0)
@@ -84,7 +94,8 @@ class TrainConfig:
     threads: int = param(0, "CPU threads of torch in each training process; 0 = the command's "
                          "--threads, else all cores (divided among torchrun's processes)", min=0)
     checkpoint_every: int = param(1000, "steps between checkpoints", min=1)
-    keep_checkpoints: int = param(5, "step-numbered checkpoints kept besides last.pt", min=1)
+    keep_checkpoints: int = param(5, "step-numbered checkpoints kept besides last.pt", min=1,
+                                max=100_000)
     log_every: int = param(50, "steps between metrics.jsonl lines", min=1)
     valid_every: int = param(0, "steps between validation passes on the held-out data given "
                              "to `speechvq train --valid`; the best is kept as best.pt; 0 = "
@@ -130,7 +141,7 @@ def root_class(task: str) -> type:
         if name not in ("data", "model"):
             fields.append((name, cls, section(cls, _SECTION_DOCS.get(name, name))))
     fields.append(("seed", int, param(1234, "seed of every random generator (data sampling, "
-                                            "init, sampling)")))
+                                            "init, sampling)", min=0, max=2**32 - 1)))
     title = task.capitalize()
     cls = dataclasses.make_dataclass(f"{title}Config", fields, bases=(Config,))
     cls.__doc__ = f"The root config of the {task} task."
@@ -204,8 +215,8 @@ def load_config(path: str | os.PathLike | Sequence[str | os.PathLike] | None = N
         if not os.path.isfile(source):
             raise ConfigError(f"config file '{source}' does not exist; pass an existing YAML "
                               f"file to --config (see `speechvq config` for the defaults)")
-        with open(source, encoding="utf-8") as f:
-            layer = migrate_tree(parse_yaml(f.read(), source), source)
+        layer = migrate_tree(parse_yaml(read_text(source, "config file", ConfigError), source),
+                             source)
         # each file's unknown keys and wrong types name that file; cross-key checks wait for
         # the merged config (a file may hold half of a valid pair, e.g. input and hop)
         task = _task_of(merge_trees(tree, layer), f" (in {source})")

@@ -10,29 +10,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from speechvq.config.engine import param, section
+from speechvq.config.engine import Size, param, section
 from speechvq.config.root import QuantizerConfig
 from speechvq.errors import ConfigError
 
 #: modules of the speech VQ-VAE that ``train.freeze`` may name
 FREEZABLE = ("encoder", "quantizer", "speaker_embedding", "wavenet", "mel_decoder")
+MAX_SAMPLE_RATE = 384_000  # Hz: the highest rate audio interfaces record
+MAX_CHANNELS = 8192  # hidden channels of any layer (the paper's largest: 512)
 
 
 @dataclass
 class SpeechDataConfig:
     """Audio and features, shared by the dump, the model and the evaluation."""
 
-    sample_rate: int = param(16000, "model sample rate in Hz; paper: 16 kHz", min=1000)
-    window: int = param(16384, "training window in samples (about 1 s at 16 kHz)", min=1)
+    sample_rate: int = param(16000, "model sample rate in Hz; paper: 16 kHz", min=1000,
+                             max=MAX_SAMPLE_RATE)
+    window: int = param(16384, "training window in samples (about 1 s at 16 kHz)", min=1,
+                        max=2**24)
     n_fft: int = param(1024, "FFT size of log-mel features (encoder input, mel head, metrics)",
-                       min=16)
-    win_length: int = param(400, "analysis window of log-mel features in samples (25 ms)", min=1)
-    hop_length: int = param(160, "hop of log-mel features in samples (10 ms)", min=1)
-    n_mels: int = param(80, "mel bands", min=1)
-    fmin: float = param(0.0, "lowest mel band edge in Hz", min=0)
-    fmax: float = param(8000.0, "highest mel band edge in Hz (at most sample_rate / 2)", min=0)
+                       min=16, max=2**16)
+    win_length: int = param(400, "analysis window of log-mel features in samples (25 ms)", min=1,
+                            max=2**16)
+    hop_length: int = param(160, "hop of log-mel features in samples (10 ms)", min=1,
+                            max=2**16)
+    n_mels: int = param(80, "mel bands", min=1, max=1024)
+    fmin: float = param(0.0, "lowest mel band edge in Hz", min=0, max=MAX_SAMPLE_RATE / 2)
+    fmax: float = param(8000.0, "highest mel band edge in Hz (at most sample_rate / 2)", min=0,
+                         max=MAX_SAMPLE_RATE / 2)
+
+    SIZES: ClassVar[tuple[Size, ...]] = (
+        Size("the first encoder layer's output of a training batch",
+             ("train.batch_size", "data.window", "model.encoder.channels")),
+        Size("a WaveNet layer's gate of a training batch",
+             ("train.batch_size", "data.window", "model.decoder.wavenet.gate_channels")),
+    )
 
     def check(self, root: Any) -> None:
         if self.fmax > self.sample_rate / 2:
@@ -54,13 +68,16 @@ class EncoderConfig:
     input: str = param("wav", "encoder input: raw 'wav' samples (paper) or 'logmel' frames",
                        choices=("wav", "logmel"))
     strides: list[int] = param([2, 2, 2, 2, 2, 2], "strides of the downsampling convolutions; "
-                               "paper: six of 2 (64x); [2,2,2,2,2,4,5] = 640x = 25 Hz")
-    kernel_size: int = param(4, "window of each strided convolution; paper: 4", min=1)
-    channels: int = param(512, "hidden channels of the encoder (not given by the paper)", min=1)
+                               "paper: six of 2 (64x); [2,2,2,2,2,4,5] = 640x = 25 Hz",
+                               min=1, max=4096)
+    kernel_size: int = param(4, "window of each strided convolution; paper: 4", min=1,
+                            max=4096)
+    channels: int = param(512, "hidden channels of the encoder (not given by the paper)", min=1,
+                         max=MAX_CHANNELS)
     dilations: list[int] = param([1, 2, 4, 8], "one residual block per dilation, kernel 3, "
-                                 "widening the receptive field")
+                                 "widening the receptive field", min=1, max=2**16)
     mel_frame_stride: int = param(2, "logmel input only: frames merged per code (hop x stride "
-                                  "= code hop; 2 x 10 ms = 50 Hz)", min=1)
+                                  "= code hop; 2 x 10 ms = 50 Hz)", min=1, max=1024)
     utterance_norm: bool = param(False, "logmel input only: per-utterance mean/variance "
                                  "normalisation (removes speaker level and tilt)")
     jitter: float = param(0.0, "time-jitter probability on the codes (Chorowski et al. 2019 "
@@ -89,22 +106,28 @@ class WaveNetConfig:
 
     weight: float = param(1.0, "weight of the WaveNet's NLL in the total loss; 0 = no WaveNet",
                           min=0.0)
-    layers: int = param(30, "dilated layers; WaveNet: 30 (3 cycles of 10)", min=1)
-    cycles: int = param(3, "dilation cycles; dilations 1, 2, 4, ... restart each cycle", min=1)
-    kernel_size: int = param(2, "kernel of the causal dilated convolutions; WaveNet: 2", min=2)
-    residual_channels: int = param(256, "residual channels", min=1)
+    layers: int = param(30, "dilated layers; WaveNet: 30 (3 cycles of 10)", min=1,
+                        max=1024)
+    cycles: int = param(3, "dilation cycles; dilations 1, 2, 4, ... restart each cycle", min=1,
+                        max=1024)
+    kernel_size: int = param(2, "kernel of the causal dilated convolutions; WaveNet: 2", min=2,
+                             max=64)
+    residual_channels: int = param(256, "residual channels", min=1, max=MAX_CHANNELS)
     gate_channels: int = param(512, "channels before the tanh x sigmoid gate (split in two)",
-                               min=2)
-    skip_channels: int = param(256, "skip-connection channels", min=1)
+                               min=2, max=MAX_CHANNELS)
+    skip_channels: int = param(256, "skip-connection channels", min=1,
+                             max=MAX_CHANNELS)
     upsample: str = param("transposed", "code-to-sample upsampling: learned 'transposed' "
                           "convolution or 'repeat' + convolution",
                           choices=("transposed", "repeat"))
     output: str = param("softmax", "output distribution: 256-way 'softmax' over mu-law (paper) "
                         "or mixture of logistics 'mol'", choices=("softmax", "mol"))
-    mixtures: int = param(10, "logistic components when output = 'mol'", min=1)
-    quantization_channels: int = param(256, "mu-law levels; paper: 8 bits = 256", min=2)
+    mixtures: int = param(10, "logistic components when output = 'mol'", min=1, max=1024)
+    quantization_channels: int = param(256, "mu-law levels; paper: 8 bits = 256", min=2,
+                                       max=2**16)
     train_window: int = param(0, "samples of each training window the WaveNet's loss uses (a "
-                              "random code-aligned crop; 0 = the whole window)", min=0)
+                              "random code-aligned crop; 0 = the whole window)", min=0,
+                              max=2**24)
     detach_codes: bool = param(False, "train the WaveNet on the codes without sending its "
                                "gradient into the encoder (codes learned by the other head)")
     engine: str = param("auto", "sampling engine: 'auto' (fused on CPU where numba imports, "
@@ -128,16 +151,17 @@ class MelHeadConfig:
 
     weight: float = param(0.0, "weight of its L1 log-mel loss; 0 = the paper's pure WaveNet "
                           "model", min=0.0)
-    channels: int = param(256, "hidden channels", min=1)
-    layers: int = param(4, "residual convolution layers", min=1)
-    kernel_size: int = param(5, "kernel of its convolutions", min=1)
+    channels: int = param(256, "hidden channels", min=1, max=MAX_CHANNELS)
+    layers: int = param(4, "residual convolution layers", min=1, max=1024)
+    kernel_size: int = param(5, "kernel of its convolutions", min=1, max=1024)
 
 
 @dataclass
 class DecoderConfig:
     """Decoder heads and the speaker table they share."""
 
-    speaker_dim: int = param(64, "learned speaker embedding size (global conditioning)", min=1)
+    speaker_dim: int = param(64, "learned speaker embedding size (global conditioning)", min=1,
+                            max=MAX_CHANNELS)
     wavenet: WaveNetConfig = section(WaveNetConfig, "the WaveNet head")
     mel: MelHeadConfig = section(MelHeadConfig, "the log-mel head")
 

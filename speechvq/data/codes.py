@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from speechvq.errors import DataError
-from speechvq.fileio import atomic_write_text
+from speechvq.data.speech.tables import check_id
+from speechvq.fileio import atomic_write_text, read_text
 
 FORMATS = ("kaldi", "km", "gslm")
 
@@ -51,27 +52,28 @@ def read_units(path: str | os.PathLike) -> dict[str, np.ndarray]:
                         f"ids; write the units with ids (`speechvq encode --format kaldi` or "
                         f"gslm) to score them")
     units: dict[str, np.ndarray] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if "|" in line:
-                utt, _, rest = line.partition("|")
-                fields = rest.split()
-            else:
-                utt, *fields = line.split()
-            try:
-                codes = np.array([int(x) for x in fields], dtype=np.int64)  # (T,)
-            except ValueError:
-                raise DataError(f"{path}:{n}: expected `utt c1 c2 ...` with integer units, got "
-                                f"{line[:80]!r}; a fairseq .km file has no ids: convert it "
-                                "with its manifest") from None
-            if codes.size and codes.min() < 0:
-                raise DataError(f"{path}:{n}: negative unit {codes.min()} for {utt!r}")
-            if utt in units:
-                raise DataError(f"{path}:{n}: utterance {utt!r} appears twice; keep one line")
-            units[utt] = codes
+    # one decode of the whole file: invalid UTF-8 is a DataError naming the line
+    for n, line in enumerate(read_text(path, "units file").split("\n"), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if "|" in line:
+            utt, _, rest = line.partition("|")
+            fields = rest.split()
+        else:
+            utt, *fields = line.split()
+        check_id(utt, "utterance id", f"{path}:{n}")
+        try:
+            codes = np.array([int(x) for x in fields], dtype=np.int64)  # (T,)
+        except (ValueError, OverflowError):
+            raise DataError(f"{path}:{n}: expected `utt c1 c2 ...` with integer units, got "
+                            f"{line[:80]!r}; a fairseq .km file has no ids: convert it "
+                            "with its manifest") from None
+        if codes.size and codes.min() < 0:
+            raise DataError(f"{path}:{n}: negative unit {codes.min()} for {utt!r}")
+        if utt in units:
+            raise DataError(f"{path}:{n}: utterance {utt!r} appears twice; keep one line")
+        units[utt] = codes
     if not units:
         raise DataError(f"units file {path} is empty")
     return units

@@ -93,7 +93,7 @@ def claim_results(exp_dir: str | os.PathLike,
     """Hold ``EXP/eval``'s lock for an evaluation that reads `inputs` (None skipped), checking
     the output rules first (`speechvq.ownership.claim`). Yields: the eval folder."""
     folder = Path(exp_dir) / "eval"
-    with claim(folder, "evaluate", inputs=inputs, ours_if=_is_results_dir):
+    with claim(folder, "evaluate", inputs=inputs, ours_if=_is_results_dir, kind="dir"):
         yield folder
 
 

@@ -26,6 +26,7 @@ import bisect
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -51,6 +52,16 @@ TIMIT_DELETED = frozenset({"q"})  # the 61st label: no class in Lee & Hon, absor
 TIMIT_SILENCES = frozenset({"h#", "pau", "epi"})  # SIL even with fold=False
 TEXTGRID_SILENCES = frozenset({"", "sil", "sp", "spn", "<eps>"})
 _TIE_S = 1e-7  # frame_labels: boundary ties go to the later phone
+#: phones overlapping by less than this are rounding (a CTM written in seconds from sample-based
+#: labels): the earlier one is clipped and the count logged; a larger overlap is refused
+OVERLAP_CLIP_S = 1e-3
+_FLOAT_NOISE_S = 1e-6  # an overlap below this is float rounding (0.15 - 0.1), left as it is
+
+
+def _natural(text: str) -> int | None:
+    """A non-negative integer written in ASCII digits (at most 15 of them), else None
+    (``str.isdigit`` also accepts ``²`` and other digits `int` refuses)."""
+    return int(text) if re.fullmatch(r"[0-9]{1,15}", text) else None
 
 
 def format_time(seconds: float) -> str:
@@ -93,19 +104,48 @@ def read_ctm(path: str | os.PathLike) -> dict[str, list[Segment]]:
             ok = False
         if not ok:
             raise DataError(f"{where}: expected `utt channel start dur phone [conf]` with "
-                            f"times >= 0 in seconds, found {line!r}; fix or remove the line")
+                            f"times >= 0 in seconds, found {line[:80]!r}; fix or remove the "
+                            f"line")
         check_id(f[0], "utterance id", where)
         ctm.setdefault(f[0], []).append((start, dur, f[4], n))
     out: dict[str, list[Segment]] = {}
+    clipped = 0
     for utt, segs in ctm.items():
         segs.sort(key=lambda s: s[0])
-        for a, b in zip(segs, segs[1:]):
-            if b[0] < a[0] + a[1] - 1e-4:
-                raise DataError(f"{path}:{b[3]}: phone {b[2]!r} of {utt} starts at {b[0]} s, "
-                                f"before the phone on line {a[3]} ends ({a[0] + a[1]:.4f} s); "
-                                f"phones of an utterance must not overlap: fix the alignment")
-        out[utt] = [(s, d, p) for s, d, p, _ in segs]
+        kept, n = _clip_overlaps(segs, lambda a, b: (
+            f"{path}:{b[3]}: phone {b[2]!r} of {utt} starts at {b[0]} s, before the phone on "
+            f"line {a[3]} ends ({a[0] + a[1]:.4f} s)"))
+        clipped += n
+        out[utt] = kept
+    _log_clipped(path, clipped)
     return out
+
+
+def _clip_overlaps(segs: Sequence[tuple], where) -> tuple[list[Segment], int]:
+    """Segments ``(start, dur, phone, ...)`` sorted by start, with overlaps under
+    `OVERLAP_CLIP_S` clipped off the earlier phone. Returns: (segments, how many clipped).
+
+    Raises:
+        DataError: a larger overlap; ``where(a, b)`` says where, for the message.
+    """
+    out: list[Segment] = []
+    clipped = 0
+    for i, seg in enumerate(segs):
+        start, dur, phone = seg[0], seg[1], seg[2]
+        nxt = segs[i + 1] if i + 1 < len(segs) else None
+        if nxt is not None and nxt[0] < start + dur - _FLOAT_NOISE_S:
+            if start + dur - nxt[0] >= OVERLAP_CLIP_S or nxt[0] <= start:
+                raise DataError(f"{where(seg, nxt)}; phones of an utterance must not overlap "
+                                f"(by {OVERLAP_CLIP_S * 1000:g} ms or more): fix the alignment")
+            dur, clipped = nxt[0] - start, clipped + 1
+        out.append((start, dur, phone))
+    return out, clipped
+
+
+def _log_clipped(path: Path, clipped: int) -> None:
+    if clipped:
+        warnings.warn(f"{path}: {clipped} phone boundaries overlapped by under "
+                      f"{OVERLAP_CLIP_S * 1000:g} ms (rounding) and were clipped", stacklevel=3)
 
 
 def write_ctm(path: str | os.PathLike, ctm: Mapping[str, Sequence[Segment]]) -> None:
@@ -124,9 +164,10 @@ def read_phones_txt(path: str | os.PathLike) -> list[str]:
     by_index: dict[int, tuple[str, int]] = {}
     for n, line in enumerate(read_lines(path, "phones.txt"), start=1):
         f = line.split()
-        if len(f) != 2 or not f[1].isdigit():
-            raise DataError(f"{path}:{n}: expected `PHONE INDEX`, found {line!r}; fix the line")
-        i = int(f[1])
+        i = _natural(f[1]) if len(f) == 2 else None
+        if i is None:
+            raise DataError(f"{path}:{n}: expected `PHONE INDEX`, found {line[:80]!r}; fix the "
+                            f"line")
         if i in by_index:
             raise DataError(f"{path}:{n}: index {i} already used on line {by_index[i][1]}; "
                             f"give every phone its own index 0..N-1")
@@ -172,17 +213,18 @@ def timit_phn_to_segments(phn_path: str | os.PathLike, sample_rate: int = 16000,
         f = line.split()
         if not f:
             continue
-        if len(f) != 3 or not (f[0].isdigit() and f[1].isdigit()) or int(f[1]) <= int(f[0]):
+        start, end = (_natural(f[0]), _natural(f[1])) if len(f) == 3 else (None, None)
+        if start is None or end is None or end <= start:
             raise DataError(f"{path}:{n}: expected `start_sample end_sample label` with start < "
-                            f"end, found {line!r}")
+                            f"end, found {line[:80]!r}")
         label = f[2].lower()
         if label not in TIMIT_FOLD and label not in TIMIT_DELETED:
             raise DataError(f"{path}:{n}: unknown TIMIT phone {f[2]!r}; the 61 TIMIT labels "
                             f"are: {' '.join(sorted([*TIMIT_FOLD, *TIMIT_DELETED]))}")
-        if raw and int(f[0]) < raw[-1][1]:
-            raise DataError(f"{path}:{n}: starts at sample {f[0]}, before the previous phone "
+        if raw and start < raw[-1][1]:
+            raise DataError(f"{path}:{n}: starts at sample {start}, before the previous phone "
                             f"ends ({raw[-1][1]}); TIMIT phones must be in time order")
-        raw.append((int(f[0]), int(f[1]), label))
+        raw.append((start, end, label))
     merged: list[list] = []
     for start, end, label in raw:
         if fold and label in TIMIT_DELETED:
@@ -266,14 +308,18 @@ def read_textgrid_phones(path: str | os.PathLike, tier: str = "phones") -> list[
             width = 3 if cls == "IntervalTier" else 2
             items = tokens[pos:pos + width * count]
             pos += width * count
-            if cls == "IntervalTier":
-                tiers[name] = [(float(items[i]), float(items[i + 1]) - float(items[i]),
-                                _phone_label(items[i + 2])) for i in range(0, len(items), 3)
-                               if float(items[i + 1]) > float(items[i])]
             if len(items) != width * count or not all(
-                    isinstance(v, float) for v in items[0::width]):
+                    isinstance(v, float) and math.isfinite(v) for v in items[0::width]):
                 raise ValueError(f"tier {name!r}")
-    except (IndexError, ValueError, TypeError) as e:
+            if cls == "IntervalTier":
+                if not all(isinstance(v, float) and math.isfinite(v) and v >= 0
+                           for v in items[1::3]) or not all(v >= 0 for v in items[0::3]):
+                    raise ValueError(f"tier {name!r}: interval times must be numbers >= 0")
+                tiers[name] = [(float(items[i]), float(items[i + 1]) - float(items[i]),
+                                _phone_label(str(items[i + 2])))
+                               for i in range(0, len(items), 3)
+                               if float(items[i + 1]) > float(items[i])]
+    except (IndexError, ValueError, TypeError, OverflowError) as e:
         raise DataError(f"{path}: not a valid Praat TextGrid text file ({e}); re-export it from "
                         f"Praat or the aligner") from None
     found = tier if tier in tiers else None
@@ -283,7 +329,11 @@ def read_textgrid_phones(path: str | os.PathLike, tier: str = "phones") -> list[
     if found is None:
         raise DataError(f"{path}: no interval tier named {tier!r} (tiers: "
                         f"{', '.join(map(repr, tiers)) or 'none'}); pass the phone tier's name")
-    return _merge_sil(sorted(tiers[found], key=lambda s: s[0]))
+    segs, clipped = _clip_overlaps(sorted(tiers[found], key=lambda s: s[0]), lambda a, b: (
+        f"{path}: tier {found!r}: interval {b[2]!r} at {b[0]} s starts before interval "
+        f"{a[2]!r} ends ({a[0] + a[1]:.4f} s)"))
+    _log_clipped(path, clipped)
+    return _merge_sil(segs)
 
 
 # ------------------------------------------------------------------------------ frame labels

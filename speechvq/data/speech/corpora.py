@@ -54,8 +54,10 @@ from typing import Callable, Iterable
 from speechvq.progress import tqdm
 
 from speechvq.data.speech.kaldi import (TIMIT_FOLD, DataDir, Segment, check_id,
-                                 read_textgrid_phones, timit_phn_to_segments)
+                                 read_textgrid_phones, timit_phn_to_segments,
+                                 validate_data_dir)
 from speechvq.errors import DataError
+from speechvq.fileio import read_text
 from speechvq.ownership import Claim, claim
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,12 @@ def _write_split(c: Claim, out: Path, name: str, utts: list[_Utt],
             utt2spk={u.utt: u.spk for u in utts},
             text={u.utt: u.text or "" for u in utts} if has_text else None,
             ctm=ctm or None, phones=phones if ctm else None).save(tmp)
+    try:  # what prepare writes passes its own validate (alignments inside the audio, ...)
+        validate_data_dir(tmp)
+    except DataError as e:
+        shutil.rmtree(tmp)
+        raise DataError(f"the {name} split of the corpus is inconsistent: "
+                        f"{str(e).replace(str(tmp), str(final))}; nothing was written") from None
     c.mark(tmp)
     if final.exists():
         os.replace(final, old)
@@ -348,7 +356,7 @@ def prepare_librispeech(corpus_dir: str | os.PathLike, out_dir: str | os.PathLik
                           disable=not progress):
             chapter_dir, spk = trans.parent, trans.parent.parent.name
             texts = {}
-            for line in trans.read_text(encoding="utf-8").splitlines():
+            for line in read_text(trans, "LibriSpeech transcript").splitlines():
                 if line.strip():
                     utt, _, text = line.strip().partition(" ")
                     texts[utt] = " ".join(text.split())

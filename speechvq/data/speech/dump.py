@@ -261,7 +261,7 @@ def dump_data_dir(data_dir, out_dir, *, sample_rate: int = 16000, normalize: boo
     want = {"version": DUMP_VERSION, "source": str(data_dir.resolve()), "sample_rate":
             int(sample_rate), "normalize": bool(normalize), "source_digest": None}
     tmp = out.with_name(out.name + ".tmp")
-    with claim(out, "dump", inputs=[data_dir], ours_if=_is_dump) as c:
+    with claim(out, "dump", inputs=[data_dir], ours_if=_is_dump, kind="dir") as c:
         c.check(tmp, ours_if=_is_dump_tmp)
         try:
             return _dump(c, data_dir, out, tmp, want, nj=nj, skip_bad=skip_bad,

@@ -23,15 +23,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-
+from speechvq.audio import audio_info
 from speechvq.data.speech.alignments import (SIL, TIMIT_DELETED, TIMIT_FOLD, Segment,
                                       format_time, frame_labels, read_ctm, read_phones_txt,
                                       read_textgrid_phones, timit_phn_to_segments, write_ctm,
                                       write_phones_txt)
 from speechvq.data.speech.tables import (atomic_write_text, check_id, parse_table,
                                   read_table, write_table)
-from speechvq.errors import DataError
+from speechvq.errors import AudioError, DataError
 
 __all__ = ["SIL", "TIMIT_DELETED", "TIMIT_FOLD", "Segment", "DataDir", "atomic_write_text",
            "check_id", "format_time", "frame_labels", "parse_table",
@@ -216,6 +215,9 @@ def validate_data_dir(path: str | os.PathLike) -> DataDir:
     """
     path = Path(path)
     d, lines = _read(path)
+    if not d.utt2spk:
+        raise DataError(f"data dir '{path}' holds no utterances (utt2spk is empty); prepare it "
+                        f"again, or check that the corpus path held audio")
     for utt, spk in d.utt2spk.items():
         if not utt.startswith(spk):
             raise DataError(f"{path / 'utt2spk'}:{lines['utt2spk'][utt]}: utterance id {utt!r} "
@@ -241,7 +243,13 @@ def validate_data_dir(path: str | os.PathLike) -> DataDir:
         if name in lines:
             _same_keys(path, lines, "utt2spk", name, "utterance")
     _check_spk2utt(path, d, lines)
-    used = {rec for rec, _, _ in d.segments.values()} if d.segments is not None else d.wav_scp
+    # headers are read where a duration is needed (segments, alignments); an unreadable or
+    # truncated file elsewhere is left to `dump` (which aborts naming it, or skips it with
+    # --skip-bad) and to `load_audio`
+    timed = {rec for rec, _, _ in d.segments.values()} if d.segments is not None else set()
+    if d.ctm is not None:
+        timed |= {d.segments[u][0] if d.segments is not None and u in d.segments else u
+                  for u in d.ctm}
     durations: dict[str, float] = {}
     for rec in d.wav_scp:
         where = f"{path / 'wav.scp'}:{lines['wav.scp'][rec]}"
@@ -249,19 +257,19 @@ def validate_data_dir(path: str | os.PathLike) -> DataDir:
         if not audio.is_file():
             raise DataError(f"{where}: audio file {d.wav_scp[rec]!r} of {rec} does not exist "
                             f"(looked in the current directory and in {path}); fix the path")
-        if d.segments is not None and rec in used:
-            try:
-                info = sf.info(str(audio))
-            except (sf.LibsndfileError, RuntimeError) as e:
-                raise DataError(f"{where}: cannot read audio file '{audio}' ({e}); replace the "
-                                f"file or remove its entries") from None
-            durations[rec] = info.frames / info.samplerate
+        if rec not in timed:
+            continue
+        try:  # the header only: a truncated WAV or a corrupt header is refused here
+            frames, rate = audio_info(audio)
+        except AudioError as e:
+            raise DataError(f"{where}: {e}; or remove its entries") from None
+        durations[rec] = frames / rate
     for utt, (rec, start, end) in (d.segments or {}).items():
         if end > durations[rec] + SEGMENT_TOLERANCE_S:
             raise DataError(f"{path / 'segments'}:{lines['segments'][utt]}: segment {utt} ends "
                             f"at {end} s, past the end of recording {rec} ({durations[rec]:.3f} "
                             f"s, wav.scp:{lines['wav.scp'][rec]}); fix the segment times")
-    _check_alignments(path, d)
+    _check_alignments(path, d, durations)
     return d
 
 
@@ -288,7 +296,7 @@ def _ctm_line(path: Path, utt: str, phone: str | None = None) -> int:
     return 0
 
 
-def _check_alignments(path: Path, d: DataDir) -> None:
+def _check_alignments(path: Path, d: DataDir, durations: dict[str, float]) -> None:
     if d.ctm is None:
         return
     if d.phones is None:
@@ -299,6 +307,15 @@ def _check_alignments(path: Path, d: DataDir) -> None:
         if utt not in d.utt2spk:
             raise DataError(f"{path / 'phones.ctm'}:{_ctm_line(path, utt)}: utterance {utt!r} "
                             f"has no entry in utt2spk; {_fix(path)} to drop its phones")
+        seg = d.segments.get(utt) if d.segments is not None else (utt, None, None)
+        length = (seg[2] - seg[1]) if seg[1] is not None else durations.get(seg[0])
+        end = max((s + du for s, du, _ in segs), default=0.0)
+        if length is not None and end > length + SEGMENT_TOLERANCE_S:
+            last = max(segs, key=lambda s: s[0] + s[1])
+            raise DataError(f"{path / 'phones.ctm'}:{_ctm_line(path, utt, last[2])}: the phones "
+                            f"of {utt} run to {end:.3f} s, past the end of its audio "
+                            f"({length:.3f} s); the alignment belongs to another recording or "
+                            f"is in other units: fix it, or drop the utterance's phones")
         for _, _, phone in segs:
             if phone not in known:
                 raise DataError(f"{path / 'phones.ctm'}:{_ctm_line(path, utt, phone)}: phone "

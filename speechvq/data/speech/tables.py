@@ -21,9 +21,18 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from speechvq.errors import DataError
-from speechvq.fileio import atomic_write_text  # noqa: F401  (re-exported)
+from speechvq.fileio import atomic_write_text, read_text  # noqa: F401  (re-exported)
 
 _SEP = re.compile(r"[ \t]+")
+#: UTF-8 bytes an id may take: it becomes a file name (at most 255 bytes on common file systems)
+#: inside a temp name (``.ID.wav.XXXXXXXX.wav``, 18 bytes more) or beside a lock file
+MAX_ID_BYTES = 200
+#: Unicode categories an id may not hold: control (Cc), format (Cf: U+200B zero width space,
+#: U+202E right-to-left override, which makes a name display unlike its bytes), surrogate (Cs),
+#: private use (Co) and unassigned (Cn)
+_INVISIBLE = {"Cc": "a control character", "Cf": "an invisible format character",
+              "Cs": "a surrogate", "Co": "a private-use character",
+              "Cn": "an unassigned code point"}
 KEY_NAMES = {"wav.scp": "recording id", "spk2utt": "speaker id", "utt2spk": "utterance id",
              "text": "utterance id", "segments": "utterance id", "utt2src": "utterance id"}
 
@@ -36,7 +45,8 @@ def check_id(value: str, what: str, where: str) -> None:
         what: what it is, for the message ("utterance id").
         where: where it came from ("data/train/utt2spk:12", a corpus file, ...).
     Raises:
-        DataError: empty, ".", or containing "/", "..", whitespace or control characters.
+        DataError: empty, ".", longer than `MAX_ID_BYTES`, or containing "/", "..",
+            whitespace, or control, format, surrogate, private-use or unassigned characters.
     """
     reason = None
     if not value:
@@ -49,9 +59,13 @@ def check_id(value: str, what: str, where: str) -> None:
         reason = "it contains '..'"
     elif any(c.isspace() for c in value):
         reason = "it contains whitespace"
-    elif any(unicodedata.category(c) == "Cc" for c in value):
-        reason = "it contains a control character"
+    elif (bad := next((c for c in value if unicodedata.category(c) in _INVISIBLE), None)):
+        reason = f"it contains {_INVISIBLE[unicodedata.category(bad)]}, U+{ord(bad):04X}"
+    elif len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        reason = (f"it is {len(value.encode('utf-8', 'surrogatepass'))} bytes long, more than "
+                  f"the {MAX_ID_BYTES} a file name built from it may take")
     if reason is not None:
+        value = value if len(value) <= 60 else value[:57] + "..."
         raise DataError(f"{where}: {what} {value!r} is not a valid id ({reason}); ids become file "
                         f"names: use letters, digits, '_', '-' and '.' only, and rename it at "
                         f"the source")
@@ -72,14 +86,7 @@ def read_lines(path: str | os.PathLike, what: str | None = None) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: {what} file does not exist; create it (or run "
                         f"`speechvq fix {path.parent}` if it can be derived)")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte {data[e.start]:#04x}); re-encode "
-                        f"the file as UTF-8 (e.g. `iconv -t UTF-8`)") from None
-    lines = text.split("\n")
+    lines = read_text(path, what).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return lines

@@ -69,7 +69,7 @@ def make_report(exp_dir: str | os.PathLike) -> Path:
         raise DataError(f"--exp '{exp}' is not a folder; give the exp dir of `speechvq train`")
     out = exp / "report"
     with claim(out, "report", inputs=[exp / "eval", exp / "metrics.jsonl", exp / "config.yaml"],
-               ours_if=lambda p: (p / "report.json").is_file()):
+               ours_if=lambda p: (p / "report.json").is_file(), kind="dir"):
         config = read_config(exp)
         renderer = renderer_for(config.get("task", "speech"))
         g = gather(exp, renderer.kinds, config)

@@ -378,15 +378,18 @@ def _file_alignments(path: Path) -> tuple[dict[str, list], list[str], dict[str, 
         data = Utterances(path, dump.sample_rate)
         durations = {u: int(n) / dump.sample_rate for u, n in zip(dump.utts, dump.lengths)}
     else:
-        import soundfile as sf
-
+        from speechvq.audio import audio_info
         from speechvq.data.speech.kaldi import DataDir
         data = Utterances(path, 16000)
         d = DataDir.load(path, validate=False)  # Utterances validated it already
         durations = {}
         for u in data.utts:
             f, start, end = d.audio_source(u)
-            durations[u] = end - start if start is not None else sf.info(str(f)).duration
+            if start is None:
+                frames, rate = audio_info(f)
+                durations[u] = frames / rate
+            else:
+                durations[u] = end - start
     return _alignments(data), list(data.phones), durations, data
 
 

@@ -14,12 +14,19 @@ waveform is right-padded to a multiple of the hop and every layer divides the le
 its padding split around the window so that each output frame stays centred on the samples it
 summarises.
 
+A long recording is encoded in pieces (`SpeechEncoder.encode_long`, the path of
+``VQVAE.encode``): each piece of `CHUNK_SAMPLES` carries `SpeechEncoder.context` samples of
+audio on each side (the receptive field, in whole hops) and keeps only its own codes, so memory
+is bounded by the piece while the codes equal those of encoding the recording at once; where the
+model normalises per utterance, the statistics are gathered over the whole recording first.
+
     enc = SpeechEncoder(EncoderConfig(), out_dim=64, data=DataConfig())
     z_e = enc(wav)                             # (B, T) -> (B, 64, ceil(T / 64))
 """
 
 from __future__ import annotations
 
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +34,10 @@ from torch import nn
 
 from speechvq import audio
 from speechvq.config.speech import DataConfig, EncoderConfig
+
+#: samples of each piece `SpeechEncoder.encode_long` encodes at once (16 s at 16 kHz: a few
+#: hundred MB of activations for the paper's 512 channels, whatever the recording's length)
+CHUNK_SAMPLES = 2**18
 
 
 def _strided_conv(in_ch: int, out_ch: int, stride: int, kernel_size: int) -> nn.Sequential:
@@ -101,8 +112,89 @@ class SpeechEncoder(nn.Module):
                                       for d in cfg.dilations))
         self.out = nn.Conv1d(cfg.channels, out_dim, 1)
 
+    def context(self) -> int:
+        """Samples on each side of a span that can change the span's codes (an upper bound of
+        the receptive field beyond it), rounded up to whole hops plus one."""
+        reach, step = 0, 1
+        if self.input == "logmel":  # a frame's window reaches at most n_fft samples out
+            reach, step = self.mel_params["n_fft"], self.mel_params["hop_length"]
+        for layer in self.front:
+            conv = next((m for m in layer.modules() if isinstance(m, nn.Conv1d)), None)
+            if conv is not None:
+                reach += conv.kernel_size[0] * step
+                step *= conv.stride[0]
+        reach += sum(block.conv.dilation[0] for block in self.blocks) * step
+        return (-(-reach // self.hop) + 1) * self.hop
+
+    @torch.no_grad()
+    def encode_long(self, wav: torch.Tensor, lengths: torch.Tensor | None = None,
+                    chunk: int | None = None,
+                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """`forward` in pieces of `chunk` samples (each with `context` samples on both sides),
+        so memory does not grow with the recording; the same z_e as `forward` (a recording no
+        longer than a piece and its context goes through `forward` at once).
+
+        Args:
+            wav: (B, T) waveform. lengths: (B,) valid samples (None: all T).
+            chunk: samples per piece, rounded down to whole hops (at least one); None:
+                `CHUNK_SAMPLES`.
+            reduce: applied to each piece's z_e (B, D, t) -> (B, ..., t) before the pieces are
+                joined on the last axis (the quantiser's nearest codes: z_e is then never held
+                whole).
+        Returns:
+            z_e: (B, out_dim, ceil(T / hop)), or `reduce`'s output joined.
+        """
+        T, hop, ctx = wav.shape[-1], self.hop, self.context()
+        chunk = max(hop, (CHUNK_SAMPLES if chunk is None else chunk) // hop * hop)
+        reduce = reduce or (lambda z: z)
+        if T <= chunk + 2 * ctx:
+            return reduce(self(wav, lengths))
+        stats = self._utterance_stats(wav, lengths, chunk, ctx) \
+            if self.input == "logmel" and self.utterance_norm else None
+        pieces = []
+        for a in range(0, T, chunk):
+            b, lo = min(a + chunk, T), max(0, a - ctx)
+            hi = min(T, b + ctx)
+            local = None if lengths is None else (lengths - lo).clamp(0, hi - lo)
+            z = self(wav[:, lo:hi], local, stats=stats)  # (B, D, ceil((hi - lo) / hop))
+            first = (a - lo) // hop
+            pieces.append(reduce(z[..., first:first + -(-(b - a) // hop)]))
+        return torch.cat(pieces, dim=-1)  # (B, D, ceil(T / hop))
+
+    def _utterance_stats(self, wav: torch.Tensor, lengths: torch.Tensor | None, chunk: int,
+                         ctx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-utterance, per-band (mean, variance) of the log-mel over the valid frames of the
+        whole `wav`, gathered piece by piece in float64 (two passes: mean, then squared
+        deviations), as `utterance_normalize` computes them at once."""
+        hop_mel, T = self.mel_params["hop_length"], wav.shape[-1]
+        t_pad = -(-T // self.hop) * self.hop
+        n_frames = t_pad // hop_mel
+        n_valid = torch.full((wav.shape[0],), n_frames, device=wav.device) if lengths is None \
+            else (lengths.to(wav.device) + hop_mel - 1) // hop_mel  # (B,)
+        if lengths is not None:
+            wav = _mask(wav[:, None], lengths, 1)[:, 0]
+        wav = F.pad(wav, (0, t_pad - T))  # (B, T_pad), as `features` pads
+
+        def pieces():  # (log-mel frames of [a, b), their validity), a and b multiples of the hop
+            for a in range(0, t_pad, chunk):
+                b, lo = min(a + chunk, t_pad), max(0, a - ctx)
+                hi = min(t_pad, b + ctx)
+                with torch.autocast(wav.device.type, enabled=False):
+                    mel = audio.log_mel(wav[:, lo:hi].float(), **self.mel_params)
+                first = (a - lo) // hop_mel
+                mel = mel[..., first:first + (b - a) // hop_mel].double()  # (B, M, f)
+                frames = torch.arange(a // hop_mel, a // hop_mel + mel.shape[-1],
+                                      device=wav.device)
+                yield mel, (frames[None, :] < n_valid[:, None]).double().unsqueeze(1)
+
+        count = n_valid.double().clamp_min(1.0)[:, None, None]  # (B, 1, 1)
+        mean = sum((m * v).sum(-1, keepdim=True) for m, v in pieces()) / count  # (B, M, 1)
+        var = sum((((m - mean) * v) ** 2).sum(-1, keepdim=True) for m, v in pieces()) / count
+        return mean, var
+
     def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None,
-                 mel: torch.Tensor | None = None) -> torch.Tensor:
+                 mel: torch.Tensor | None = None,
+                 stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The input of the first convolution: the padded waveform or its log-mel frames.
 
         Args:
@@ -110,6 +202,8 @@ class SpeechEncoder(nn.Module):
             lengths: (B,) valid samples per item (None: all T); used by ``utterance_norm``.
             mel: ``logmel`` input only: the log-mel of the padded `wav` when the caller has
                 computed it already (the VQ-VAE's mel-head target), so it is not computed twice.
+            stats: ``utterance_norm`` only: (mean, variance) of the whole utterance when `wav`
+                is a piece of it (`encode_long`); None: computed from `wav`.
 
         Returns:
             (B, 1, T_pad) for ``wav`` input or (B, n_mels, T_pad / hop_length) for ``logmel``,
@@ -124,11 +218,13 @@ class SpeechEncoder(nn.Module):
             if mel is None:
                 mel = audio.log_mel(wav.float(), **self.mel_params)  # (B, n_mels, F)
             if self.utterance_norm:
-                mel = utterance_normalize(mel, lengths, self.mel_params["hop_length"])
+                mel = utterance_normalize(mel, lengths, self.mel_params["hop_length"],
+                                          stats=stats)
         return mel
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None,
-                mel: torch.Tensor | None = None) -> torch.Tensor:
+                mel: torch.Tensor | None = None,
+                stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Encode a batch of waveforms.
 
         Args:
@@ -137,7 +233,7 @@ class SpeechEncoder(nn.Module):
                 valid ones are zeroed, as a lone utterance's convolution padding is, so codes do
                 not depend on the other utterances of a batch; per-utterance normalisation uses
                 only valid frames.
-            mel: see `features` (ignored for ``wav`` input).
+            mel, stats: see `features` (ignored for ``wav`` input).
 
         Returns:
             z_e: (B, out_dim, ceil(T / hop)).
@@ -145,7 +241,7 @@ class SpeechEncoder(nn.Module):
         step = 1 if self.input == "wav" else self.mel_params["hop_length"]  # samples per frame
         if lengths is not None:  # the STFT window near the end would reach past the utterance
             wav = _mask(wav[:, None], lengths, 1)[:, 0]  # (B, T)
-        h = _mask(self.features(wav, lengths, mel), lengths, step)  # (B, C_in, T_pad / step)
+        h = _mask(self.features(wav, lengths, mel, stats), lengths, step)  # (B, C_in, T_pad / step)
         for layer in self.front:  # (padded strided conv, ReLU) pairs
             h = layer(h)
             if isinstance(layer, nn.ReLU):
@@ -170,7 +266,8 @@ def _mask(h: torch.Tensor, lengths: torch.Tensor | None, step: int) -> torch.Ten
 
 
 def utterance_normalize(mel: torch.Tensor, lengths: torch.Tensor | None,
-                        hop_length: int, eps: float = 1e-5) -> torch.Tensor:
+                        hop_length: int, eps: float = 1e-5,
+                        stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Per-utterance, per-band mean/variance normalisation over the valid frames.
 
     Args:
@@ -179,6 +276,9 @@ def utterance_normalize(mel: torch.Tensor, lengths: torch.Tensor | None,
             j < ceil(length / hop_length).
         hop_length: samples per frame.
         eps: floor of the variance.
+        stats: (mean, variance), each (B, n_mels, 1), of the whole utterance when `mel` is a
+            piece of it; None: computed here. Moments are taken in float64, so pieces summed
+            give the same values as the whole.
 
     Returns:
         (B, n_mels, F): zero mean, unit variance per band over the valid frames; 0 elsewhere.
@@ -190,9 +290,13 @@ def utterance_normalize(mel: torch.Tensor, lengths: torch.Tensor | None,
         n_valid = (lengths.to(mel.device) + hop_length - 1) // hop_length  # (B,)
         frames = torch.arange(n_frames, device=mel.device)  # (F,)
         valid = (frames[None, :] < n_valid[:, None]).to(mel.dtype).unsqueeze(1)  # (B, 1, F)
-    count = valid.sum(-1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
-    mean = (mel * valid).sum(-1, keepdim=True) / count  # (B, n_mels, 1)
-    var = (((mel - mean) * valid) ** 2).sum(-1, keepdim=True) / count  # (B, n_mels, 1)
+    if stats is None:
+        x, v = mel.double(), valid.double()
+        count = v.sum(-1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
+        mean = (x * v).sum(-1, keepdim=True) / count  # (B, n_mels, 1)
+        var = (((x - mean) * v) ** 2).sum(-1, keepdim=True) / count  # (B, n_mels, 1)
+        stats = (mean, var)
+    mean, var = (s.to(mel.dtype) for s in stats)
     return (mel - mean) * torch.rsqrt(var + eps) * valid  # (B, n_mels, F)
 
 

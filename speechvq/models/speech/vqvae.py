@@ -228,13 +228,20 @@ class VQVAE(Freezable):
             hop) for the T' samples at the model's rate; (Tc,) [and (D, Tc)] for a (T,) input.
         """
         wav, lengths, single = self._waveforms(wav, sample_rate, lengths)  # (B, T')
-        z_e = self.encoder(wav, lengths)  # (B, D, Tc)
-        B, D, Tc = z_e.shape
-        with torch.autocast(wav.device.type, enabled=False):
-            flat = z_e.detach().float().transpose(1, 2).reshape(-1, D)  # (B * Tc, D)
-            codes = self.quantizer.nearest(flat).view(B, Tc)  # (B, Tc)
+
+        def nearest(z: torch.Tensor) -> torch.Tensor:  # (B, D, t) -> (B, t)
+            with torch.autocast(z.device.type, enabled=False):
+                flat = z.detach().float().transpose(1, 2).reshape(-1, z.shape[1])  # (B * t, D)
+                return self.quantizer.nearest(flat).view(z.shape[0], z.shape[2])
+
+        # in pieces, in bounded memory; z_e is kept whole only when asked for
+        if return_vectors:
+            z_e = self.encoder.encode_long(wav, lengths)  # (B, D, Tc)
+            codes = nearest(z_e)  # (B, Tc)
+        else:
+            z_e, codes = None, self.encoder.encode_long(wav, lengths, reduce=nearest)
         if single:
-            codes, z_e = codes[0], z_e[0]  # (Tc,), (D, Tc)
+            codes, z_e = codes[0], (z_e[0] if z_e is not None else None)  # (Tc,), (D, Tc)
         return (codes, z_e) if return_vectors else codes
 
     def _waveforms(self, wav, sample_rate: int | None, lengths: torch.Tensor | None
