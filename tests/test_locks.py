@@ -146,3 +146,20 @@ def test_validate_image_dump_catches_a_changed_pixel(tmp_path, capsys):
     del pixels
     assert cli.main(["validate", str(out)]) == 2
     assert "images.npy differs from the dump that was made" in capsys.readouterr().err
+
+
+def test_validate_video_dump_catches_a_changed_frame(tmp_path, capsys):
+    from speechvq.data.video.dump import write_video_dump
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "clips"
+    write_video_dump(out, rng.integers(0, 256, (2, 4, 8, 8, 1), dtype=np.uint8), ["a", "b"],
+                     {"source": "test"})
+    assert cli.main(["validate", str(out)]) == 0
+    assert "video dump of 2 clips of 4 8x8x1 frames, checksums match" in capsys.readouterr().out
+    clips = np.load(out / "clips.npy", mmap_mode="r+")
+    clips[1, 2, 3, 4, 0] ^= 1
+    clips.flush()
+    del clips
+    assert cli.main(["validate", str(out)]) == 2
+    assert "clips.npy differs from the dump that was made" in capsys.readouterr().err

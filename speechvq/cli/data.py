@@ -50,6 +50,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.data}: OK, image dump of {len(images)} {h}x{w}x{c} images, "
               f"{len(images.classes)} classes, {sums}")
         return 0
+    if (Path(args.data) / "info.json").is_file() and (Path(args.data) / "clips.npy").is_file():
+        from speechvq.data.video.dump import VideoDump
+        clips = VideoDump.open(args.data)
+        sums = "checksums match" if clips.verify() else \
+            "no checksums recorded (made by an older speechvq)"
+        h, w, c = clips.frame_shape
+        print(f"{args.data}: OK, video dump of {len(clips)} clips of {clips.frames} {h}x{w}x{c} "
+              f"frames, {sums}")
+        return 0
     if (Path(args.data) / "codes.json").is_file():
         from speechvq.data.code_dump import CodeDump
         codes = CodeDump.open(args.data)

@@ -24,12 +24,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from speechvq.errors import DataError
+from speechvq.checksums import file_checksums, verify
 from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
 __all__ = ["VIDEO_DUMP_VERSION", "VideoDump", "existing_video_dump", "write_video_dump"]
 
 VIDEO_DUMP_VERSION = 1  # bump when the files or their meaning change
 FILES = ("clips.npy", "clips.txt", "info.json")
+CHECKSUMMED = FILES[:2]  # info.json records their checksums (`speechvq validate DUMP`)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,17 @@ class VideoDump:
 
     def __len__(self) -> int:
         return int(self.clips.shape[0])
+
+    def verify(self) -> bool:
+        """Compare every file with the checksum info.json recorded when the dump was made.
+
+        Returns:
+            True when they all match; False for a dump made before video dumps recorded them.
+        Raises:
+            DataError: a file is missing or differs (naming it).
+        """
+        return verify(self.path, self.info.get("checksums"), lambda why: DataError(
+            f"video dump '{self.path}': {why}; remove it and rerun `speechvq prepare-video`"))
 
     @property
     def frames(self) -> int:
@@ -134,7 +147,7 @@ def write_video_dump(out: str | Path, clips: np.ndarray, names: Sequence[str],
     atomic_save_npy(tmp / "clips.npy", clips)
     atomic_write_text(tmp / "clips.txt", "".join(f"{n}\n" for n in names))
     record = {"version": VIDEO_DUMP_VERSION, **info, "n_clips": int(clips.shape[0]),
-              "shape": list(clips.shape[1:])}
+              "shape": list(clips.shape[1:]), "checksums": file_checksums(tmp, CHECKSUMMED)}
     atomic_write_json(tmp / "info.json", record)
     tmp.rename(out)
     return VideoDump.open(out)
