@@ -158,12 +158,12 @@ def test_report_core_knows_no_task_and_a_task_without_renderer_is_listed(tmp_pat
             "print(sorted(m for m in sys.modules if '.speech' in m or m.endswith('.config')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
-    (tmp_path / "config.yaml").write_text("task: video\n")  # a task with no renderer (yet)
+    (tmp_path / "config.yaml").write_text("task: tagging\n")  # a task with no renderer
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "video_test.json").write_text(json.dumps(
-        {"video": {"test": {"vqvae": {"recon_psnr_db": 20.5}}}, "command": "speechvq evaluate"}))
+    (tmp_path / "eval" / "tagging_test.json").write_text(json.dumps(
+        {"tagging": {"test": {"model": {"map": 20.5}}}, "command": "speechvq evaluate"}))
     md = make_report(tmp_path).read_text()
-    assert "## video: test" in md and "| vqvae.recon_psnr_db | 20.5 |" in md
+    assert "## tagging: test" in md and "| model.map | 20.5 |" in md
     assert "No metrics.jsonl" in md and "units" not in json.loads(
         (tmp_path / "report" / "report.json").read_text())
 

@@ -32,9 +32,10 @@ LOSS_CURVES = (LOSS, RECON_LOSS, VQ_LOSS)
 def _video_md(split: str, block: dict, src: dict | None, figures: list[str],
               out: Path) -> list[str]:
     ci = block["vqvae"].get("ci95", {}).get(RECON)
-    what = (f"{block['n_clips']} clips of {block['frames']} frames of "
-            f"{'x'.join(map(str, block['frame_shape']))}, "
-            f"{'x'.join(map(str, block['latent_shape']))} codes of K = {block['codebook_size']}")
+    shape = "x".join(map(str, block.get("frame_shape", ()))) or "?"
+    latents = "x".join(map(str, block.get("latent_shape", ()))) or "?"
+    what = (f"{block.get('n_clips', '?')} clips of {block.get('frames', '?')} frames of {shape}, "
+            f"{latents} codes of K = {block.get('codebook_size', '?')}")
     lines = [f"## Video: {split}", "", what + ".", "",
              f"Reconstruction PSNR over all pixels: **{block['vqvae'][RECON]:.2f} dB**"
              + (f" [{ci[0]:.2f}, {ci[1]:.2f}] (95 % bootstrap over clips)." if ci else "."), ""]
