@@ -4,6 +4,7 @@ generated set of split dumps is cached and handed out.
 
     folder = cached_splits("images", "v1-tiny-seed0", ("train", "test"), write_split)
     link_split(folder / "train", out / "train")    # hard links (or copies), renamed into place
+    prepare_cached(out, "images", "v1-tiny-seed0", ("train", "test"), done, write_split, check)
 """
 
 from __future__ import annotations
@@ -58,3 +59,23 @@ def link_split(src: Path, out: Path) -> None:
         except OSError:  # another file system, or links not allowed
             shutil.copyfile(f, tmp / f.name)
     tmp.rename(out)
+
+
+def prepare_cached(out: Path, kind: str, name: str, splits: Sequence[str],
+                   done: Callable[[Path, str], bool], write_split: Callable[[Path, str], None],
+                   check: Callable[[Path], object], use_cache: bool = True) -> dict[str, Path]:
+    """One dump per split under `out`, for a built-in set: splits `done(folder, split)` says
+    are complete are kept; the others are written afresh (``use_cache=False``) or linked from
+    `cached_splits` and opened with `check` (a cache someone damaged is refused here, not in
+    training). Returns {split: folder}."""
+    result = {s: out / s for s in splits}
+    todo = [s for s in splits if not done(out / s, s)]
+    if todo and not use_cache:
+        for split in todo:
+            write_split(out / split, split)
+    elif todo:
+        cache = cached_splits(kind, name, splits, write_split)
+        for split in todo:
+            link_split(cache / split, out / split)
+            check(out / split)
+    return result

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvq.data.cache import cached_splits, link_split
+from speechvq.data.cache import prepare_cached
 from speechvq.data.images.dump import ImageDump, existing_dump, write_dump
 
 __all__ = ["BUILTIN_VERSION", "SIZES", "digit_fonts", "render_images",
@@ -182,18 +182,8 @@ def prepare_builtin_images(out: str | Path, *, size: str = "default", seed: int 
         out: output folder. size: ``default`` or ``tiny``. seed: the generator's seed.
         use_cache: read and fill ``$SPEECHVQ_CACHE/images``; False renders afresh into `out`.
     """
-    out = Path(out)
-    result = {s: out / s for s in SPLITS}
-    todo = [s for s in SPLITS if existing_dump(out / s, _info(size, seed, s)) is None]
-    if not todo:
-        return result
-    if not use_cache:
-        for split in todo:
-            _write_split(out / split, split, size, seed)
-        return result
-    cache = cached_splits("images", f"{BUILTIN_VERSION}-{size}-seed{seed}", SPLITS,
-                          lambda folder, split: _write_split(folder, split, size, seed))
-    for split in todo:
-        link_split(cache / split, out / split)
-        ImageDump.open(out / split)  # a cache someone damaged is refused here, not in training
-    return result
+    return prepare_cached(
+        Path(out), "images", f"{BUILTIN_VERSION}-{size}-seed{seed}", SPLITS,
+        lambda folder, split: existing_dump(folder, _info(size, seed, split)) is not None,
+        lambda folder, split: _write_split(folder, split, size, seed), ImageDump.open,
+        use_cache)

@@ -25,7 +25,8 @@ from speechvq.fileio import atomic_write_text, read_text  # noqa: F401  (re-expo
 
 _SEP = re.compile(r"[ \t]+")
 #: UTF-8 bytes an id may take: it becomes a file name (at most 255 bytes on common file systems)
-#: inside a temp name (``.ID.wav.XXXXXXXX.wav``, 18 bytes more) or beside a lock file
+#: inside a temp name (``.ID.wav.<8 random characters>.wav``, 18 bytes more) or beside a lock
+#: file
 MAX_ID_BYTES = 200
 #: Unicode categories an id may not hold: control (Cc), format (Cf: U+200B zero width space,
 #: U+202E right-to-left override, which makes a name display unlike its bytes), surrogate (Cs),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechvq.data.cache import cached_splits, link_split
+from speechvq.data.cache import prepare_cached
 from speechvq.data.video.dump import VideoDump, existing_video_dump, write_video_dump
 
 __all__ = ["BUILTIN_VIDEO_VERSION", "VIDEO_SIZES", "render_clips", "prepare_builtin_video"]
@@ -122,18 +122,8 @@ def prepare_builtin_video(out: str | Path, *, size: str = "default", seed: int =
         out: output folder. size: ``default`` or ``tiny``. seed: the generator's seed.
         use_cache: read and fill ``$SPEECHVQ_CACHE/video``; False renders afresh into `out`.
     """
-    out = Path(out)
-    result = {s: out / s for s in SPLITS}
-    todo = [s for s in SPLITS if existing_video_dump(out / s, _info(size, seed, s)) is None]
-    if not todo:
-        return result
-    if not use_cache:
-        for split in todo:
-            _write_split(out / split, split, size, seed)
-        return result
-    cache = cached_splits("video", f"{BUILTIN_VIDEO_VERSION}-{size}-seed{seed}", SPLITS,
-                          lambda folder, split: _write_split(folder, split, size, seed))
-    for split in todo:
-        link_split(cache / split, out / split)
-        VideoDump.open(out / split)  # a cache someone damaged is refused here, not in training
-    return result
+    return prepare_cached(
+        Path(out), "video", f"{BUILTIN_VIDEO_VERSION}-{size}-seed{seed}", SPLITS,
+        lambda folder, split: existing_video_dump(folder, _info(size, seed, split)) is not None,
+        lambda folder, split: _write_split(folder, split, size, seed), VideoDump.open,
+        use_cache)
