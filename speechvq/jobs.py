@@ -74,8 +74,9 @@ def split_contiguous(items: Sequence[T], nj: int, granule: int = 1) -> list[list
 @contextmanager
 def job_dir(parent: Path, name: str) -> Iterator[Path]:
     """A temp folder ``parent/.NAME.jobs.<random suffix>`` for the split and the jobs' partial
-    results, removed at the end. The caller holds the lock of the output these jobs make (NAME is derived
-    from it), so a folder of the same name left by a killed run is stale and is removed first."""
+    results, removed at the end. The caller holds the lock of the output these jobs make (NAME
+    is derived from it), so a folder of the same name left by a killed run is stale and is
+    removed first."""
     parent.mkdir(parents=True, exist_ok=True)
     for stale in parent.glob(f".{name}.jobs.*"):
         if stale.is_dir() and not stale.is_symlink():
