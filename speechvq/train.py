@@ -225,7 +225,15 @@ class Trainer:
                                 f"config to resume (only {', '.join(sorted(RESUMABLE_CHANGES))} "
                                 f"may change, and with --change-optimizer also "
                                 f"{', '.join(sorted(OPTIMIZER_CHANGES))}){hint}")
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as e:  # torch lists every mismatched tensor: name the run instead
+            lines = str(e).strip().splitlines()  # a header, then one line per tensor
+            detail = lines[min(1, len(lines) - 1)].strip().rstrip(".")
+            raise TrainingError(f"exp dir '{self.exp}' holds a checkpoint '{last}' that does "
+                                f"not fit the model its config describes today ({detail}); it "
+                                f"was written by another speechvq version: use a new --exp")\
+                from None
         optimizer_keys = [k for k in changed if k in OPTIMIZER_CHANGES]
         self.resume_changes = [f"{k} {_dotted(old, k)} -> {_dotted(new, k)}"
                                for k in optimizer_keys]

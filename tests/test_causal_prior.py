@@ -120,3 +120,31 @@ def test_training_step_and_bad_input():
                                           n_classes=2)
     with pytest.raises(ModelError, match="speaker"):
         conditional(codes)
+
+
+def test_start_symbol_is_the_input_before_an_utterance():
+    prior = prior_for()
+    assert prior.start == K and prior.net.embed.num_embeddings == K + 1  # K outputs, K + 1 inputs
+    codes = torch.randint(0, K, (2, 20), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        base = prior(codes)
+        assert base.shape == (2, K, 20)
+        torch.testing.assert_close(prior(codes, first=torch.full((2,), K)), base, atol=0, rtol=0)
+        inside = prior(codes, first=codes[:, 0])  # a window cut from inside: the code before it
+    assert not torch.allclose(inside[:, :, 0], base[:, :, 0])
+    with pytest.raises(ModelError, match="first"):
+        prior(codes, first=torch.full((2,), K + 1))
+    old = CausalPrior.from_config(model_cfg(start_symbol=False), codebook_size=K, n_classes=0)
+    assert old.start == K // 2 and old.net.embed.num_embeddings == K
+    with pytest.raises(ModelError, match="first"):
+        old(codes, first=torch.full((2,), K))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_greedy_sampling_without_start_symbol(engine):
+    torch.manual_seed(0)
+    prior = CausalPrior.from_config(model_cfg(start_symbol=False), codebook_size=K,
+                                    n_classes=0).eval()
+    codes = prior.sample(2, (20,), temperature=0, engine=engine)
+    with torch.no_grad():
+        assert torch.equal(prior(codes).argmax(1), codes)

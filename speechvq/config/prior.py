@@ -33,6 +33,10 @@ class PriorDataConfig:
                             "deterministic) for validation / best.pt when no --valid is given, "
                             "and for tuning the bigram baseline's interpolation weight",
                             min=0.0, max=0.5)
+    start_share: float = param(0.0, "1-D sequences: share of the training windows that begin "
+                               "at their utterance's start (the rest at uniform offsets, which "
+                               "begin there too when the utterance is no longer than crop)",
+                               min=0.0, max=1.0)
 
 
 @dataclass
@@ -55,6 +59,10 @@ class PriorModelConfig:
     conditional: bool = param(True, "condition on the class (images) or speaker (speech) "
                               "that the code dump records, through a learned embedding in "
                               "every layer")
+    start_symbol: bool = param(True, "wavenet: a start-of-sequence input before each "
+                               "utterance (an input embedding of K + 1 rows; the output stays "
+                               "K-way), from which sampling starts; false = the decoder's "
+                               "silence class K // 2 (priors trained before this key)")
     time_layers: int = param(3, "video: causal-in-time 3-D convolutions (kernel time_kernel x 3 "
                              "x 3) that summarise the previous latent frames for each frame's "
                              "PixelCNN", min=1)

@@ -37,7 +37,8 @@ def prior_step(model: Any, batch: Mapping[str, Any], *, conditional: bool) -> tu
     import torch.nn.functional as F
 
     codes, mask = batch["codes"], batch["mask"]
-    logits = model(codes, batch["cond"] if conditional else None)  # (B, K, *grid)
+    first = {"first": batch["first"]} if "first" in batch else {}  # windows with a start symbol
+    logits = model(codes, batch["cond"] if conditional else None, **first)  # (B, K, *grid)
     nats = F.cross_entropy(logits.float(), codes, reduction="none")  # (B, *grid)
     loss = (nats * mask).sum() / mask.sum().clamp(min=1)
     return loss, {BITS_PER_CODE.name: loss.detach() / math.log(2)}
@@ -90,6 +91,8 @@ def setup_prior(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
     n_classes = condition_count(cfg, dump)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = build_prior(cfg.model, codebook_size=dump.codebook_size, n_classes=n_classes)
+    # windows of a speech prior with a start symbol carry their first input (code_batches)
+    start = model.start if getattr(model, "start_symbol", False) else None
     valid_batches = None
     if cfg.train.valid_every:
         vdump, vitems = dump, held
@@ -98,9 +101,11 @@ def setup_prior(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
             vitems = range(len(vdump))
         if len(vitems):
             valid_batches = validation_batches(vdump, vitems, cfg.train.batch_size,
-                                               cfg.data.crop, cfg.train.valid_max_items)
+                                               cfg.data.crop, cfg.train.valid_max_items,
+                                               start)
     batches = CodeBatches(dump, train_items, cfg.train.batch_size, cfg.seed, cfg.data.crop,
-                          rank=rank, world_size=world_size)
+                          rank=rank, world_size=world_size, start=start,
+                          start_share=cfg.data.start_share)
     info = {"codebook_size": dump.codebook_size, "modality": dump.modality,
             "grid": list(dump.grid) if dump.grid else None, "crop": cfg.data.crop,
             "frame_rate_hz": dump.meta.get("frame_rate_hz"), "conditions": list(dump.conditions),
@@ -124,7 +129,10 @@ def load_prior(state: dict, path: Path) -> Any:
     from speechvq.config import config_from_dict
     from speechvq.models.prior import build_prior
 
-    cfg = config_from_dict(state["config"], source=f"checkpoint {path}")
+    values = state["config"]
+    if "start_symbol" not in values.get("model", {}):  # saved before the key: trained without
+        values = {**values, "model": {**values["model"], "start_symbol": False}}
+    cfg = config_from_dict(values, source=f"checkpoint {path}")
     info = state["prior"]
     model = build_prior(cfg.model, codebook_size=int(info["codebook_size"]),
                         n_classes=int(info["n_classes"]))

@@ -104,14 +104,20 @@ class PhoneBigram:
             np.add.at(counts, (seq[:-1], seq[1:]), 1.0)
         self.log_p = np.log((counts + 1.0) / (counts.sum(1, keepdims=True) + n_phones + 1))
 
+    def scores(self, strings: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(negative log-probability (N,), symbols scored (N,)) of each string, the end
+        symbols included."""
+        nll, count = np.zeros(len(strings)), np.zeros(len(strings))
+        for i, s in enumerate(strings):
+            seq = [self.n, *s, self.n]
+            nll[i] = -float(self.log_p[seq[:-1], seq[1:]].sum())
+            count[i] = len(seq) - 1
+        return nll, count
+
     def perplexity(self, strings: Sequence[Sequence[int]]) -> float:
         """exp of the mean negative log-probability per symbol (the end symbols included)."""
-        total, count = 0.0, 0
-        for s in strings:
-            seq = [self.n, *s, self.n]
-            total -= float(self.log_p[seq[:-1], seq[1:]].sum())
-            count += len(seq) - 1
-        return math.exp(total / count) if count else float("nan")
+        nll, count = self.scores(strings)
+        return math.exp(nll.sum() / count.sum()) if count.sum() else float("nan")
 
 
 # ---------------------------------------------------------------------------- code baselines
@@ -177,10 +183,25 @@ def _prior_draws(prior, lengths: Sequence[int], cond: np.ndarray | None,
     return out
 
 
+def _ppl_and_ci(bigram: PhoneBigram, strings: Sequence[Sequence[int]], units: np.ndarray,
+                counts: np.ndarray) -> tuple[float, list[float] | None]:
+    """Perplexity of `strings` and its 95 % interval over the test utterances they belong to
+    (`units`; every resample of `counts` takes an utterance with all its sequences)."""
+    from speechvq.evaluation.bootstrap import ratio_ci
+
+    nll, n_symbols = bigram.scores(strings)
+    per_nll = np.bincount(units, nll, minlength=counts.shape[1])
+    per_n = np.bincount(units, n_symbols, minlength=counts.shape[1])
+    ci = ratio_ci(per_nll, per_n, counts)
+    return (math.exp(per_nll.sum() / per_n.sum()) if per_n.sum() else float("nan"),
+            None if ci is None else [math.exp(ci[0]), math.exp(ci[1])])
+
+
 def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
                          cond: np.ndarray | None = None, prompt_seconds: float = 1.0,
                          temperature: float = 1.0, seed: int = 0, max_utts: int | None = None,
-                         batch_size: int = 16, engine: str | None = None) -> dict:
+                         batch_size: int = 16, engine: str | None = None,
+                         draws: int = 1) -> dict:
     """Phone-bigram perplexity of each source's sequences, unprompted and continued.
 
     Args:
@@ -189,16 +210,24 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
         cond: (len(test),) the test items' speakers as the prior's indices (a conditional
             prior; None: the test dump's own indices when the prior is conditional).
         prompt_seconds: the continuations' given part. temperature: the prior's.
-        seed: every draw. max_utts: the first this many test utterances (None = all).
-        batch_size: prior sequences drawn together. engine: the WaveNet sampling engine.
+        seed: every draw and the bootstrap. max_utts: the first this many test utterances
+            (None = all). batch_size: prior sequences drawn together. engine: the WaveNet
+            sampling engine. draws: sequences each drawn source gives per test utterance (its
+            length, speaker and prompt), to shrink the sampling noise; ``real`` is each once.
     Returns:
-        ``{"samples": {"phone_bigram_ppl": {source: ppl}, "n_sequences", "temperature",
-        "phone_bigram_smoothing"}, "continuation": {"phone_bigram_ppl": {source: ppl},
-        "n_sequences", "prompt_codes", "prompt_seconds"}}`` for the sources of SOURCES.
+        ``{"samples": {"phone_bigram_ppl": {source: ppl}, "ci95": {"phone_bigram_ppl":
+        {source: [low, high]}}, "n_utterances", "draws_per_utterance", "n_sequences",
+        "temperature", "phone_bigram_smoothing"}, "continuation": {the same, "prompt_codes",
+        "prompt_seconds"}}`` for the sources of SOURCES; intervals: 95 % bootstrap over the
+        test utterances (`speechvq.evaluation.bootstrap`).
     """
+    from speechvq.evaluation.bootstrap import resample_counts
+
     if test.codebook_size != train.codebook_size or prior.codebook_size != train.codebook_size:
         raise DataError(f"the prior (K = {prior.codebook_size}) and the code dumps (train K = "
                         f"{train.codebook_size}, test K = {test.codebook_size}) must share K")
+    if draws < 1:
+        raise DataError(f"draws per test utterance must be at least 1, got {draws}")
     segments, phones = read_alignments(alignments)
     sil = phones.index(SIL) if SIL in phones else -1
     mapping = fit_mapping(train, segments, phones)
@@ -211,8 +240,18 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
                           for u, segs in segments.items() if u in train_utts], len(phones))
     ngrams = CodeNgrams(train)
 
-    def ppl(seqs: Sequence[np.ndarray]) -> float:
-        return bigram.perplexity([phone_string(mapping[s], sil) for s in seqs])
+    def block(seqs: Mapping[str, Sequence[np.ndarray]], utts: Sequence[int]) -> dict:
+        """Perplexities and intervals; drawn sources hold `draws` sequences per utterance."""
+        counts = resample_counts(len(utts), seed)
+        ppl, ci = {}, {}
+        for src in SOURCES:
+            units = np.arange(len(utts)) if src == "real" else np.repeat(np.arange(len(utts)),
+                                                                        draws)
+            ppl[src], ci[src] = _ppl_and_ci(bigram, [phone_string(mapping[q], sil)
+                                                     for q in seqs[src]], units, counts)
+        return {"phone_bigram_ppl": ppl, "ci95": {"phone_bigram_ppl": ci},
+                "n_utterances": len(utts), "draws_per_utterance": draws,
+                "n_sequences": len(utts) * draws}
 
     n = len(test) if max_utts is None else min(len(test), max_utts)
     real = [test.item(i) for i in range(n)]
@@ -221,31 +260,32 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
         cond = (test.condition_ids if cond is None else np.asarray(cond, np.int64))[:n]
     else:
         cond = None
+    rep = np.repeat(np.arange(n), draws)  # drawn sequence -> its test utterance
+    rep_lengths = [lengths[i] for i in rep]
     rng = np.random.default_rng([seed, 13])
-    draws = {"prior": _prior_draws(prior, lengths, cond, None, temperature, seed, batch_size,
-                                   engine),
-             "code_bigram": [ngrams.draw_bigram(t, rng) for t in lengths],
-             "unigram": [ngrams.draw_unigram(t, rng) for t in lengths],
-             "real": real}
-    samples = {"phone_bigram_ppl": {s: ppl(draws[s]) for s in SOURCES}, "n_sequences": n,
-               "temperature": temperature, "phone_bigram_smoothing": SMOOTHING}
+    draw = {"prior": _prior_draws(prior, rep_lengths, None if cond is None else cond[rep], None,
+                                  temperature, seed, batch_size, engine),
+            "code_bigram": [ngrams.draw_bigram(t, rng) for t in rep_lengths],
+            "unigram": [ngrams.draw_unigram(t, rng) for t in rep_lengths],
+            "real": real}
+    samples = {**block(draw, range(n)), "temperature": temperature,
+               "phone_bigram_smoothing": SMOOTHING}
 
     p = int(round(prompt_seconds * float(test.meta["frame_rate_hz"])))
     cont = [i for i in range(n) if lengths[i] > p]
     if p < 1 or not cont:
         raise DataError(f"no test utterance is longer than the {prompt_seconds} s prompt "
                         f"({p} codes); give a shorter prompt")
-    prompts = [real[i][:p] for i in cont]
-    c_lengths = [lengths[i] for i in cont]
-    rest = {"prior": [s[p:] for s in _prior_draws(prior, c_lengths, None if cond is None
-                                                  else cond[cont], prompts, temperature,
+    c_rep = np.repeat(np.asarray(cont), draws)
+    prompts = [real[i][:p] for i in c_rep]
+    c_lengths = [lengths[i] for i in c_rep]
+    rest = {"prior": [q[p:] for q in _prior_draws(prior, c_lengths, None if cond is None
+                                                  else cond[c_rep], prompts, temperature,
                                                   seed + 1, batch_size, engine)],
             "code_bigram": [ngrams.draw_bigram(t - p, rng, int(q[-1]))
                             for t, q in zip(c_lengths, prompts)],
             "unigram": [ngrams.draw_unigram(t - p, rng) for t in c_lengths],
             "real": [real[i][p:] for i in cont]}
     return {"samples": samples,
-            "continuation": {"phone_bigram_ppl": {s: ppl(rest[s]) for s in SOURCES},
-                             "n_sequences": len(cont), "prompt_codes": p,
+            "continuation": {**block(rest, cont), "prompt_codes": p,
                              "prompt_seconds": prompt_seconds}}
-

@@ -9,8 +9,14 @@ per-layer ring buffers and engines (the eager reference loop, or the fused CPU k
 `speechvq.models.speech.fast_wavenet`). Optional global conditioning on the speaker, as the
 decoder's: a learned speaker embedding added in every layer's gate.
 
-The input at t is code t - 1; at t = 0 it is the WaveNet's start class K // 2 (its "silence"),
-which the zero left padding of every layer tells apart from a code K // 2 met later.
+The input at t is code t - 1; at t = 0 it is a start-of-sequence symbol, the input embedding's
+row K (K + 1 inputs, K outputs), as fairseq's unit language models and WaveNet priors begin an
+utterance: a window cut from inside an utterance begins with the code before it (``first``),
+one at an utterance's start with the symbol, and sampling from scratch starts from it, so the
+first codes drawn are those that begin an utterance (its leading silence), not those of any
+window. Priors trained before the symbol existed (``model.start_symbol: false``) start from the
+decoder's "silence" class K // 2 instead, which the zero left padding of every layer tells
+apart from a code K // 2 met later.
 
     prior = CausalPrior.from_config(cfg.model, codebook_size=128, n_classes=0)
     logits = prior(codes)                                   # (B, K, T), causal
@@ -50,25 +56,30 @@ class CausalPrior(nn.Module):
         cfg: the WaveNet's settings (`wavenet_config`).
         n_classes: speakers for global conditioning; 0 = unconditional.
         dropout: on the gated units in training.
+        start_symbol: the input at t = 0 is the start symbol K (else the class K // 2).
     """
 
-    def __init__(self, cfg: WaveNetConfig, n_classes: int = 0, dropout: float = 0.0):
+    def __init__(self, cfg: WaveNetConfig, n_classes: int = 0, dropout: float = 0.0,
+                 start_symbol: bool = True):
         super().__init__()
         self.codebook_size, self.n_classes = cfg.quantization_channels, n_classes
+        self.start_symbol = start_symbol
         dim = cfg.residual_channels if n_classes > 0 else 0
         self.speaker = nn.Embedding(n_classes, dim) if n_classes > 0 else None
         self.net = WaveNet(cfg, cond_channels=0, speaker_dim=dim, upsample_factor=1,
-                           dropout=dropout)
+                           dropout=dropout, start_input=start_symbol)
 
     @classmethod
     def from_config(cls, model_cfg: Any, *, codebook_size: int, n_classes: int) -> "CausalPrior":
         """From the prior's model section (arch, channels, layers, kernel_size, dilation_cycle,
-        dropout, conditional); n_classes = speakers (used only when ``conditional``)."""
+        dropout, conditional, start_symbol); n_classes = speakers (used only when
+        ``conditional``)."""
         n = n_classes if bool(model_cfg.conditional) else 0
         if bool(model_cfg.conditional) and n_classes < 1:
             raise ConfigError("config key 'model.conditional' is true but the code dump names no "
                               "speakers; set model.conditional=false")
-        return cls(wavenet_config(model_cfg, codebook_size), n, float(model_cfg.dropout))
+        return cls(wavenet_config(model_cfg, codebook_size), n, float(model_cfg.dropout),
+                   bool(getattr(model_cfg, "start_symbol", True)))
 
     @property
     def receptive_field(self) -> int:
@@ -98,12 +109,30 @@ class CausalPrior(nn.Module):
     def _nothing(self, batch: int, device) -> torch.Tensor:
         return torch.zeros(batch, 0, 1, device=device)  # (B, 0, 1): no local conditioning
 
-    def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced logits: (B, T) codes -> (B, K, T), position t seeing codes[:, :t]."""
+    def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None,
+                first: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits: (B, T) codes -> (B, K, T), position t seeing codes[:, :t].
+
+        Args:
+            codes: (B, T). cond: (B,) speaker indices when speaker-conditioned.
+            first: (B,) the input at t = 0 of each row: the code before a window cut from inside
+                an utterance, or K (`start`) for one that starts it; None = `start` for all.
+        """
         self._check_codes(codes, "codes")
         batch, length = codes.shape
+        if first is not None:
+            first = torch.as_tensor(first, dtype=torch.long, device=codes.device)
+            top = self.codebook_size + int(self.start_symbol)
+            if first.shape != (batch,) or bool(((first < 0) | (first >= top)).any()):
+                raise ModelError(f"prior first inputs must be {batch} values in [0, {top}), "
+                                 f"got {first.tolist()}")
         nothing = self._nothing(batch, codes.device).expand(-1, -1, length)  # (B, 0, T)
-        return self.net(codes, nothing, self._speaker(cond, batch))
+        return self.net(codes, nothing, self._speaker(cond, batch), first)
+
+    @property
+    def start(self) -> int:
+        """The input at t = 0 of a sequence from its start: K, or K // 2 without a symbol."""
+        return self.net.start
 
     def nll(self, logits: torch.Tensor, codes: torch.Tensor,
             mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -172,7 +172,7 @@ def _drive(net, stack: FusedStack, c: torch.Tensor, speaker: torch.Tensor | None
     bias = stack.speaker_bias(speaker, batch)  # (B, L * G)
     spans = [(int(g[0]), int(g[-1]) + 1) for g in np.array_split(np.arange(batch),
                                                                  max(1, min(threads, batch)))]
-    states = [stack.init_state(b1 - b0, net.silence) for b0, b1 in spans]
+    states = [stack.init_state(b1 - b0, net.start) for b0, b1 in spans]
     shape = (batch, steps, net.out_channels) if mode == FORCED else (batch, steps)
     out = np.empty(shape, np.float32 if mode == FORCED else np.int64)
     empty = {2: np.zeros((0, 0), np.float32), 3: np.zeros((0, 0, 0), np.float32)}

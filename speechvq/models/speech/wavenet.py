@@ -102,10 +102,13 @@ class WaveNet(nn.Module):
         speaker_dim: S, size of the speaker vector (global conditioning); 0 = none.
         upsample_factor: samples per code (the encoder's hop).
         dropout: on every layer's gated units in training; 0 = none (the decoder).
+        start_input: one more input embedding, index ``quantization_channels``, fed at t = 0 in
+            place of the silence class (a prior's start-of-sequence symbol; the output stays
+            ``quantization_channels``-way); False = the silence class starts (the decoder).
     """
 
     def __init__(self, cfg: WaveNetConfig, cond_channels: int, speaker_dim: int,
-                 upsample_factor: int, dropout: float = 0.0):
+                 upsample_factor: int, dropout: float = 0.0, start_input: bool = False):
         super().__init__()
         if cfg.layers % cfg.cycles or cfg.gate_channels % 2:
             raise ModelError(f"WaveNet layers ({cfg.layers}) must be a multiple of cycles "
@@ -116,6 +119,7 @@ class WaveNet(nn.Module):
         self.upsample_factor = upsample_factor
         self.classes = cfg.quantization_channels
         self.silence = cfg.quantization_channels // 2
+        self.start = self.classes if start_input else self.silence  # the input at t = 0
         self.out_channels = self.classes if cfg.output == "softmax" else 3 * cfg.mixtures
         per_cycle = cfg.layers // cfg.cycles
         self.dilations = [2 ** (i % per_cycle) for i in range(cfg.layers)]
@@ -126,7 +130,7 @@ class WaveNet(nn.Module):
             self.upsampler = nn.ConvTranspose1d(cond_channels, cond_channels, 2 * f, stride=f)
         else:
             self.upsampler = nn.Conv1d(cond_channels, cond_channels, 3, padding=1)
-        self.embed = nn.Embedding(self.classes, cfg.residual_channels)
+        self.embed = nn.Embedding(self.classes + int(start_input), cfg.residual_channels)
         self.layers = nn.ModuleList(
             ResidualLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
                           cfg.kernel_size, d, cond_channels, speaker_dim, dropout)
@@ -183,20 +187,25 @@ class WaveNet(nn.Module):
         return c[..., :length]  # (B, C, T)
 
     def forward(self, targets: torch.Tensor, cond: torch.Tensor,
-                speaker: torch.Tensor | None) -> torch.Tensor:
-        """Teacher-forced logits: the input at t is ``targets[:, t - 1]`` (silence at t = 0).
+                speaker: torch.Tensor | None, first: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Teacher-forced logits: the input at t is ``targets[:, t - 1]`` (`start` at t = 0).
 
         Args:
             targets: (B, T) int64 mu-law classes.
             cond: (B, C, Tc) codes with ``Tc * upsample_factor >= T``.
             speaker: (B, S) speaker vectors (None when speaker_dim is 0).
+            first: (B,) int64 inputs at t = 0 instead of `start` (a window cut from inside a
+                sequence: the class before it); None = `start` for all.
         Returns:
             (B, out_channels, T): class logits (softmax) or mixture parameters (mol).
         """
         batch, length = targets.shape
         self._check_speaker(speaker, batch)
         c = self._cond_for(cond, length)  # (B, C, T)
-        prev = F.pad(targets[:, :-1], (1, 0), value=self.silence)  # (B, T)
+        prev = F.pad(targets[:, :-1], (1, 0), value=self.start)  # (B, T)
+        if first is not None:
+            prev = torch.cat([first.reshape(batch, 1).to(prev), prev[:, 1:]], dim=1)  # (B, T)
         x = self.embed(prev).transpose(1, 2)  # (B, R, T)
         skip = 0.0
         for layer in self.layers:
@@ -310,7 +319,7 @@ class WaveNet(nn.Module):
         """Advance every utterance by one sample (teacher forcing or sampling, the caller picks).
 
         Args:
-            prev: (B,) int64 class of the previous sample (silence at the first step).
+            prev: (B,) int64 class of the previous sample (`start` at the first step).
             cond_t: (B, C) upsampled conditioning at this sample (``upsample(cond)[:, :, t]``).
             speaker: (B, S) speaker vectors (None when speaker_dim is 0).
             state: from `init_state(B)`; updated in place.
@@ -422,7 +431,7 @@ class WaveNet(nn.Module):
         out = torch.full((batch, steps), self.silence, dtype=torch.long, device=device)
         state = self.init_state(batch, device=device, dtype=self.embed.weight.dtype)
         bias = self._speaker_bias(speaker, state, batch)  # (B, L * G)
-        prev = torch.full((batch,), self.silence, dtype=torch.long, device=device)  # (B,)
+        prev = torch.full((batch,), self.start, dtype=torch.long, device=device)  # (B,)
         softmax = self.cfg.output == "softmax"
         for t in tqdm(range(steps), disable=not progress, desc="wavenet", unit="sample"):
             if noise is not None and t % NOISE_CHUNK == 0:
