@@ -148,3 +148,25 @@ def test_greedy_sampling_without_start_symbol(engine):
     codes = prior.sample(2, (20,), temperature=0, engine=engine)
     with torch.no_grad():
         assert torch.equal(prior(codes).argmax(1), codes)
+
+
+def test_priors_saved_before_the_start_symbol_still_load(tmp_path):
+    from speechvq.config import load_config
+    from speechvq.config.engine import config_to_dict
+    from speechvq.tasks.prior import load_prior
+
+    cfg = load_config(overrides=["task=prior", "model.arch=wavenet", "model.channels=8",
+                                 "model.layers=2", "model.dilation_cycle=2",
+                                 "model.kernel_size=2", "model.conditional=false"])
+    values = config_to_dict(cfg)
+    del values["model"]["start_symbol"]  # a config saved before the key existed
+    torch.manual_seed(0)
+    old = CausalPrior.from_config(SimpleNamespace(**{**values["model"], "start_symbol": False}),
+                                  codebook_size=K, n_classes=0)
+    info = {"codebook_size": K, "n_classes": 0}
+    state = {"config": values, "prior": info, "model": old.state_dict()}
+    loaded = load_prior(state, tmp_path / "old.pt")
+    assert not loaded.start_symbol and loaded.start == K // 2
+    codes = torch.randint(0, K, (1, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(codes), old.eval()(codes), atol=0, rtol=0)

@@ -202,6 +202,8 @@ def test_mini_recipe_end_to_end_from_any_directory(tmp_path):
     for block in ("samples", "continuation"):
         assert set(summary["prior"][block]["phone_bigram_ppl"]) == {"prior", "code_bigram",
                                                                     "unigram", "real"}
+        assert set(summary["prior"][block]["ci95"]["phone_bigram_ppl"]) == {
+            "prior", "code_bigram", "unigram", "real"}
     assert (report / "spectrograms_prior.png").is_file()
     for d in ("prior", "continuation"):
         assert (exp / "samples" / d / "sample_000.wav").is_file()

@@ -31,6 +31,7 @@ abx_triplets=5000  # ABX triplets sampled per condition in the unit evaluation
 prior_config=conf/prior.yaml      # stage 5: the causal WaveNet prior over the codes ("" = no prior)
 prior_args=        # extra key=value overrides for the prior's training, e.g. "train.max_steps=100"
 n_prior_samples=2  # stage 5: utterances sampled from the prior, and as many continuations
+prior_temperature=1.0  # stage 5: the prior's sampling temperature (tools/tune_prior_temperature.py tunes it on held-out training utterances)
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --stop-stage 3"
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"
@@ -186,13 +187,14 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -
   else
     # bits per code beside uniform/unigram/bigram; samples and continuations read as phones
     speechvq evaluate prior --model "${exp}_prior" --checkpoint best.pt --data "${exp}/codes/test" \
-      --alignments data/train --exp "${exp}" --name test
+      --alignments data/train --exp "${exp}" --name test --temperature "${prior_temperature}"
   fi
   # wavs through the VQ-VAE's log-mel head + Griffin-Lim, 5 s each; the report shows the first
   speechvq sample --model "${exp}_prior" --checkpoint best.pt -n "${n_prior_samples}" \
-    --length 250 -o "${exp}/samples/prior"
+    --length 250 --temperature "${prior_temperature}" -o "${exp}/samples/prior"
   speechvq sample --model "${exp}_prior" --checkpoint best.pt -n "${n_prior_samples}" \
-    --length 250 --prompt "${exp}/codes/test" --prompt-length 50 -o "${exp}/samples/continuation"
+    --length 250 --temperature "${prior_temperature}" --prompt "${exp}/codes/test" \
+    --prompt-length 50 -o "${exp}/samples/continuation"
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then

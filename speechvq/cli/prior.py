@@ -40,7 +40,8 @@ def cmd_evaluate_prior(args: argparse.Namespace) -> int:
                                 samples_per_class=args.samples_per_class,
                                 temperature=args.temperature, seed=args.seed,
                                 device=args.device, progress=progress(args),
-                                alignments=args.alignments)
+                                alignments=args.alignments,
+                                draws_per_utterance=args.draws_per_utterance)
     print_results([result], format_prior_table)
     return 0
 
@@ -114,6 +115,11 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
                         "samples and continuations of the test items (first second given) "
                         "are read as phones and scored by a phone bigram, beside the code "
                         "bigram's, the unigram's and the real codes'")
+    e.add_argument("--draws-per-utterance", type=positive_int, default=None, metavar="N",
+                   help="with --alignments: sequences (default 5) the prior, the code bigram "
+                   "and the unigram each draw per test utterance (its length; its first "
+                   "second for continuations), pooled, so the figures' sampling noise is small "
+                   "beside their differences")
     add_batch_size_argument(e, "items per prior batch")
     add_seed_argument(e, "sampling, the classifier and the bootstrap intervals")
     add_progress_argument(e)

@@ -52,6 +52,7 @@ BITS_PER_DIM = Metric("bits_per_dim", "bits/dim, (bits for z + -log2 p(x|z)) / (
                       fmt=".3f", short="bits/dim")
 CLASS_MATCH = Metric("class_match", "samples labelled as the class asked for", "higher", fmt="%")
 BOOTSTRAP = 1000
+DRAWS_PER_UTTERANCE = 5  # speech samples per test utterance and source (sampling noise)
 LAMBDAS = np.linspace(0.0, 0.99, 100)
 
 
@@ -158,7 +159,8 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                    exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
                    batch_size: int = 64, samples_per_class: int = 50,
                    temperature: float = 1.0, seed: int = 0, device: str = "auto",
-                   progress: bool = True, alignments: str | os.PathLike | None = None) -> dict:
+                   progress: bool = True, alignments: str | os.PathLike | None = None,
+                   draws_per_utterance: int | None = None) -> dict:
     """Score a prior and the baselines on the code dump `data`; writes
     ``EXP/eval/prior_<name>.json`` (and the sample figure) and returns the result.
 
@@ -171,7 +173,10 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
         seed: sampling, the classifier and the bootstrap.
         alignments: speech priors: the training data's phones.ctm (or its data dir), to score
             samples and continuations by their phones (None: not scored).
+        draws_per_utterance: speech: sequences each drawn source gives per test utterance
+            (None: `DRAWS_PER_UTTERANCE`).
     """
+    draws_per_utterance = draws_per_utterance or DRAWS_PER_UTTERANCE
     from speechvq.checkpoint import load_model
     from speechvq.data.code_dump import held_out_split
     from speechvq.device import pick_device
@@ -225,7 +230,8 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
 
         result["prior"].update(score_speech_samples(
             prior, fit, dump, alignments, cond=_conditions(prior, dump),
-            temperature=temperature, seed=seed, batch_size=min(batch_size, 16)))
+            temperature=temperature, seed=seed, batch_size=min(batch_size, 16),
+            draws=draws_per_utterance))
     result.update(
         command=command_line(["speechvq", "evaluate", "prior", "--model", str(model),
                               "--checkpoint", checkpoint, "--data", str(data),
@@ -233,6 +239,7 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                               "--name", name, "--exp", None if exp_dir is None else str(exp),
                               "--samples-per-class", samples_per_class,
                               "--temperature", temperature, "--seed", seed,
+                              "--draws-per-utterance", draws_per_utterance,
                               "--alignments", None if alignments is None else str(alignments)]),
         data={"model": str(model), "checkpoint": checkpoint, "data": str(data),
               "fit_on": str(fit_path),

@@ -22,23 +22,36 @@ SOURCE_LABELS = {"prior": "the prior", "code_bigram": "code bigram", "unigram": 
                  "real": "real test speech"}
 
 
+def _cell(block: dict, source: str) -> str:
+    """A perplexity, with its 95 % interval when the result has one."""
+    value = block.get("phone_bigram_ppl", {}).get(source)
+    if value is None:
+        return ""
+    ci = block.get("ci95", {}).get("phone_bigram_ppl", {}).get(source)
+    return f"{value:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+
+
 def _ppl_md(blocks: dict, src: dict | None) -> list[str]:
     samples, cont = blocks["samples"], blocks.get("continuation", {})
-    ppl_s, ppl_c = samples["phone_bigram_ppl"], cont.get("phone_bigram_ppl", {})
+    ppl_s = samples["phone_bigram_ppl"]
+    draws = samples.get("draws_per_utterance", 1)
+    utts = samples.get("n_utterances", samples["n_sequences"])
     lines = ["## Prior: speech samples read as phones", "",
              f"Codes -> phones with the code-to-phone map fitted on the training alignments, "
              f"runs collapsed, SIL dropped, scored by a phone bigram "
              f"({samples.get('phone_bigram_smoothing', 'add-one')} smoothing) fitted on the "
              f"training phones.ctm: perplexity, the closer to real speech's the better. "
-             f"{samples['n_sequences']} sequences per source, one per test utterance with its "
-             f"length; prior temperature {samples.get('temperature', 1.0):g}. "
+             f"{draws} sequence{'s' if draws > 1 else ''} per source and test utterance "
+             f"({utts} utterances), each with that utterance's length; real speech: each "
+             f"utterance once; prior temperature {samples.get('temperature', 1.0):g}. "
              f"Continuations: the first {cont.get('prompt_codes', '?')} codes of "
-             f"{cont.get('n_sequences', '?')} test utterances given, the rest drawn and scored.",
+             f"{cont.get('n_utterances', cont.get('n_sequences', '?'))} test utterances given, "
+             f"the rest drawn and scored. In brackets: 95 % bootstrap intervals over the test "
+             f"utterances.",
              "", "| codes from | samples | continuations |", "|---|---:|---:|"]
     for s, label in SOURCE_LABELS.items():
         if s in ppl_s:
-            c = ppl_c.get(s)
-            lines.append(f"| {label} | {ppl_s[s]:.1f} | {'' if c is None else f'{c:.1f}'} |")
+            lines.append(f"| {label} | {_cell(samples, s)} | {_cell(cont, s)} |")
     real = ppl_s.get("real")
     if real is not None and "prior" in ppl_s and "code_bigram" in ppl_s:
         closer = abs(ppl_s["prior"] - real) < abs(ppl_s["code_bigram"] - real)

@@ -10,8 +10,9 @@ runs collapsed, SIL dropped) with add-one (Laplace) smoothing over the phones an
 end-of-sequence symbol. Lower is more like the training speech, but not without bound: the
 number to match is the real test utterances', read through the same map.
 
-Sources, one sequence per test utterance with that utterance's length (and speaker, for a
-speaker-conditioned prior):
+Sources, ``draws`` sequences per test utterance with that utterance's length (and speaker, for
+a speaker-conditioned prior), pooled: one sequence per utterance leaves a spread of several
+perplexity points between sampling seeds, as large as the differences between the sources:
 
 - ``prior``: the prior's samples (temperature 1 unless asked);
 - ``code_bigram``: drawn from the maximum-likelihood code bigram of the training codes (the first
@@ -22,7 +23,9 @@ speaker-conditioned prior):
 
 Continuations: the first ``prompt_seconds`` of each test utterance longer than that is given and
 the rest is drawn by each source (the bigram continues from the prompt's last code, ``real`` is
-the utterance's own rest); only the drawn part is scored.
+the utterance's own rest); only the drawn part is scored. Every figure has a 95 % bootstrap
+interval over the test utterances, each resampled with all its sequences
+(``ci95.phone_bigram_ppl.<source>``).
 
     scores = score_speech_samples(prior, CodeDump.open("dump/codes/train"),
                                   CodeDump.open("dump/codes/test"), "data/train/phones.ctm")
