@@ -69,6 +69,13 @@ def test_score_speech_samples_every_source(tmp_path):
     assert scores["continuation"]["prompt_codes"] == 10
     again = score_speech_samples(prior, train, test, ctm, prompt_seconds=1.0, engine="eager")
     assert again == scores  # seeded
+    for block in ("samples", "continuation"):  # 95 % intervals around every figure
+        for source, (lo, hi) in scores[block]["ci95"]["phone_bigram_ppl"].items():
+            assert lo <= scores[block]["phone_bigram_ppl"][source] <= hi
+    more = score_speech_samples(prior, train, test, ctm, prompt_seconds=1.0, engine="eager",
+                                draws=3)
+    assert more["samples"]["n_sequences"] == 15 and more["samples"]["n_utterances"] == 5
+    assert more["samples"]["phone_bigram_ppl"]["real"] == ppl["real"]  # real: each utterance once
     with pytest.raises(DataError, match="prompt"):
         score_speech_samples(prior, train, test, ctm, prompt_seconds=100.0)
     with pytest.raises(DataError, match="alignments"):

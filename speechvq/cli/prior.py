@@ -116,7 +116,7 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
                         "are read as phones and scored by a phone bigram, beside the code "
                         "bigram's, the unigram's and the real codes'")
     e.add_argument("--draws-per-utterance", type=positive_int, default=None, metavar="N",
-                   help="with --alignments: sequences (default 5) the prior, the code bigram "
+                   help="with --alignments: sequences (default 10) the prior, the code bigram "
                    "and the unigram each draw per test utterance (its length; its first "
                    "second for continuations), pooled, so the figures' sampling noise is small "
                    "beside their differences")

@@ -52,7 +52,7 @@ BITS_PER_DIM = Metric("bits_per_dim", "bits/dim, (bits for z + -log2 p(x|z)) / (
                       fmt=".3f", short="bits/dim")
 CLASS_MATCH = Metric("class_match", "samples labelled as the class asked for", "higher", fmt="%")
 BOOTSTRAP = 1000
-DRAWS_PER_UTTERANCE = 5  # speech samples per test utterance and source (sampling noise)
+DRAWS_PER_UTTERANCE = 10  # speech samples per test utterance and source (sampling noise)
 LAMBDAS = np.linspace(0.0, 0.99, 100)
 
 
