@@ -52,6 +52,11 @@ def _ppl_md(blocks: dict, src: dict | None) -> list[str]:
     for s, label in SOURCE_LABELS.items():
         if s in ppl_s:
             lines.append(f"| {label} | {_cell(samples, s)} | {_cell(cont, s)} |")
+    sil, rate = samples.get("sil_share"), samples.get("phones_per_second")
+    if sil and rate:  # how each source begins, pauses and ends: silence, and phone changes
+        lines += ["", "Samples read as phones: " + "; ".join(
+            f"{SOURCE_LABELS[s]} {100 * sil[s]:.1f} % SIL codes, {rate[s]:.1f} phones/s"
+            for s in SOURCE_LABELS if s in sil and s in rate) + "."]
     real = ppl_s.get("real")
     if real is not None and "prior" in ppl_s and "code_bigram" in ppl_s:
         closer = abs(ppl_s["prior"] - real) < abs(ppl_s["code_bigram"] - real)

@@ -220,7 +220,9 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
             length, speaker and prompt), to shrink the sampling noise; ``real`` is each once.
     Returns:
         ``{"samples": {"phone_bigram_ppl": {source: ppl}, "ci95": {"phone_bigram_ppl":
-        {source: [low, high]}}, "n_utterances", "draws_per_utterance", "n_sequences",
+        {source: [low, high]}}, "sil_share": {source: share of the codes read as SIL},
+        "phones_per_second": {source: phones of the strings per second of codes},
+        "n_utterances", "draws_per_utterance", "n_sequences",
         "temperature", "phone_bigram_smoothing"}, "continuation": {the same, "prompt_codes",
         "prompt_seconds"}}`` for the sources of SOURCES; intervals: 95 % bootstrap over the
         test utterances (`speechvq.evaluation.bootstrap`).
@@ -247,16 +249,22 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
     def block(seqs: Mapping[str, Sequence[np.ndarray]], utts: Sequence[int]) -> dict:
         """Perplexities and intervals; drawn sources hold `draws` sequences per utterance."""
         counts = resample_counts(len(utts), seed)
-        ppl, ci = {}, {}
+        ppl, ci, sil_share, phone_rate = {}, {}, {}, {}
         for src in SOURCES:
             units = np.arange(len(utts)) if src == "real" else np.repeat(np.arange(len(utts)),
                                                                         draws)
-            ppl[src], ci[src] = _ppl_and_ci(bigram, [phone_string(mapping[q], sil)
-                                                     for q in seqs[src]], units, counts)
+            read = [mapping[q] for q in seqs[src]]
+            strings = [phone_string(r, sil) for r in read]
+            ppl[src], ci[src] = _ppl_and_ci(bigram, strings, units, counts)
+            frames = sum(len(r) for r in read)
+            sil_share[src] = float(sum(int((r == sil).sum()) for r in read) / max(frames, 1))
+            phone_rate[src] = float(sum(map(len, strings)) / max(frames, 1) * rate)
         return {"phone_bigram_ppl": ppl, "ci95": {"phone_bigram_ppl": ci},
+                "sil_share": sil_share, "phones_per_second": phone_rate,
                 "n_utterances": len(utts), "draws_per_utterance": draws,
                 "n_sequences": len(utts) * draws}
 
+    rate = float(test.meta["frame_rate_hz"])
     n = len(test) if max_utts is None else min(len(test), max_utts)
     real = [test.item(i) for i in range(n)]
     lengths = [len(r) for r in real]
@@ -275,7 +283,7 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
     samples = {**block(draw, range(n)), "temperature": temperature,
                "phone_bigram_smoothing": SMOOTHING}
 
-    p = int(round(prompt_seconds * float(test.meta["frame_rate_hz"])))
+    p = int(round(prompt_seconds * rate))
     cont = [i for i in range(n) if lengths[i] > p]
     if p < 1 or not cont:
         raise DataError(f"no test utterance is longer than the {prompt_seconds} s prompt "
