@@ -19,7 +19,8 @@ Each figure reads against limits measured in the same run: the memory bandwidth 
 its threads). FLOPs per sample count the multiply-adds of one step, twice (the fused engines
 project the conditioning once per distinct vector: 3 per code frame with ``upsample: repeat``);
 bytes per sample are the weights one step streams, over the batch (bf16 halves the big ones;
-each thread group of the fused engines streams them all).
+each thread group of the fused engines streams them all, the parts of one group a share each:
+`fast_wavenet.thread_layout`).
 
 Exactness, on the same nets: the fused engines' teacher-forced logits against the eager parallel
 pass (max |difference| of logits and of probabilities), and whether the classes each engine drew
@@ -177,8 +178,9 @@ def bench(name: str, net: WaveNet, args, bandwidth: float, peak: float,
         context = min(args.naive_context, net.receptive_field)
         naive = time_naive(net, context) if batch == 1 else None
         print(f"-- batch {batch}: samples/s over the batch, x real time ({rate} Hz), x eager; "
-              f"GFLOP/s and GB/s of weights streamed (fraction of the limits measured above)")
-        groups = fast_wavenet.thread_groups(batch, threads)
+              f"GFLOP/s and GB/s of weights streamed (fraction of the limits measured above); "
+              f"fused: {groups} group(s) of {parts} thread(s)")
+        groups, parts = fast_wavenet.thread_layout(fast_wavenet.stack_for(net), batch, threads)
         rows = [("naive", naive, f"recomputes {context} samples per sample")] if naive else []
         for run in runs:
             e, n = run[0], min(samples[run], samples[ref])
@@ -189,7 +191,8 @@ def bench(name: str, net: WaveNet, args, bandwidth: float, peak: float,
         for e, r, note in rows:
             flops = r * 2 * c["fused" if e.startswith("fused") else "eager"]
             wbytes = r / batch * c["bytes16" if e == "fused_bf16" else "bytes32"] * (
-                groups if e.startswith("fused") else 1)  # each group streams all weights
+                groups if e.startswith("fused") else 1)  # each group streams all weights (the
+            # parts of one group stream a share each)
             print(f"  {e:18s} {r:9,.{0 if r >= 100 else 2}f}  {r / rate:6.3f}x rt  "
                   f"{r / eager:6.2f}x  "
                   f"{flops / 1e9:5.1f} GFLOP/s ({flops / peak:4.0%})  {wbytes / 1e9:5.1f} GB/s "
@@ -230,7 +233,7 @@ def main() -> None:
     fast_wavenet.teacher_forced_logits(net, torch.zeros(1, 4, dtype=torch.long),
                                        *inputs(net, 1, 4))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (eager's intra-op; "
-          f"the fused engines' thread groups of >= {fast_wavenet.GROUP_ROWS} utterances); fused "
+          f"the fused engines' parts or thread groups: fast_wavenet.thread_layout); fused "
           f"kernel ready "
           f"in {time.perf_counter() - t:.1f} s (compiled on first use, then numba's cache)")
     bandwidth, peak = memory_bandwidth(), matmul_flops()
