@@ -81,6 +81,23 @@ def memory_bandwidth(mb: int = 256) -> float:
     return best
 
 
+def read_bandwidth(threads: int, mb: int = 256) -> float:
+    """Bytes per second of summing a large array split over `threads` threads, best of 3 (numpy
+    releases the GIL in the sum): the read rate one core, or all, can stream from memory."""
+    import threading
+    parts = np.array_split(np.ones(mb << 18, np.float32), threads)
+    best = 0.0
+    for _ in range(3):
+        workers = [threading.Thread(target=np.sum, args=(p,)) for p in parts]
+        t = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = max(best, (mb << 20) / (time.perf_counter() - t))
+    return best
+
+
 def matmul_flops(n: int = 2048) -> float:
     """FLOP/s of an n x n fp32 matrix product with PyTorch's threads, best of 3."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -177,10 +194,10 @@ def bench(name: str, net: WaveNet, args, bandwidth: float, peak: float,
         ref = max((run for run in runs if run[0] == "eager"), key=lambda run: samples[run])
         context = min(args.naive_context, net.receptive_field)
         naive = time_naive(net, context) if batch == 1 else None
+        groups, parts = fast_wavenet.thread_layout(fast_wavenet.stack_for(net), batch, threads)
         print(f"-- batch {batch}: samples/s over the batch, x real time ({rate} Hz), x eager; "
               f"GFLOP/s and GB/s of weights streamed (fraction of the limits measured above); "
               f"fused: {groups} group(s) of {parts} thread(s)")
-        groups, parts = fast_wavenet.thread_layout(fast_wavenet.stack_for(net), batch, threads)
         rows = [("naive", naive, f"recomputes {context} samples per sample")] if naive else []
         for run in runs:
             e, n = run[0], min(samples[run], samples[ref])
@@ -237,8 +254,11 @@ def main() -> None:
           f"kernel ready "
           f"in {time.perf_counter() - t:.1f} s (compiled on first use, then numba's cache)")
     bandwidth, peak = memory_bandwidth(), matmul_flops()
-    print(f"limits measured now: memory copy {bandwidth / 1e9:.1f} GB/s, fp32 matmul "
-          f"{peak / 1e9:.1f} GFLOP/s")
+    reads = {n: read_bandwidth(n) for n in sorted({1, torch.get_num_threads()})}
+    print(f"limits measured now: memory copy {bandwidth / 1e9:.1f} GB/s (read + write), read "
+          + ", ".join(f"{r / 1e9:.1f} GB/s on {n} thread{'s' if n > 1 else ''}"
+                      for n, r in reads.items())
+          + f"; fp32 matmul {peak / 1e9:.1f} GFLOP/s")
     ratios = {}
     for name in args.models.split(","):
         cfg = configs[name]
