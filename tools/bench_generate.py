@@ -26,8 +26,12 @@ Exactness, on the same nets: the fused engines' teacher-forced logits against th
 pass (max |difference| of logits and of probabilities), and whether the classes each engine drew
 in the timed runs (same conditioning, same noise) equal the eager engine's.
 
+The PixelCNN prior's sampling (random weights of egs/images/conf/prior.yaml's size: 64 channels,
+10 layers, K = 512, 8x8 codes, class-conditional) is timed the same way: its cached sampler
+against recomputing the whole grid for every code (`tools/bench_prior.py`).
+
 The last line is one JSON object of the ratios (``<model>_b<batch>_<engine>_vs_eager``; fused =
-fp32, also under ``fused_fp32``). speechvq has no PixelCNN prior yet, so there is no prior row.
+fp32, also under ``fused_fp32``; ``pixelcnn_b<batch>_cached_vs_recompute``).
 """
 
 from __future__ import annotations
@@ -222,6 +226,27 @@ def bench(name: str, net: WaveNet, args, bandwidth: float, peak: float,
     return ratios
 
 
+def bench_pixelcnn(args) -> dict[str, float]:
+    """The PixelCNN prior's codes per second, cached sampler against full recompute."""
+    from bench_prior import sampling_rates  # tools/, beside this script
+
+    from speechvq.models.prior.pixelcnn import PixelCNNPrior
+    torch.manual_seed(0)
+    model = PixelCNNPrior(512, 64, 10, 3, n_classes=10).eval()
+    print(f"\n== pixelcnn: {sum(p.numel() for p in model.parameters()):,} parameters, 8x8 codes "
+          f"of K = 512, class-conditional; codes/s over the batch, best of {args.repeats}, 1 thread")
+    ratios = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # its small per-row ops: idle OpenMP workers only spin
+    for batch in args.batches:
+        cached, naive = sampling_rates(model, batch, (8, 8), 10, args.repeats)
+        print(f"  batch {batch:>3}: cached {cached:9,.0f}  full recompute {naive:9,.0f}  "
+              f"{cached / naive:5.1f}x")
+        ratios[f"pixelcnn_b{batch}_cached_vs_recompute"] = round(cached / naive, 2)
+    torch.set_num_threads(before)
+    return ratios
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -234,7 +259,8 @@ def main() -> None:
                         "receptive field)")
     p.add_argument("--exact-steps", type=int, default=256,
                    help="teacher-forced samples of the exactness check")
-    p.add_argument("--models", default="mini,paper", help="comma-separated: mini, paper")
+    p.add_argument("--models", default="mini,paper,pixelcnn",
+                   help="comma-separated: mini, paper, pixelcnn")
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads for every engine (default: PyTorch's)")
     args = p.parse_args()
@@ -261,6 +287,9 @@ def main() -> None:
           + f"; fp32 matmul {peak / 1e9:.1f} GFLOP/s")
     ratios = {}
     for name in args.models.split(","):
+        if name == "pixelcnn":
+            ratios.update(bench_pixelcnn(args))
+            continue
         cfg = configs[name]
         ratios.update(bench(name, build(cfg), args, bandwidth, peak, cfg.data.sample_rate))
     print(f"\nelapsed {time.perf_counter() - start:.0f} s")
