@@ -47,12 +47,23 @@ ROWS_BYTES = 4 << 20  # conditioning rows computed per chunk (bounds the chunk's
 GROUP_ROWS = 8
 
 
+ALIASES = {"cuda-graph": "cuda_graph"}  # issue 15's spelling, accepted on the command line
+
+
 def resolve_engine(engine: str, device: torch.device) -> str:
-    """'auto' -> 'fused' on CPU where numba imports, else 'eager'; a forced engine is checked."""
+    """'auto' -> 'fused' on CPU where numba imports, 'cuda_graph' on CUDA, else 'eager'; a
+    forced engine is checked against the device."""
+    engine = ALIASES.get(engine, engine)
     if engine not in ENGINES:
         raise ModelError(f"unknown WaveNet engine '{engine}'; choose one of {', '.join(ENGINES)}")
     if engine == "auto":
+        if device.type == "cuda":
+            return "cuda_graph"
         return "fused" if device.type == "cpu" and available() else "eager"
+    if engine == "cuda_graph" and device.type != "cuda":
+        raise ModelError(f"WaveNet engine 'cuda_graph' needs a CUDA GPU, the model is on "
+                         f"{device}; use engine 'auto' (fused on CPU) or 'eager', or move the "
+                         f"model to a GPU (--device cuda)")
     if engine.startswith("fused") and device.type != "cpu":
         raise ModelError(f"WaveNet engine '{engine}' runs on CPU only, the model is on "
                          f"{device}; use engine 'eager' or 'auto', or move the model to CPU")

@@ -365,8 +365,9 @@ class WaveNet(nn.Module):
             temperature: >= 0; 0 takes the most probable class at every step.
             generator: seeds the sampling noise (drawn on the generator's device).
             progress: show a tqdm bar.
-            engine: 'auto', 'eager', 'fused' or 'fused_bf16' (`fast_wavenet`); None = the
-                config's ``engine``. Every engine reads the same noise.
+            engine: 'auto', 'eager', 'fused' or 'fused_bf16' (`fast_wavenet`, CPU) or
+                'cuda_graph' (`graph_wavenet`, CUDA; 'cuda-graph' too); None = the config's
+                ``engine``. Every engine reads the same noise.
             prompt: (B, P) int64 classes given as the first P samples: fed in, kept in the
                 output, the sampling continues after them (None = P is 0).
         Returns:
@@ -397,6 +398,10 @@ class WaveNet(nn.Module):
         noise = self._noise(batch, generator, device) if temperature > 0 else None
         if engine == "eager":
             out = self._generate_eager(c, speaker, steps, temperature, noise, progress, prompt)
+        elif engine == "cuda_graph":
+            from speechvq.models.speech import graph_wavenet  # it imports this module
+            out = graph_wavenet.generate(self, c, speaker, steps, temperature, noise, progress,
+                                         prompt=prompt)  # (B, T)
         else:
             out = fast_wavenet.generate(self, c, speaker, steps, temperature, noise, progress,
                                         bf16=engine == "fused_bf16", prompt=prompt)  # (B, T)
