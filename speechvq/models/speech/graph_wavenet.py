@@ -29,7 +29,6 @@ teacher-forced (its classes taken instead of the draw; the noise still read, as 
 
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import torch
@@ -42,8 +41,8 @@ WARMUP_STEPS = 3  # eager steps on the capture stream before capturing (cuBLAS h
 
 
 def chunk_steps(batch: int, gate_width: int, noise_chunk: int) -> int:
-    """Steps per conditioning chunk: the largest power of two dividing the noise chunk whose
-    rows (B, chunk, L * G) float32 fit in ROWS_BYTES (so chunks never straddle noise chunks)."""
+    """Steps per conditioning chunk: the noise chunk, halved while its rows (B, chunk, L * G)
+    float32 exceed ROWS_BYTES (a divisor of it, so a chunk never straddles two noise chunks)."""
     chunk = noise_chunk
     while chunk % 2 == 0 and batch * chunk * gate_width * 4 > ROWS_BYTES:
         chunk //= 2
@@ -106,10 +105,10 @@ class GraphStep:
     def step(self) -> None:
         """One sample for every utterance, in place on the buffers (what the graph records).
 
-        The layer arithmetic is `WaveNet._step`'s, op for op, with the ring positions and the
-        chunk's rows and noise indexed by the device step count instead of a Python int."""
+        The layers and the head are `WaveNet._step`'s own (`_layer_step`, `_head_step`); the
+        ring positions and the chunk's rows and noise are indexed by the device step count
+        instead of a Python int."""
         w, net, batch, g = self.w, self.net, self.batch, self.gate
-        r = w["residual"]
         t = self.t  # (1,)
         local = t % self.chunk  # (1,) row of this step in the chunk buffers
         write = self.offsets + t % self.sizes  # (L,) each layer's slot for its new input
@@ -121,15 +120,8 @@ class GraphStep:
         for i in range(self.layers):
             self.ring.index_copy_(1, write[i:i + 1], x.unsqueeze(1))  # (B, n_total, R)
             past = self.ring.index_select(1, taps[i]).reshape(batch, -1)  # (B, k * R)
-            h = torch.addmm(gates[:, i * g:(i + 1) * g], past, w["conv"][i])  # (B, G)
-            a, b = h.chunk(2, dim=1)
-            z = torch.tanh(a) * torch.sigmoid(b)  # (B, G/2)
-            rs = torch.addmm(w["rs_b"][i], z, w["rs"][i])  # (B, R + K)
-            x = (x + rs[:, :r]) * math.sqrt(0.5)  # (B, R)
-            skip = rs[:, r:] if skip is None else skip + rs[:, r:]  # (B, K)
-        h = torch.relu(skip * net.skip_scale)  # (B, K)
-        h = torch.relu(torch.addmm(w["head1_b"], h, w["head1"]))  # (B, K)
-        logits = torch.addmm(w["head2_b"], h, w["head2"])  # (B, O)
+            x, skip = net._layer_step(w, i, past, gates[:, i * g:(i + 1) * g], x, skip)
+        logits = net._head_step(w, skip)  # (B, O)
         softmax = net.cfg.output == "softmax"
         u = (self.noise.index_select(0, t % self.noise_chunk).squeeze(0)
              if self.noise is not None else None)  # (B, W)

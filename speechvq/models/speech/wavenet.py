@@ -286,20 +286,33 @@ class WaveNet(nn.Module):
               state: WaveNetState) -> torch.Tensor:
         """One sample for all utterances: prev (B,) classes, cond_t (B, C), bias (B, L * G)."""
         w, t = state.weights, state.t
-        batch, r, g = prev.shape[0], w["residual"], self.cfg.gate_channels
+        batch, g = prev.shape[0], self.cfg.gate_channels
         gates = torch.addmm(bias, cond_t.to(bias.dtype), w["cond"])  # (B, L * G)
         x = w["embed"].index_select(0, prev)  # (B, R)
         skip = None
         for i, buf in enumerate(state.buffers):
             buf[:, t % buf.shape[1]] = x  # (B, n, R)
             taps = buf.index_select(1, state.taps[i][t % buf.shape[1]]).reshape(batch, -1)
-            h = torch.addmm(gates[:, i * g:(i + 1) * g], taps, w["conv"][i])  # (B, G)
-            a, b = h.chunk(2, dim=1)
-            z = torch.tanh(a) * torch.sigmoid(b)  # (B, G/2)
-            rs = torch.addmm(w["rs_b"][i], z, w["rs"][i])  # (B, R + K)
-            x = (x + rs[:, :r]) * math.sqrt(0.5)  # (B, R)
-            skip = rs[:, r:] if skip is None else skip + rs[:, r:]  # (B, K)
+            x, skip = self._layer_step(w, i, taps, gates[:, i * g:(i + 1) * g], x, skip)
         state.t = t + 1
+        return self._head_step(w, skip)
+
+    def _layer_step(self, w: dict, i: int, taps: torch.Tensor, gate: torch.Tensor,
+                    x: torch.Tensor, skip: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer i of one step (every engine on PyTorch ops runs this): taps (B, k * R) its
+        ring buffer's k inputs, gate (B, G) its conditioning and bias, x (B, R) its input,
+        skip (B, K) the skips so far (None before layer 0) -> its output x and the skips."""
+        r = w["residual"]
+        h = torch.addmm(gate, taps, w["conv"][i])  # (B, G)
+        a, b = h.chunk(2, dim=1)
+        z = torch.tanh(a) * torch.sigmoid(b)  # (B, G/2)
+        rs = torch.addmm(w["rs_b"][i], z, w["rs"][i])  # (B, R + K)
+        x = (x + rs[:, :r]) * math.sqrt(0.5)  # (B, R)
+        return x, rs[:, r:] if skip is None else skip + rs[:, r:]  # (B, R), (B, K)
+
+    def _head_step(self, w: dict, skip: torch.Tensor) -> torch.Tensor:
+        """The output head of one step: skips (B, K) -> logits (B, O)."""
         h = torch.relu(skip * self.skip_scale)  # (B, K)
         h = torch.relu(torch.addmm(w["head1_b"], h, w["head1"]))  # (B, K)
         return torch.addmm(w["head2_b"], h, w["head2"])  # (B, O)
