@@ -108,6 +108,9 @@ def test_speech_prior_static_step_equals_eager():
 
 
 def test_engine_choice_and_its_errors():
+    from speechvq.cli.common import WAVENET_ENGINES  # --engine's choices, without torch
+
+    assert set(WAVENET_ENGINES) == set(fast_wavenet.ENGINES) | set(fast_wavenet.ALIASES)
     assert fast_wavenet.resolve_engine("auto", torch.device("cuda")) == "cuda_graph"
     assert fast_wavenet.resolve_engine("cuda-graph", torch.device("cuda")) == "cuda_graph"
     net = net_for()
