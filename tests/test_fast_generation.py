@@ -160,12 +160,13 @@ def test_weights_laid_out_again_after_an_update():
 def test_engine_choice(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert fast_wavenet.resolve_engine("auto", cpu) == "fused"
-    assert fast_wavenet.resolve_engine("auto", gpu) == "eager"
+    assert fast_wavenet.resolve_engine("auto", gpu) == "cuda_graph"  # tests/test_graph_...
+    assert fast_wavenet.resolve_engine("auto", torch.device("mps")) == "eager"
     assert fast_wavenet.resolve_engine("eager", cpu) == "eager"
     with pytest.raises(ModelError, match="CPU only"):
         fast_wavenet.resolve_engine("fused_bf16", gpu)
     with pytest.raises(ModelError, match="choose one of auto, eager, fused, fused_bf16"):
-        fast_wavenet.resolve_engine("cuda-graph", cpu)
+        fast_wavenet.resolve_engine("cuda graph", cpu)
     # The config key picks the engine where generate is not told: 'eager' never runs the kernel.
     net = net_for(engine="eager")
     def refuse(*args, **kwargs):

@@ -59,12 +59,23 @@ SPLIT_ROWS = 4 * GROUP_ROWS  # batches smaller than this are cut into parts, lar
 MAX_PARTS = 4  # parts of one batch at most (the barriers' cost grows with them)
 
 
+ALIASES = {"cuda-graph": "cuda_graph"}  # issue 15's spelling, accepted on the command line
+
+
 def resolve_engine(engine: str, device: torch.device) -> str:
-    """'auto' -> 'fused' on CPU where numba imports, else 'eager'; a forced engine is checked."""
+    """'auto' -> 'fused' on CPU where numba imports, 'cuda_graph' on CUDA, else 'eager'; a
+    forced engine is checked against the device."""
+    engine = ALIASES.get(engine, engine)
     if engine not in ENGINES:
         raise ModelError(f"unknown WaveNet engine '{engine}'; choose one of {', '.join(ENGINES)}")
     if engine == "auto":
+        if device.type == "cuda":
+            return "cuda_graph"
         return "fused" if device.type == "cpu" and available() else "eager"
+    if engine == "cuda_graph" and device.type != "cuda":
+        raise ModelError(f"WaveNet engine 'cuda_graph' needs a CUDA GPU, the model is on "
+                         f"{device}; use engine 'auto' (fused on CPU) or 'eager', or move the "
+                         f"model to a GPU (--device cuda)")
     if engine.startswith("fused") and device.type != "cpu":
         raise ModelError(f"WaveNet engine '{engine}' runs on CPU only, the model is on "
                          f"{device}; use engine 'eager' or 'auto', or move the model to CPU")
