@@ -133,6 +133,7 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     result = json.loads((vq / "eval" / "prior_test.json").read_text())["prior"]
     assert result["test"]["uniform"]["bits_per_code"] == pytest.approx(4.0)
     assert {"prior", "unigram", "bigram"} <= set(result["test"])
+    assert 0 <= result["test"]["class_information"]["prior_classifier_accuracy"] <= 1
     assert {"class_match", "chance"} <= set(result["samples"]) and result["samples"]["chance"] == 0.1
     assert {"real_test_accuracy", "reconstruction_accuracy"} <= set(result["classifier"])
     out = tmp_path / "samples"
@@ -154,3 +155,43 @@ def test_image_prior_end_to_end(tmp_path, capsys):
         result["test"]["bigram"]["bits_per_code"]
     assert "## Prior: test" in (vq / "report" / "report.md").read_text()
     assert cli.main(["report", "--exp", str(prior)]) == 0
+
+
+def test_class_information_of_a_prior_that_knows_its_class():
+    """A prior whose every code is its class (logits +4 there) saves bits for the true class
+    and classifies perfectly; one that ignores the class saves none and sits at the first."""
+    from speechvq.evaluation.prior import class_information
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, uses_class):
+            super().__init__()
+            self.uses_class, self.prior_info = uses_class, {"n_classes": 4}
+
+        def forward(self, codes, cond):
+            logits = torch.zeros(codes.shape[0], 4, *codes.shape[1:])
+            if self.uses_class:
+                logits[torch.arange(len(cond)), cond] = 4.0
+            return logits
+
+    class Dump:
+        def __init__(self, items):
+            self.items = items
+            self.lengths = np.array([x.size for x in items])
+            self.shapes = [x.shape for x in items]
+
+        def __len__(self):
+            return len(self.items)
+
+        def item(self, i):
+            return self.items[i]
+
+    labels = np.arange(12) % 4
+    dump = Dump([np.full((2, 3), c) for c in labels])
+    knows = class_information(Fixed(True), dump, labels, 8, "cpu", False)
+    assert knows["prior_classifier_accuracy"] == 1.0 and knows["chance"] == 0.25
+    # 6 codes each: log2 of (e^4 + 3) / 1 over the wrong class's 1 / (e^4 + 3) ... per code
+    per_code = np.log2(np.exp(4) + 3) - np.log2((np.exp(4) + 3) / np.exp(4))
+    assert knows["bits_saved_per_item"] == pytest.approx(6 * per_code)
+    assert knows["ceiling_bits_per_item"] == pytest.approx(2.0)
+    blind = class_information(Fixed(False), dump, labels, 8, "cpu", False)
+    assert blind["bits_saved_per_item"] == pytest.approx(0.0)

@@ -135,6 +135,46 @@ def _prior_bits(model: Any, dump: Any, cond: np.ndarray | None, batch_size: int,
     return out
 
 
+MAX_CONDITIONS_SCORED = 64  # class_information scores items once per condition
+CONDITION_ITEMS = 500  # ... on this many of them, evenly spaced
+
+
+class _Subset:
+    """The items `index` of a code dump, as `_prior_bits` reads a dump."""
+
+    def __init__(self, dump: Any, index: np.ndarray):
+        self._dump, self._index = dump, index
+        self.lengths, self.shapes = dump.lengths[index], [dump.shapes[i] for i in index]
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def item(self, i: int) -> np.ndarray:
+        return self._dump.item(int(self._index[i]))
+
+
+def class_information(prior: Any, dump: Any, cond: np.ndarray, batch_size: int, device: Any,
+                      progress: bool) -> dict:
+    """How much a conditional prior uses its condition (class or speaker), on up to
+    CONDITION_ITEMS evenly spaced scored items, each scored under every condition c
+    (b_c = -log2 p(codes | c)): ``bits_saved_per_item``, the mean over items of the mean of
+    b_c over the wrong conditions minus b_true (the most a condition could carry is
+    ``ceiling_bits_per_item`` = log2 C), and ``prior_classifier_accuracy``, how often the true
+    condition is the likeliest (argmin_c b_c), beside ``chance``."""
+    n = int(prior.prior_info["n_classes"])
+    index = np.unique(np.linspace(0, len(dump) - 1, min(len(dump), CONDITION_ITEMS)).astype(int))
+    items = _Subset(dump, index)
+    bits = np.stack([_prior_bits(prior, items, np.full(len(items), c), batch_size, device,
+                                 progress) for c in range(n)], 1)  # (N, C)
+    true = cond[index]
+    own = bits[np.arange(len(index)), true]
+    wrong = (bits.sum(1) - own) / (n - 1)
+    return {"bits_saved_per_item": float((wrong - own).mean()),
+            "ceiling_bits_per_item": math.log2(n),
+            "prior_classifier_accuracy": float((bits.argmin(1) == true).mean()),
+            "chance": 1.0 / n, "n_items": int(len(index))}
+
+
 def _conditions(prior: Any, dump: Any) -> np.ndarray | None:
     """The scored items' conditions as the prior's indices (None: an unconditional prior)."""
     from speechvq.errors import DataError
@@ -195,8 +235,8 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
     ngram = NgramBaselines([flat(fit, i) for i in train_items], dump.codebook_size)
     lam = ngram.tune_([flat(fit, i) for i in held]) if len(held) else 0.0
     n_codes = dump.lengths.astype(np.float64)
-    bits = {"prior": _prior_bits(prior, dump, _conditions(prior, dump), batch_size, dev,
-                                 progress),
+    cond = _conditions(prior, dump)
+    bits = {"prior": _prior_bits(prior, dump, cond, batch_size, dev, progress),
             "uniform": n_codes * math.log2(dump.codebook_size)}
     both = np.array([ngram.bits(flat(dump, i)) for i in range(len(dump))])  # (N, 2)
     bits["unigram"], bits["bigram"] = both[:, 0], both[:, 1]
@@ -208,6 +248,9 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                  modality=dump.modality, grid=list(dump.grid) if dump.grid else None,
                  bigram_weight=lam, fit_on=str(fit_path), n_fit_items=len(train_items),
                  n_tune_items=len(held), arch=arch)
+    if cond is not None and info["n_classes"] <= MAX_CONDITIONS_SCORED:
+        block["class_information"] = class_information(prior, dump, cond, batch_size, dev,
+                                                       progress)
     result: dict[str, Any] = {"prior": {name: block}, "details": {"figures": {}}}
     if dump.modality == "image":
         from speechvq.evaluation.prior_images import add_bits_per_dim, sample_quality
@@ -269,6 +312,13 @@ def format_prior_table(result: dict) -> str:
             lines.append(f"{SYSTEM_LABELS[s]:<18}" + "".join(
                 f"{m.format(block[s].get(m.name)):>12}" for m in cols))
         lines.append(gain_line(block))
+        info = block.get("class_information")
+        if info:
+            lines.append(f"the true condition saves the prior {info['bits_saved_per_item']:.2f} "
+                         f"bits per item against a wrong one (a condition carries at most "
+                         f"{info['ceiling_bits_per_item']:.2f}); the prior as a classifier: "
+                         f"{100 * info['prior_classifier_accuracy']:.1f} % (chance "
+                         f"{100 * info['chance']:.1f} %), {info['n_items']} items")
     samples, classifier = result["prior"].get("samples"), result["prior"].get("classifier")
     for what in ("samples", "continuation"):
         ppl = (result["prior"].get(what) or {}).get("phone_bigram_ppl")
