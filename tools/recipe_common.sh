@@ -30,10 +30,18 @@ fi
 
 recipe=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
 
-# Every stage calls the speechvq CLI: say how to get it rather than "command not found" later.
+# Every stage calls the speechvq CLI: say how to get it rather than "command not found" later,
+# and run it once, since a console script can be on PATH and still fail to start (an editable
+# install whose checkout was moved or deleted: ModuleNotFoundError at the first stage).
 if ! command -v speechvq > /dev/null 2>&1; then
   echo "$0: error: the speechvq command is not on PATH; install it from the repository root with" \
        "pip install -e \".[dev]\" (README, Set-up), or activate the environment that has it" >&2
+  exit 2
+fi
+if ! speechvq_error=$(speechvq --version 2>&1 > /dev/null); then
+  echo "$0: error: the speechvq command on PATH ($(command -v speechvq)) does not run" \
+       "(${speechvq_error##*$'\n'}); reinstall it from the repository root" \
+       "($(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)) with pip install -e \".[dev]\"" >&2
   exit 2
 fi
 
