@@ -18,6 +18,13 @@
 #   encode_units SPLIT [OPTION...]
 #                           ${exp}/units/SPLIT.txt from dump/SPLIT with `speechvq encode`
 #                           (OPTIONs added), unless it is newer than the model
+#   score_units "SPLIT..." [OPTION...]
+#                           one `speechvq evaluate units` (${abx_triplets} ABX triplets,
+#                           OPTIONs added) of the SPLITs whose ${exp}/eval/units_SPLIT.json is
+#                           missing or older than the model; nothing when none is
+#   encode_codes SPLIT OUT [OPTION...]
+#                           the code dump OUT of dump/SPLIT (`speechvq encode --codes-out`, what
+#                           a prior trains on; OPTIONs added), unless it is newer than the model
 #   ${jobs[@]}              `--nj ${nj}` and, when --cmd is set, `--cmd "${cmd}"`: what the
 #                           recipes pass to encode, evaluate units and convert (each splits its
 #                           data into ${nj} jobs run as `${cmd} speechvq ...`, ESPnet's cmd.sh)
@@ -95,5 +102,35 @@ encode_units() {
     log "${exp}/units/${split}.txt is newer than the model: kept"
   else
     speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt" "$@"
+  fi
+}
+
+score_units() {
+  local splits=$1 split to_score=""
+  shift
+  for split in ${splits}; do
+    if newer_than_model "${exp}/eval/units_${split}.json"; then
+      log "${exp}/eval/units_${split}.json is newer than the model: kept"
+    else
+      to_score="${to_score} dump/${split}"
+    fi
+  done
+  if [ -n "${to_score}" ]; then
+    # one call: the code-to-phone map and the k-means baseline are fitted on train once;
+    # results go to ${exp}/eval/units_<split>.json
+    # shellcheck disable=SC2086
+    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
+      --abx-triplets "${abx_triplets}" "$@"
+  fi
+}
+
+encode_codes() {
+  local split=$1 out=$2
+  shift 2
+  if newer_than_model "${out}/codes.json"; then
+    log "${out} is newer than the model: kept"
+  else
+    log "encode dump/${split} -> ${out} with ${exp}"
+    speechvq encode --model "${exp}" --data "dump/${split}" --codes-out "${out}" "$@"
   fi
 }

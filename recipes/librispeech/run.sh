@@ -107,24 +107,17 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   log "Stage 3: encode units of ${eval_sets}"
-  to_score=""
+  aligned=""  # the splits with phone alignments (and train's), whose units are scored
   for split in ${eval_sets}; do
     encode_units "${split}" --device "${device}" "${jobs[@]}"
     if [ ! -f "data/${split}/phones.ctm" ] || [ ! -f data/train/phones.ctm ]; then
       log "data/${split} or data/train has no phone alignments (give --alignments, the MFA" \
           "TextGrids, at stage 0): unit scoring skipped; units are in ${exp}/units/${split}.txt"
-    elif newer_than_model "${exp}/eval/units_${split}.json"; then
-      log "${exp}/eval/units_${split}.json is newer than the model: kept"
     else
-      to_score="${to_score} dump/${split}"
+      aligned="${aligned} ${split}"
     fi
   done
-  if [ -n "${to_score}" ]; then
-    # one call: the code-to-phone map and the k-means baseline are fitted on train once
-    # shellcheck disable=SC2086
-    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}" --device "${device}" "${jobs[@]}"
-  fi
+  score_units "${aligned}" --device "${device}" "${jobs[@]}"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ "${n_convert}" -gt 0 ]; then

@@ -86,21 +86,10 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   log "Stage 3: encode and score units on ${eval_sets} (mapping fitted on train)"
-  to_score=""
   for split in ${eval_sets}; do
     encode_units "${split}" --device "${device}" "${jobs[@]}"
-    if newer_than_model "${exp}/eval/units_${split}.json"; then
-      log "${exp}/eval/units_${split}.json is newer than the model: kept"
-    else
-      to_score="${to_score} dump/${split}"
-    fi
   done
-  if [ -n "${to_score}" ]; then
-    # one call: the code-to-phone map and the k-means baseline are fitted on train once
-    # shellcheck disable=SC2086
-    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}" --device "${device}" "${jobs[@]}"
-  fi
+  score_units "${eval_sets}" --device "${device}" "${jobs[@]}"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ "${n_convert}" -gt 0 ]; then
