@@ -10,6 +10,10 @@
 #   log MESSAGE...          a timestamped line naming the script and line, as ESPnet's recipes
 #   resolve_conf NAME PATH  PATH made absolute; a relative conf/... is looked up in ${recipe}
 #                           first, so a recipe works from any current directory (exit 2 if absent)
+#   corpus_folder NAME WHAT...
+#                           the folder given as --NAME (the variable ${NAME}) made absolute, for
+#                           stage 0; exit 2 saying stage 0 needs --NAME DIR, WHAT, when it is
+#                           no folder
 #   newer_than_model FILE   FILE exists and is newer than ${exp}/checkpoints/last.pt (a stage's
 #                           output that is still valid for the current model is kept)
 #   check_ngpu              --ngpu must be a number; sets ${device} (auto, or cpu for --ngpu 0,
@@ -91,6 +95,16 @@ check_ngpu() {
   else
     launcher=(speechvq)
   fi
+}
+
+corpus_folder() {
+  local folder=${!1}
+  if [ -z "${folder}" ] || [ ! -d "${folder}" ]; then
+    echo "$0: error: stage 0 needs --${1//_/-} DIR, ${*:2}; got '${folder}'. Or start later with" \
+         "--stage 1" >&2
+    exit 2
+  fi
+  printf -v "$1" '%s' "$(cd "${folder}" && pwd)"
 }
 
 newer_than_model() { [ -e "$1" ] && [ "$1" -nt "${exp}/checkpoints/last.pt" ]; }

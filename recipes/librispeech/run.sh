@@ -49,12 +49,7 @@ if [ -n "${extra_config}" ]; then
   configs+=(--config "$(resolve_conf extra-config "${extra_config}")")
 fi
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${librispeech}" ] || [ ! -d "${librispeech}" ]; then
-    echo "$0: error: stage 0 needs --librispeech DIR, the LibriSpeech/ folder holding" \
-         "train-clean-100/, dev-clean/, ...; got '${librispeech}'. Or start later with --stage 1" >&2
-    exit 2
-  fi
-  librispeech=$(cd "${librispeech}" && pwd)
+  corpus_folder librispeech "the LibriSpeech/ folder holding train-clean-100/, dev-clean/, ..."
   if [ -n "${alignments}" ]; then
     if [ ! -d "${alignments}" ]; then
       echo "$0: error: --alignments ${alignments} is not a folder; pass the Montreal Forced" \

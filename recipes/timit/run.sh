@@ -39,12 +39,7 @@ help_message="Usage: $0 --timit DIR [options]; options are --name value, e.g. --
 # Resolve user paths against the directory the recipe was started from, then work in --workdir.
 train_config=$(resolve_conf train-config "${train_config}")
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${timit}" ] || [ ! -d "${timit}" ]; then
-    echo "$0: error: stage 0 needs --timit DIR, the TIMIT corpus (the folder holding TRAIN/" \
-         "and TEST/, LDC93S1); got '${timit}'. Or start later with --stage 1" >&2
-    exit 2
-  fi
-  timit=$(cd "${timit}" && pwd)
+  corpus_folder timit "the TIMIT corpus (the folder holding TRAIN/ and TEST/, LDC93S1)"
 fi
 check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}

@@ -49,13 +49,8 @@ if [ -n "${corpus_dir}" ]; then
   fi
   corpus_dir=$(cd "${corpus_dir}" && pwd)
 elif [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${vctk}" ] || [ ! -d "${vctk}" ]; then
-    echo "$0: error: stage 0 needs --vctk DIR, the unpacked VCTK corpus (e.g." \
-         "/data/VCTK-Corpus-0.92), or --corpus-dir DIR, a prepared Kaldi data dir; got" \
-         "'${vctk}'. Or start later with --stage 1" >&2
-    exit 2
-  fi
-  vctk=$(cd "${vctk}" && pwd)
+  corpus_folder vctk "the unpacked VCTK corpus (e.g. /data/VCTK-Corpus-0.92), or --corpus-dir" \
+    "DIR, a prepared Kaldi data dir"
 fi
 check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
