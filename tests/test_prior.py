@@ -145,6 +145,9 @@ def test_image_prior_end_to_end(tmp_path, capsys):
         {p.name for p in out.iterdir()}
     assert cli.main(["sample", "--model", str(prior), "-n", "1", "--speaker", "x",
                      "-o", str(tmp_path / "bad")]) == 2
+    assert cli.main(["sample", "--model", str(prior), "-n", "1", "--engine", "eager",
+                     "-o", str(tmp_path / "bad")]) == 2  # only a speech prior has engines
+    assert "only a speech (wavenet) prior has sampling engines" in capsys.readouterr().err
     assert cli.main(["report", "--exp", str(vq)]) == 0
     report = json.loads((vq / "report" / "report.json").read_text())
     assert report["prior"]["test"]["bigram"]["bits_per_code"] == \

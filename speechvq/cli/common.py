@@ -176,6 +176,21 @@ def add_seed_argument(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help=help)
 
 
+#: WaveNet sampling engines (model.decoder.wavenet.engine's choices, and issue 15's spelling
+#: cuda-graph of cuda_graph), kept here so that ``--help`` imports no torch
+WAVENET_ENGINES = ("auto", "eager", "fused", "fused_bf16", "cuda_graph", "cuda-graph")
+
+
+def add_engine_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """--engine: the WaveNet sampling engine of `what`; None = the model's config."""
+    p.add_argument("--engine", default=None, choices=WAVENET_ENGINES,
+                   help=f"WaveNet sampling engine of {what}: fused (one compiled CPU kernel, "
+                        f"the default on CPU), cuda_graph (alias cuda-graph: the step captured "
+                        f"as a CUDA graph, the default on CUDA), eager (PyTorch ops, the "
+                        f"reference), fused_bf16 (bf16 weights); default: the model's config "
+                        f"(auto)")
+
+
 def add_results_exp_argument(p: argparse.ArgumentParser) -> None:
     """--exp of an evaluation: where EXP/eval/*.json goes when not beside the model."""
     p.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")

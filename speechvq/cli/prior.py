@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
+from speechvq.cli.common import (add_batch_size_argument, add_command, add_engine_argument,
+                                 add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
                                  add_seed_argument, positive_int, print_results, progress,
                                  results_claim)
@@ -24,7 +25,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                           prompt_length=args.prompt_length, length=args.length,
                           temperature=args.temperature, seed=args.seed,
                           per_class=args.per_class or 0, checkpoint=args.checkpoint,
-                          device=args.device)
+                          device=args.device, engine=args.engine)
     print(f"{args.out}: {result['n']} samples of {'x'.join(map(str, result['grid']))} codes in "
           f"{result['seconds']:.2f} s ({result['codes_per_second']:.0f} codes/s), "
           f"{len(result['files'])} decoded files; codes in {result['codes']}")
@@ -82,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="codes per sample of a 1-D (speech) prior (default: its training crop)")
     p.add_argument("--temperature", type=_temperature, default=1.0, help="0 = greedy")
     add_seed_argument(p, "the draws")
+    add_engine_argument(p, "a speech (wavenet) prior")
 
 
 def register_evaluate(kinds: argparse._SubParsersAction) -> None:
