@@ -52,6 +52,19 @@ def test_pixelcnn_sampling_matches_the_parallel_forward_and_keeps_the_prompt():
         model(greedy)
 
 
+def test_guided_sampling_draws_from_the_contrast_of_the_class_and_the_mean_class():
+    torch.manual_seed(2)
+    model = PixelCNNPrior(9, channels=8, layers=2, kernel_size=3, n_classes=3).eval()
+    cond, w = torch.tensor([0, 2]), 2.5
+    guided = model.sample(2, (5, 3), cond=cond, temperature=0, guidance=w)
+    with torch.no_grad():  # every greedy code is the argmax of (1 + w) l_c - w l_mean
+        contrast = (1 + w) * model(guided, cond) - w * model(guided, torch.full_like(cond, -1))
+    assert torch.equal(contrast.argmax(1), guided)
+    assert not torch.equal(guided, model.sample(2, (5, 3), cond=cond, temperature=0))
+    with pytest.raises(ModelError, match="class-conditional"):
+        PixelCNNPrior(9, channels=8, layers=2).sample(1, (2, 2), guidance=1.0)
+
+
 def test_missing_prior_module_is_a_clear_error(monkeypatch):
     from speechvq.models import prior
 
@@ -128,17 +141,19 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["evaluate", "prior", "--model", str(prior), "--data",
                      str(tmp_path / "codes" / "test"), "--exp", str(vq),
-                     "--samples-per-class", "2", "--no-progress"]) == 0
+                     "--samples-per-class", "2", "--guidance", "1", "--no-progress"]) == 0
     assert "bigram" in capsys.readouterr().out
     result = json.loads((vq / "eval" / "prior_test.json").read_text())["prior"]
     assert result["test"]["uniform"]["bits_per_code"] == pytest.approx(4.0)
     assert {"prior", "unigram", "bigram"} <= set(result["test"])
     assert 0 <= result["test"]["class_information"]["prior_classifier_accuracy"] <= 1
     assert {"class_match", "chance"} <= set(result["samples"]) and result["samples"]["chance"] == 0.1
+    assert result["samples"]["guidance"] == 1.0
     assert {"real_test_accuracy", "reconstruction_accuracy"} <= set(result["classifier"])
     out = tmp_path / "samples"
     assert cli.main(["sample", "--model", str(prior), "-n", "3", "--class", "4", "-o", str(out),
-                     "--prompt", str(tmp_path / "codes" / "test"), "--prompt-length", "10"]) == 0
+                     "--prompt", str(tmp_path / "codes" / "test"), "--prompt-length", "10",
+                     "--guidance", "2"]) == 0
     sampled = CodeDump.open(out / "codes")
     test = CodeDump.open(tmp_path / "codes" / "test")
     assert sampled.item(1).reshape(-1)[:10].tolist() == test.item(1).reshape(-1)[:10].tolist()

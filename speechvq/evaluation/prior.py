@@ -198,7 +198,8 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                    exp_dir: str | os.PathLike | None = None, checkpoint: str | None = None,
                    batch_size: int = 64, samples_per_class: int = 50,
                    temperature: float = 1.0, seed: int = 0, device: str = "auto",
-                   progress: bool = True, alignments: str | os.PathLike | None = None) -> dict:
+                   progress: bool = True, alignments: str | os.PathLike | None = None,
+                   guidance: float = 0.0) -> dict:
     """Score a prior and the baselines on the code dump `data`; writes
     ``EXP/eval/prior_<name>.json`` (and the sample figure) and returns the result.
 
@@ -260,7 +261,7 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
             samples, classifier, figure = sample_quality(
                 prior, vq, dump, fit, exp / "eval" / f"prior_{name}_samples.png",
                 samples_per_class=samples_per_class, temperature=temperature, seed=seed,
-                device=dev, progress=progress)
+                device=dev, progress=progress, guidance=guidance)
             result["prior"].update(samples=samples, classifier=classifier)
             result["details"]["figures"]["samples"] = str(figure)
     if dump.modality == "speech" and alignments is not None:
@@ -275,7 +276,8 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                               "--fit-on", None if fit_on is None else str(fit_on),
                               "--name", name, "--exp", None if exp_dir is None else str(exp),
                               "--samples-per-class", samples_per_class,
-                              "--temperature", temperature, "--seed", seed,
+                              "--temperature", temperature, "--guidance", guidance or None,
+                              "--seed", seed,
                               "--alignments", None if alignments is None else str(alignments)]),
         data={"model": str(model), "checkpoint": checkpoint, "data": str(data),
               "fit_on": str(fit_path),
@@ -326,7 +328,8 @@ def format_prior_table(result: dict) -> str:
             lines.append(f"phone-bigram perplexity of {what} (real speech: {ppl['real']:.1f}): "
                          + ", ".join(f"{s} {v:.1f}" for s, v in ppl.items() if s != "real"))
     if samples and "class_match" in samples:
-        lines.append(f"class-conditional samples labelled as asked: "
+        guided = f" at guidance {samples['guidance']:g}" if samples.get("guidance") else ""
+        lines.append(f"class-conditional samples{guided} labelled as asked: "
                      f"{CLASS_MATCH.show(samples['class_match'])} (chance "
                      f"{CLASS_MATCH.show(samples['chance'])}; classifier on real test images "
                      f"{CLASS_MATCH.show(classifier['real_test_accuracy'])}, on VQ-VAE "

@@ -67,7 +67,9 @@ def _samples_md(samples: dict, classifier: dict, src: dict | None,
                 classifier["reconstruction_accuracy"])]]
     lines = ["## Prior: samples", "",
              f"{samples['n_images']} samples ({samples['samples_per_class']} per class, "
-             f"temperature {samples['temperature']:g}) decoded by the VQ-VAE and labelled by a "
+             f"temperature {samples['temperature']:g}"
+             + (f", guidance {samples['guidance']:g}" if samples.get("guidance") else "")
+             + ") decoded by the VQ-VAE and labelled by a "
              f"CNN trained on the real training images; % labelled as the class asked for "
              f"(real images and reconstructions: the classifier's accuracy, the ceiling).", "",
              "| images | % labelled as their class |", "|---|---:|",
