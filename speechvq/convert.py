@@ -6,7 +6,8 @@ et al. 2017, section 4.3). Two decoders can render the codes:
 
 - ``wavenet``: the paper's path, autoregressive sampling over 8-bit mu-law with the incremental
   (O(layers) per sample) generator, batched over utterances; on CPU by the fused kernel
-  (`fast_wavenet`; ``engine`` picks another), still slow for the paper-size net.
+  (`fast_wavenet`; ``engine`` picks another), still slow for the paper-size net; on CUDA by the
+  step captured as a CUDA graph (`graph_wavenet`).
 - ``mel``: the log-mel head + Griffin-Lim; fast anywhere, less natural.
 - ``auto`` (default): the WaveNet on CUDA when the model has one, else the mel head when it has
   one, else the WaveNet.
@@ -65,8 +66,8 @@ def convert_waveforms(model: VQVAE, waves: Sequence[np.ndarray], speakers: Seque
         head: 'wavenet', 'mel' or 'auto'.
         temperature: WaveNet sampling temperature.
         seed: seeds the WaveNet's sampling generator.
-        engine: WaveNet sampling engine: 'auto', 'eager', 'fused', 'fused_bf16' (None: the
-            model's ``model.decoder.wavenet.engine``).
+        engine: WaveNet sampling engine: 'auto', 'eager', 'fused', 'fused_bf16',
+            'cuda_graph' (None: the model's ``model.decoder.wavenet.engine``).
 
     Returns:
         converted waveforms, float32 (T_i,) each (same lengths as the sources).

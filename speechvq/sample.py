@@ -128,7 +128,8 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
                  prompt: str | os.PathLike | None = None, prompt_length: int = 0,
                  length: int | None = None, temperature: float = 1.0, seed: int = 0,
                  per_class: int = 0, checkpoint: str | None = None,
-                 device: str = "auto") -> dict[str, Any]:
+                 device: str = "auto", engine: str | None = None,
+                 guidance: float = 0.0) -> dict[str, Any]:
     """`speechvq sample`: draw `n` samples from the prior `model` into `out` (module docstring).
 
     Args:
@@ -138,6 +139,10 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
         prompt, prompt_length: a code dump and how many of its items' first codes to keep.
         length: codes per sample of a 1-D prior (default: its training crop).
         temperature: softmax temperature; 0 = greedy. seed: the draws' generator.
+        engine: a speech prior's WaveNet sampling engine (`WaveNet.generate`; None = its
+            config's, 'auto'); other priors have none.
+        guidance: a class-conditional PixelCNN prior's guidance weight
+            (`PixelCNNPrior.sample`; 0 = none).
     Returns:
         {"n", "grid", "codes_per_second", "seconds", "files": [...], "codes": OUT/codes}.
     """
@@ -157,6 +162,15 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
         dev = pick_device(device, option="--device")
         prior = load_model(ckpt, kind="prior", device=dev)
         info = prior.prior_info
+        if engine is not None and info["modality"] != "speech":
+            raise ConfigError(f"--engine {engine}: only a speech (wavenet) prior has sampling "
+                              f"engines, this one models {info['modality']} codes; drop --engine")
+        engine_arg = {} if engine is None else {"engine": engine}
+        if guidance:
+            if prior.config.model.arch != "pixelcnn" or not info["n_classes"]:
+                raise ConfigError(f"--guidance {guidance:g}: only a class-conditional PixelCNN "
+                                  f"prior is guided; drop --guidance")
+            engine_arg["guidance"] = guidance
         if per_class:
             if not info["n_classes"]:
                 raise ConfigError("--per-class: this prior is unconditional (trained with "
@@ -182,7 +196,8 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
         gen = torch.Generator(device=dev).manual_seed(seed)
         start = time.perf_counter()
         codes = prior.sample(n, grid, cond=None if cond is None else cond.to(dev),
-                             prompt=prompt_codes, temperature=temperature, generator=gen).cpu()
+                             prompt=prompt_codes, temperature=temperature, generator=gen,
+                             **engine_arg).cpu()
         seconds = time.perf_counter() - start
         names = [f"sample_{i:03d}" for i in range(n)]
         conditions = list(info["conditions"]) if info["n_classes"] else [UNCONDITIONED]

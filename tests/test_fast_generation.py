@@ -24,9 +24,10 @@ pytestmark = [pytest.mark.skipif(not fast_wavenet.available(),
 def net_for(output="softmax", upsample="transposed", kernel=2, speaker_dim=SPK, layers=5,
             **cfg) -> WaveNet:
     torch.manual_seed(0)
-    cfg = WaveNetConfig(layers=layers, cycles=2 if layers % 2 == 0 else 1, kernel_size=kernel,
-                        residual_channels=12, gate_channels=20, skip_channels=10,
-                        upsample=upsample, output=output, mixtures=3, **cfg)
+    cfg = WaveNetConfig(**{"layers": layers, "cycles": 2 if layers % 2 == 0 else 1,
+                           "kernel_size": kernel, "residual_channels": 12, "gate_channels": 20,
+                           "skip_channels": 10, "upsample": upsample, "output": output,
+                           "mixtures": 3, **cfg})
     return WaveNet(cfg, cond_channels=COND, speaker_dim=speaker_dim,
                    upsample_factor=FACTOR).eval()
 
@@ -92,6 +93,41 @@ def test_greedy_and_batch_groups_equal_eager(output):
                                     generator=torch.Generator().manual_seed(5)), warm)
 
 
+@pytest.mark.skipif(not fast_wavenet.split_available(),
+                    reason="the multi-thread split is built for x86-64 Linux only")
+@pytest.mark.parametrize("output", ["softmax", "mol"])
+def test_parts_give_the_same_logits_and_classes(output):
+    """Cut by output columns into 2 or 3 parts stepped by as many threads at once, the stack
+    computes every output as the same sum in the same order: bit-equal logits (fp32 and bf16),
+    and the eager engine's classes."""
+    net = net_for(output, "repeat", kernel=3)
+    cond, speaker, targets = inputs(3, frames=40)
+    for bf16, cuts in ((False, (2, 3)), (True, (2,))):
+        one = fast_wavenet.teacher_forced_logits(net, targets, cond, speaker, bf16=bf16)
+        for parts in cuts:
+            assert torch.equal(fast_wavenet.teacher_forced_logits(
+                net, targets, cond, speaker, bf16=bf16, parts=parts), one), (bf16, parts)
+    cond, speaker, _ = inputs(2, frames=100)
+    eager = net.generate(cond, speaker, engine="eager", generator=torch.Generator().manual_seed(0))
+    split = fast_wavenet.generate(
+        net, net._cond_for(cond, 500).transpose(1, 2).contiguous(), speaker, 500, 1.0,
+        net._noise(2, torch.Generator().manual_seed(0), torch.device("cpu")), parts=2)
+    assert torch.equal(split, eager)
+
+
+def test_thread_layout_cuts_only_big_weights():
+    small = fast_wavenet.stack_for(net_for())
+    assert fast_wavenet.thread_layout(small, 1, 2) == (1, 1)  # stays in L2: one thread
+    assert fast_wavenet.thread_layout(small, 16, 2) == (2, 1)  # two groups of 8
+    big = fast_wavenet.stack_for(net_for(layers=4, residual_channels=256, gate_channels=512,
+                                         skip_channels=256))
+    assert big.weight_bytes >= fast_wavenet.SPLIT_BYTES
+    parts = 2 if fast_wavenet.split_available() else 1
+    assert fast_wavenet.thread_layout(big, 1, 2) == (1, parts)
+    assert fast_wavenet.thread_layout(big, 1, 1) == (1, 1)
+    assert fast_wavenet.thread_layout(big, 64, 2) == (2, 1)  # large batches: groups
+
+
 def test_bf16_weights_deviation_is_bounded():
     """bf16 rounds each weight by at most 2^-9 of itself; on this net the logits move by a few
     1e-4 (README, "Fast generation", gives the figures for the mini and paper-size nets)."""
@@ -124,12 +160,13 @@ def test_weights_laid_out_again_after_an_update():
 def test_engine_choice(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert fast_wavenet.resolve_engine("auto", cpu) == "fused"
-    assert fast_wavenet.resolve_engine("auto", gpu) == "eager"
+    assert fast_wavenet.resolve_engine("auto", gpu) == "cuda_graph"  # tests/test_graph_...
+    assert fast_wavenet.resolve_engine("auto", torch.device("mps")) == "eager"
     assert fast_wavenet.resolve_engine("eager", cpu) == "eager"
     with pytest.raises(ModelError, match="CPU only"):
         fast_wavenet.resolve_engine("fused_bf16", gpu)
     with pytest.raises(ModelError, match="choose one of auto, eager, fused, fused_bf16"):
-        fast_wavenet.resolve_engine("cuda-graph", cpu)
+        fast_wavenet.resolve_engine("cuda graph", cpu)
     # The config key picks the engine where generate is not told: 'eager' never runs the kernel.
     net = net_for(engine="eager")
     def refuse(*args, **kwargs):

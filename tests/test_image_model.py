@@ -14,7 +14,8 @@ from speechvq.data.images.dump import write_dump
 from speechvq.errors import ConfigError, DataError, ModelError
 from speechvq.models.image import TRAINING, ImageVQVAE
 from speechvq.registry import get_task
-from speechvq.tasks.image import image_step, pixel_variance
+from speechvq.tasks.image import image_step
+from speechvq.tasks.pixels import pixel_variance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -52,6 +52,19 @@ def test_pixelcnn_sampling_matches_the_parallel_forward_and_keeps_the_prompt():
         model(greedy)
 
 
+def test_guided_sampling_draws_from_the_contrast_of_the_class_and_the_mean_class():
+    torch.manual_seed(2)
+    model = PixelCNNPrior(9, channels=8, layers=2, kernel_size=3, n_classes=3).eval()
+    cond, w = torch.tensor([0, 2]), 2.5
+    guided = model.sample(2, (5, 3), cond=cond, temperature=0, guidance=w)
+    with torch.no_grad():  # every greedy code is the argmax of (1 + w) l_c - w l_mean
+        contrast = (1 + w) * model(guided, cond) - w * model(guided, torch.full_like(cond, -1))
+    assert torch.equal(contrast.argmax(1), guided)
+    assert not torch.equal(guided, model.sample(2, (5, 3), cond=cond, temperature=0))
+    with pytest.raises(ModelError, match="class-conditional"):
+        PixelCNNPrior(9, channels=8, layers=2).sample(1, (2, 2), guidance=1.0)
+
+
 def test_missing_prior_module_is_a_clear_error(monkeypatch):
     from speechvq.models import prior
 
@@ -128,16 +141,19 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["evaluate", "prior", "--model", str(prior), "--data",
                      str(tmp_path / "codes" / "test"), "--exp", str(vq),
-                     "--samples-per-class", "2", "--no-progress"]) == 0
+                     "--samples-per-class", "2", "--guidance", "1", "--no-progress"]) == 0
     assert "bigram" in capsys.readouterr().out
     result = json.loads((vq / "eval" / "prior_test.json").read_text())["prior"]
     assert result["test"]["uniform"]["bits_per_code"] == pytest.approx(4.0)
     assert {"prior", "unigram", "bigram"} <= set(result["test"])
+    assert 0 <= result["test"]["class_information"]["prior_classifier_accuracy"] <= 1
     assert {"class_match", "chance"} <= set(result["samples"]) and result["samples"]["chance"] == 0.1
+    assert result["samples"]["guidance"] == 1.0
     assert {"real_test_accuracy", "reconstruction_accuracy"} <= set(result["classifier"])
     out = tmp_path / "samples"
     assert cli.main(["sample", "--model", str(prior), "-n", "3", "--class", "4", "-o", str(out),
-                     "--prompt", str(tmp_path / "codes" / "test"), "--prompt-length", "10"]) == 0
+                     "--prompt", str(tmp_path / "codes" / "test"), "--prompt-length", "10",
+                     "--guidance", "2"]) == 0
     sampled = CodeDump.open(out / "codes")
     test = CodeDump.open(tmp_path / "codes" / "test")
     assert sampled.item(1).reshape(-1)[:10].tolist() == test.item(1).reshape(-1)[:10].tolist()
@@ -145,9 +161,52 @@ def test_image_prior_end_to_end(tmp_path, capsys):
         {p.name for p in out.iterdir()}
     assert cli.main(["sample", "--model", str(prior), "-n", "1", "--speaker", "x",
                      "-o", str(tmp_path / "bad")]) == 2
+    assert cli.main(["sample", "--model", str(prior), "-n", "1", "--engine", "eager",
+                     "-o", str(tmp_path / "bad")]) == 2  # only a speech prior has engines
+    assert "only a speech (wavenet) prior has sampling engines" in capsys.readouterr().err
     assert cli.main(["report", "--exp", str(vq)]) == 0
     report = json.loads((vq / "report" / "report.json").read_text())
     assert report["prior"]["test"]["bigram"]["bits_per_code"] == \
         result["test"]["bigram"]["bits_per_code"]
     assert "## Prior: test" in (vq / "report" / "report.md").read_text()
     assert cli.main(["report", "--exp", str(prior)]) == 0
+
+
+def test_class_information_of_a_prior_that_knows_its_class():
+    """A prior whose every code is its class (logits +4 there) saves bits for the true class
+    and classifies perfectly; one that ignores the class saves none and sits at the first."""
+    from speechvq.evaluation.prior import class_information
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, uses_class):
+            super().__init__()
+            self.uses_class, self.prior_info = uses_class, {"n_classes": 4}
+
+        def forward(self, codes, cond):
+            logits = torch.zeros(codes.shape[0], 4, *codes.shape[1:])
+            if self.uses_class:
+                logits[torch.arange(len(cond)), cond] = 4.0
+            return logits
+
+    class Dump:
+        def __init__(self, items):
+            self.items = items
+            self.lengths = np.array([x.size for x in items])
+            self.shapes = [x.shape for x in items]
+
+        def __len__(self):
+            return len(self.items)
+
+        def item(self, i):
+            return self.items[i]
+
+    labels = np.arange(12) % 4
+    dump = Dump([np.full((2, 3), c) for c in labels])
+    knows = class_information(Fixed(True), dump, labels, 8, "cpu", False)
+    assert knows["prior_classifier_accuracy"] == 1.0 and knows["chance"] == 0.25
+    # 6 codes each: log2 of (e^4 + 3) / 1 over the wrong class's 1 / (e^4 + 3) ... per code
+    per_code = np.log2(np.exp(4) + 3) - np.log2((np.exp(4) + 3) / np.exp(4))
+    assert knows["bits_saved_per_item"] == pytest.approx(6 * per_code)
+    assert knows["ceiling_bits_per_item"] == pytest.approx(2.0)
+    blind = class_information(Fixed(False), dump, labels, 8, "cpu", False)
+    assert blind["bits_saved_per_item"] == pytest.approx(0.0)

@@ -106,6 +106,24 @@ def test_recipe_without_speechvq_says_how_to_install(script, tmp_path):
     assert 'pip install -e ".[dev]"' in r.stderr and not (tmp_path / "w").exists()
 
 
+@pytest.mark.parametrize("script", [RECIPES[0], ROOT / "egs" / "images" / "run.sh"],
+                         ids=lambda p: p.parent.name)
+def test_recipe_with_a_broken_speechvq_says_how_to_reinstall(script, tmp_path):
+    """A console script on PATH that cannot start (an editable install whose checkout moved)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "speechvq"  # what pip writes, pointing at a package that is gone
+    exe.write_text(f"#!{sys.executable}\nfrom speechvq_checkout_gone.cli import main\nmain()\n")
+    exe.chmod(0o755)
+    env = {**_env(tmp_path), "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"}
+    r = subprocess.run(["bash", str(script), "--workdir", "w"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert f"speechvq command on PATH ({exe}) does not run" in r.stderr
+    assert "No module named 'speechvq_checkout_gone'" in r.stderr
+    assert f'({ROOT}) with pip install -e ".[dev]"' in r.stderr and not (tmp_path / "w").exists()
+
+
 def test_mini_bad_corpus_dir_and_vctk_without_corpus(tmp_path):
     r = run_recipe(MINI / "run.sh", "--corpus-dir", "missing", cwd=tmp_path, tmp=tmp_path)
     assert r.returncode == 2 and "--corpus-dir missing is not a folder" in r.stderr

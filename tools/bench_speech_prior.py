@@ -13,12 +13,12 @@ depend on the machine and its load; the ratios are what carry over.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from types import SimpleNamespace
 
 import torch
+
+from prior_bench_common import codes_per_second, prior_bench_parser, prior_to_time
 
 
 def naive_sample(model, n: int, steps: int) -> torch.Tensor:
@@ -31,38 +31,28 @@ def naive_sample(model, n: int, steps: int) -> torch.Tensor:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a speech prior's exp dir or checkpoint (default: random "
-                                   "weights of recipes/mini/conf/prior.yaml's size)")
-    p.add_argument("--checkpoint", help="checkpoint name in the exp dir (e.g. best.pt)")
+    p = prior_bench_parser(__doc__, prior="a speech prior",
+                           size_of="recipes/mini/conf/prior.yaml", checkpoint="best.pt")
     p.add_argument("--length", type=int, default=250, help="codes per sample (250 = 5 s at 50 Hz)")
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 16])
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    if args.model:
-        from speechvq.checkpoint import load_model
-        model = load_model(args.model, args.checkpoint, kind="prior")
-    else:
+
+    def random_prior():
         from speechvq.models.prior.causal import CausalPrior
-        torch.manual_seed(0)
         cfg = SimpleNamespace(arch="wavenet", channels=64, layers=10, kernel_size=2,
                               dilation_cycle=10, dropout=0.0, conditional=False)
-        model = CausalPrior.from_config(cfg, codebook_size=128, n_classes=0).eval()
+        return CausalPrior.from_config(cfg, codebook_size=128, n_classes=0).eval()
+
+    model = prior_to_time(args, random_prior)
     from speechvq.models.speech import fast_wavenet
     engines = ["eager"] + (["fused"] if fast_wavenet.available() else [])
     model.sample(1, (8,), engine=engines[-1])  # load the compiled kernel once
     print(f"speech prior, {args.length} codes per sample, {args.threads} thread(s)")
     for n in args.batch:
-        with torch.no_grad():
-            start = time.perf_counter()
-            naive_sample(model, n, args.length)
-            base = n * args.length / (time.perf_counter() - start)
+        base = codes_per_second(lambda: naive_sample(model, n, args.length), n * args.length)
         for engine in engines:
-            start = time.perf_counter()
-            model.sample(n, (args.length,), engine=engine,
-                         generator=torch.Generator().manual_seed(0))
-            rate = n * args.length / (time.perf_counter() - start)
+            rate = codes_per_second(lambda: model.sample(
+                n, (args.length,), engine=engine, generator=torch.Generator().manual_seed(0)),
+                n * args.length)
             print(f"batch {n:>3}: {engine:>5} {rate:8.0f} codes/s, full recompute {base:8.0f} "
                   f"codes/s, ratio {rate / base:.1f}x")
     return 0

@@ -40,14 +40,9 @@ prior_exp=${prior_exp:-${exp}_prior}
 prior_samples=${prior_samples:-10}
 
 if [ -n "${prior_config}" ] && [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+  log "Stage 3: code dumps of dump/train and dump/test"
   for split in train test; do
-    if newer_than_model "dump/codes/${split}/codes.json"; then
-      log "Stage 3: dump/codes/${split} is newer than the model: kept"
-    else
-      log "Stage 3: encode dump/${split} -> dump/codes/${split} with ${exp}"
-      speechvq encode --model "${exp}" --data "dump/${split}" --codes-out "dump/codes/${split}" \
-        --batch-size 256 --no-progress
-    fi
+    encode_codes "${split}" "dump/codes/${split}" --batch-size 256 --no-progress
   done
 fi
 

@@ -10,6 +10,10 @@
 #   log MESSAGE...          a timestamped line naming the script and line, as ESPnet's recipes
 #   resolve_conf NAME PATH  PATH made absolute; a relative conf/... is looked up in ${recipe}
 #                           first, so a recipe works from any current directory (exit 2 if absent)
+#   corpus_folder NAME WHAT...
+#                           the folder given as --NAME (the variable ${NAME}) made absolute, for
+#                           stage 0; exit 2 saying stage 0 needs --NAME DIR, WHAT, when it is
+#                           no folder
 #   newer_than_model FILE   FILE exists and is newer than ${exp}/checkpoints/last.pt (a stage's
 #                           output that is still valid for the current model is kept)
 #   check_ngpu              --ngpu must be a number; sets ${device} (auto, or cpu for --ngpu 0,
@@ -18,6 +22,13 @@
 #   encode_units SPLIT [OPTION...]
 #                           ${exp}/units/SPLIT.txt from dump/SPLIT with `speechvq encode`
 #                           (OPTIONs added), unless it is newer than the model
+#   score_units "SPLIT..." [OPTION...]
+#                           one `speechvq evaluate units` (${abx_triplets} ABX triplets,
+#                           OPTIONs added) of the SPLITs whose ${exp}/eval/units_SPLIT.json is
+#                           missing or older than the model; nothing when none is
+#   encode_codes SPLIT OUT [OPTION...]
+#                           the code dump OUT of dump/SPLIT (`speechvq encode --codes-out`, what
+#                           a prior trains on; OPTIONs added), unless it is newer than the model
 #   ${jobs[@]}              `--nj ${nj}` and, when --cmd is set, `--cmd "${cmd}"`: what the
 #                           recipes pass to encode, evaluate units and convert (each splits its
 #                           data into ${nj} jobs run as `${cmd} speechvq ...`, ESPnet's cmd.sh)
@@ -30,10 +41,18 @@ fi
 
 recipe=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
 
-# Every stage calls the speechvq CLI: say how to get it rather than "command not found" later.
+# Every stage calls the speechvq CLI: say how to get it rather than "command not found" later,
+# and run it once, since a console script can be on PATH and still fail to start (an editable
+# install whose checkout was moved or deleted: ModuleNotFoundError at the first stage).
 if ! command -v speechvq > /dev/null 2>&1; then
   echo "$0: error: the speechvq command is not on PATH; install it from the repository root with" \
        "pip install -e \".[dev]\" (README, Set-up), or activate the environment that has it" >&2
+  exit 2
+fi
+if ! speechvq_error=$(speechvq --version 2>&1 > /dev/null); then
+  echo "$0: error: the speechvq command on PATH ($(command -v speechvq)) does not run" \
+       "(${speechvq_error##*$'\n'}); reinstall it from the repository root" \
+       "($(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)) with pip install -e \".[dev]\"" >&2
   exit 2
 fi
 
@@ -78,6 +97,16 @@ check_ngpu() {
   fi
 }
 
+corpus_folder() {
+  local folder=${!1}
+  if [ -z "${folder}" ] || [ ! -d "${folder}" ]; then
+    echo "$0: error: stage 0 needs --${1//_/-} DIR, ${*:2}; got '${folder}'. Or start later with" \
+         "--stage 1" >&2
+    exit 2
+  fi
+  printf -v "$1" '%s' "$(cd "${folder}" && pwd)"
+}
+
 newer_than_model() { [ -e "$1" ] && [ "$1" -nt "${exp}/checkpoints/last.pt" ]; }
 
 encode_units() {
@@ -87,5 +116,35 @@ encode_units() {
     log "${exp}/units/${split}.txt is newer than the model: kept"
   else
     speechvq encode --model "${exp}" --data "dump/${split}" --out "${exp}/units/${split}.txt" "$@"
+  fi
+}
+
+score_units() {
+  local splits=$1 split to_score=""
+  shift
+  for split in ${splits}; do
+    if newer_than_model "${exp}/eval/units_${split}.json"; then
+      log "${exp}/eval/units_${split}.json is newer than the model: kept"
+    else
+      to_score="${to_score} dump/${split}"
+    fi
+  done
+  if [ -n "${to_score}" ]; then
+    # one call: the code-to-phone map and the k-means baseline are fitted on train once;
+    # results go to ${exp}/eval/units_<split>.json
+    # shellcheck disable=SC2086
+    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
+      --abx-triplets "${abx_triplets}" "$@"
+  fi
+}
+
+encode_codes() {
+  local split=$1 out=$2
+  shift 2
+  if newer_than_model "${out}/codes.json"; then
+    log "${out} is newer than the model: kept"
+  else
+    log "encode dump/${split} -> ${out} with ${exp}"
+    speechvq encode --model "${exp}" --data "dump/${split}" --codes-out "${out}" "$@"
   fi
 }

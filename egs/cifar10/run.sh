@@ -29,11 +29,7 @@ help_message="Usage: $0 --cifar DIR [options]; options are --name value, e.g. --
 
 train_config=$(resolve_conf train-config "${train_config}")
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${cifar}" ] || [ ! -d "${cifar}" ]; then
-    echo "$0: error: stage 0 needs --cifar DIR, the unpacked CIFAR-10 binary version" >&2
-    exit 2
-  fi
-  cifar=$(cd "${cifar}" && pwd)
+  corpus_folder cifar "the unpacked CIFAR-10 binary version"
 fi
 check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}

@@ -35,11 +35,7 @@ help_message="Usage: $0 --mnist DIR [options]; options are --name value, e.g. --
 train_config=$(resolve_conf train-config "${train_config}")
 if [ -n "${prior_config}" ]; then prior_config=$(resolve_conf prior-config "${prior_config}"); fi
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${mnist}" ] || [ ! -d "${mnist}" ]; then
-    echo "$0: error: stage 0 needs --mnist DIR, the folder of the MNIST IDX files" >&2
-    exit 2
-  fi
-  mnist=$(cd "${mnist}" && pwd)
+  corpus_folder mnist "the folder of the MNIST IDX files"
   if [ -z "${splits}" ]; then
     if [ -e "${mnist}/train-images-idx3-ubyte" ] || [ -e "${mnist}/train-images-idx3-ubyte.gz" ]; then
       splits="train=train test=t10k"

@@ -64,14 +64,9 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+  log "Stage 3: code dumps of dump/train and dump/test"
   for split in train test; do
-    if newer_than_model "codes/${split}/codes.json"; then
-      log "Stage 3: codes/${split} is newer than the model: kept"
-    else
-      log "Stage 3: encode dump/${split} -> codes/${split}"
-      speechvq encode --model "${exp}" --data "dump/${split}" --codes-out "codes/${split}" \
-        --batch-size 16 --no-progress
-    fi
+    encode_codes "${split}" "codes/${split}" --batch-size 16 --no-progress
   done
 fi
 

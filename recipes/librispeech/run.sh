@@ -49,12 +49,7 @@ if [ -n "${extra_config}" ]; then
   configs+=(--config "$(resolve_conf extra-config "${extra_config}")")
 fi
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${librispeech}" ] || [ ! -d "${librispeech}" ]; then
-    echo "$0: error: stage 0 needs --librispeech DIR, the LibriSpeech/ folder holding" \
-         "train-clean-100/, dev-clean/, ...; got '${librispeech}'. Or start later with --stage 1" >&2
-    exit 2
-  fi
-  librispeech=$(cd "${librispeech}" && pwd)
+  corpus_folder librispeech "the LibriSpeech/ folder holding train-clean-100/, dev-clean/, ..."
   if [ -n "${alignments}" ]; then
     if [ ! -d "${alignments}" ]; then
       echo "$0: error: --alignments ${alignments} is not a folder; pass the Montreal Forced" \
@@ -107,24 +102,17 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   log "Stage 3: encode units of ${eval_sets}"
-  to_score=""
+  aligned=""  # the splits with phone alignments (and train's), whose units are scored
   for split in ${eval_sets}; do
     encode_units "${split}" --device "${device}" "${jobs[@]}"
     if [ ! -f "data/${split}/phones.ctm" ] || [ ! -f data/train/phones.ctm ]; then
       log "data/${split} or data/train has no phone alignments (give --alignments, the MFA" \
           "TextGrids, at stage 0): unit scoring skipped; units are in ${exp}/units/${split}.txt"
-    elif newer_than_model "${exp}/eval/units_${split}.json"; then
-      log "${exp}/eval/units_${split}.json is newer than the model: kept"
     else
-      to_score="${to_score} dump/${split}"
+      aligned="${aligned} ${split}"
     fi
   done
-  if [ -n "${to_score}" ]; then
-    # one call: the code-to-phone map and the k-means baseline are fitted on train once
-    # shellcheck disable=SC2086
-    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}" --device "${device}" "${jobs[@]}"
-  fi
+  score_units "${aligned}" --device "${device}" "${jobs[@]}"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ "${n_convert}" -gt 0 ]; then

@@ -105,22 +105,10 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${eval_sets}" ]; then
   log "Stage 3: encode and evaluate units"
-  to_score=""
   for split in ${eval_sets}; do
     encode_units "${split}" "${jobs[@]}"
-    if newer_than_model "${exp}/eval/units_${split}.json"; then
-      log "${exp}/eval/units_${split}.json is newer than the model: kept"
-    else
-      to_score="${to_score} dump/${split}"
-    fi
   done
-  if [ -n "${to_score}" ]; then
-    # one call: the code-to-phone map and the k-means baseline are fitted on train once;
-    # results go to ${exp}/eval/units_<split>.json
-    # shellcheck disable=SC2086
-    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}" "${jobs[@]}"
-  fi
+  score_units "${eval_sets}" "${jobs[@]}"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -n "${eval_sets}" ]; then
@@ -169,11 +157,7 @@ fi
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -n "${prior_config}" ]; then
   log "Stage 5: the speech prior over the codes of ${exp}: ${exp}_prior"
   for split in train test; do  # code dumps (codes.npy + index.tsv) the prior trains on and is scored on
-    if newer_than_model "${exp}/codes/${split}/codes.json"; then
-      log "${exp}/codes/${split} is newer than the model: kept"
-    else
-      speechvq encode --model "${exp}" --data "dump/${split}" --codes-out "${exp}/codes/${split}"
-    fi
+    encode_codes "${split}" "${exp}/codes/${split}"
   done
   # Validates on the held-out 10 % of the training utterances (data.held_out) and keeps the best
   # as best.pt: the prior memorises the training codes within minutes. One thread: its tensors

@@ -39,12 +39,7 @@ help_message="Usage: $0 --timit DIR [options]; options are --name value, e.g. --
 # Resolve user paths against the directory the recipe was started from, then work in --workdir.
 train_config=$(resolve_conf train-config "${train_config}")
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${timit}" ] || [ ! -d "${timit}" ]; then
-    echo "$0: error: stage 0 needs --timit DIR, the TIMIT corpus (the folder holding TRAIN/" \
-         "and TEST/, LDC93S1); got '${timit}'. Or start later with --stage 1" >&2
-    exit 2
-  fi
-  timit=$(cd "${timit}" && pwd)
+  corpus_folder timit "the TIMIT corpus (the folder holding TRAIN/ and TEST/, LDC93S1)"
 fi
 check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
@@ -86,21 +81,10 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   log "Stage 3: encode and score units on ${eval_sets} (mapping fitted on train)"
-  to_score=""
   for split in ${eval_sets}; do
     encode_units "${split}" --device "${device}" "${jobs[@]}"
-    if newer_than_model "${exp}/eval/units_${split}.json"; then
-      log "${exp}/eval/units_${split}.json is newer than the model: kept"
-    else
-      to_score="${to_score} dump/${split}"
-    fi
   done
-  if [ -n "${to_score}" ]; then
-    # one call: the code-to-phone map and the k-means baseline are fitted on train once
-    # shellcheck disable=SC2086
-    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}" --device "${device}" "${jobs[@]}"
-  fi
+  score_units "${eval_sets}" --device "${device}" "${jobs[@]}"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ "${n_convert}" -gt 0 ]; then

@@ -49,13 +49,8 @@ if [ -n "${corpus_dir}" ]; then
   fi
   corpus_dir=$(cd "${corpus_dir}" && pwd)
 elif [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
-  if [ -z "${vctk}" ] || [ ! -d "${vctk}" ]; then
-    echo "$0: error: stage 0 needs --vctk DIR, the unpacked VCTK corpus (e.g." \
-         "/data/VCTK-Corpus-0.92), or --corpus-dir DIR, a prepared Kaldi data dir; got" \
-         "'${vctk}'. Or start later with --stage 1" >&2
-    exit 2
-  fi
-  vctk=$(cd "${vctk}" && pwd)
+  corpus_folder vctk "the unpacked VCTK corpus (e.g. /data/VCTK-Corpus-0.92), or --corpus-dir" \
+    "DIR, a prepared Kaldi data dir"
 fi
 check_ngpu   # sets ${device} and ${launcher[@]}; --ngpu 0 adds train.device=cpu to ${train_args}
 workdir=${workdir:-${recipe}}
@@ -109,7 +104,7 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   log "Stage 3: encode units"
-  to_score=""
+  aligned=""  # the splits with phone alignments, whose units are scored
   if [ -n "${corpus_dir}" ]; then
     encode_units train --device "${device}" "${jobs[@]}"
   fi
@@ -118,18 +113,11 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     if [ ! -f "data/${split}/phones.ctm" ] && [ ! -f "dump/${split}/phones.npy" ]; then
       log "data/${split} has no phone alignments (VCTK ships none): unit scoring skipped;" \
           "units are in ${exp}/units/${split}.txt (the report gives their label-free statistics)"
-    elif newer_than_model "${exp}/eval/units_${split}.json"; then
-      log "${exp}/eval/units_${split}.json is newer than the model: kept"
     else
-      to_score="${to_score} dump/${split}"
+      aligned="${aligned} ${split}"
     fi
   done
-  if [ -n "${to_score}" ]; then
-    # one call: the code-to-phone map and the k-means baseline are fitted on train once
-    # shellcheck disable=SC2086
-    speechvq evaluate units --model "${exp}" --data ${to_score} --fit-on dump/train \
-      --abx-triplets "${abx_triplets}" --device "${device}" "${jobs[@]}"
-  fi
+  score_units "${aligned}" --device "${device}" "${jobs[@]}"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ] && [ -z "${corpus_dir}" ]; then

@@ -12,7 +12,7 @@ import sys
 import typing
 import warnings
 from contextlib import AbstractContextManager
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from speechvq.config import Config, load_config
 
@@ -176,6 +176,21 @@ def add_seed_argument(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help=help)
 
 
+#: WaveNet sampling engines (model.decoder.wavenet.engine's choices, and issue 15's spelling
+#: cuda-graph of cuda_graph), kept here so that ``--help`` imports no torch
+WAVENET_ENGINES = ("auto", "eager", "fused", "fused_bf16", "cuda_graph", "cuda-graph")
+
+
+def add_engine_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """--engine: the WaveNet sampling engine of `what`; None = the model's config."""
+    p.add_argument("--engine", default=None, choices=WAVENET_ENGINES,
+                   help=f"WaveNet sampling engine of {what}: fused (one compiled CPU kernel, "
+                        f"the default on CPU), cuda_graph (alias cuda-graph: the step captured "
+                        f"as a CUDA graph, the default on CUDA), eager (PyTorch ops, the "
+                        f"reference), fused_bf16 (bf16 weights); default: the model's config "
+                        f"(auto)")
+
+
 def add_results_exp_argument(p: argparse.ArgumentParser) -> None:
     """--exp of an evaluation: where EXP/eval/*.json goes when not beside the model."""
     p.add_argument("--exp", metavar="EXP", help="exp dir for the results (default: --model's)")
@@ -205,6 +220,36 @@ def warnings_as_lines(command: str) -> None:
     """Library warnings (e.g. a corpus missing some transcripts) as one line each."""
     warnings.formatwarning = (lambda message, category, *a, **k:
                               f"speechvq {command}: warning: {message}\n")
+
+
+def print_splits(splits: Mapping[str, object]) -> None:
+    """``split<TAB>folder`` per split: what every preparing command prints."""
+    for name, path in splits.items():
+        print(f"{name}\t{path}")
+
+
+def prepare_dumps(args: argparse.Namespace, command: str,
+                  prepare: Callable[[argparse.Namespace], Mapping[str, object]]) -> int:
+    """Run ``speechvq <command>`` (prepare-images, prepare-video): `prepare(args)` -> {split:
+    dump folder} under ``output_lock(args.out)``, library warnings as one line each, then
+    `print_splits`."""
+    warnings_as_lines(command)
+    from speechvq.locks import output_lock
+    with output_lock(args.out):  # one run per OUT; its dumps refuse folders that are not dumps
+        splits = prepare(args)
+    print_splits(splits)
+    return 0
+
+
+def add_builtin_dumps_command(sources: argparse._SubParsersAction, *, help: str,
+                              description: str, sizes: str, seeds: str) -> None:
+    """The ``builtin`` source of prepare-images and prepare-video: OUT, --size tiny|default
+    (`sizes` says what each holds), --seed (of `seeds`) and --no-cache."""
+    b = add_command(sources, "builtin", None, help=help, description=description)
+    b.add_argument("out", help="output folder; OUT/train and OUT/test")
+    b.add_argument("--size", choices=("tiny", "default"), default="default", help=sizes)
+    add_seed_argument(b, seeds)
+    b.add_argument("--no-cache", action="store_true", help="render afresh, no cache")
 
 
 def print_results(results: Iterable[dict], table: Callable[[dict], str]) -> None:

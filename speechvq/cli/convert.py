@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli.common import (add_batch_size_argument, add_command, add_jobs_arguments,
-                                 add_model_arguments,
+from speechvq.cli.common import (add_batch_size_argument, add_command, add_engine_argument,
+                                 add_jobs_arguments, add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
                                  add_seed_argument, float_range, positive_int, print_results,
                                  progress, results_claim)
@@ -100,10 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decoder that renders the codes (see above)")
     p.add_argument("--temperature", type=float_range(0, 100), default=1.0,
                    help="WaveNet sampling temperature")
-    p.add_argument("--engine", default=None, choices=("auto", "eager", "fused", "fused_bf16"),
-                   help="WaveNet sampling engine: fused (one compiled CPU kernel, the default on "
-                        "CPU), eager (PyTorch ops, the reference), fused_bf16 (bf16 weights); "
-                        "default: the model's model.decoder.wavenet.engine")
+    add_engine_argument(p, "--head wavenet (model.decoder.wavenet.engine)")
     add_seed_argument(p, "WaveNet sampling seed")
     p.add_argument("--pairs", metavar="FILE",
                    help="for --data: convert exactly the lines `<output utt> <source utt> "

@@ -6,9 +6,11 @@ commands, not here, so ``speechvq --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from speechvq.cli.common import (add_command, add_progress_argument, add_seed_argument,
-                                 int_range, positive_int, progress, warnings_as_lines)
+                                 int_range, positive_int, print_splits, progress,
+                                 warnings_as_lines)
 from speechvq.config.speech import MAX_SAMPLE_RATE
 
 
@@ -26,45 +28,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                    "timit": {"include_sa": getattr(args, "include_sa", False)},
                    "folder": {}}[args.corpus]
         splits = PREPARERS[args.corpus](args.src, args.out, progress=progress(args), **options)
-    for name, path in splits.items():
-        print(f"{name}\t{path}")
+    print_splits(splits)
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-    if (Path(args.data) / "dump.json").is_file():
-        from speechvq.data.speech.dumpfile import SpeechDump
-        dump = SpeechDump(args.data)
-        sums = "checksums match" if dump.verify() else \
+    checked = _check_dump(Path(args.data))
+    if checked is not None:
+        what, verified = checked
+        sums = "checksums match" if verified else \
             "no checksums recorded (made by an older speechvq)"
-        print(f"{args.data}: OK, dump of {len(dump)} utterances, {len(dump.speakers)} "
-              f"speakers, {sums}")
-        return 0
-    if (Path(args.data) / "info.json").is_file() and (Path(args.data) / "images.npy").is_file():
-        from speechvq.data.images.dump import ImageDump
-        images = ImageDump.open(args.data)
-        sums = "checksums match" if images.verify() else \
-            "no checksums recorded (made by an older speechvq)"
-        h, w, c = images.shape
-        print(f"{args.data}: OK, image dump of {len(images)} {h}x{w}x{c} images, "
-              f"{len(images.classes)} classes, {sums}")
-        return 0
-    if (Path(args.data) / "info.json").is_file() and (Path(args.data) / "clips.npy").is_file():
-        from speechvq.data.video.dump import VideoDump
-        clips = VideoDump.open(args.data)
-        sums = "checksums match" if clips.verify() else \
-            "no checksums recorded (made by an older speechvq)"
-        h, w, c = clips.frame_shape
-        print(f"{args.data}: OK, video dump of {len(clips)} clips of {clips.frames} {h}x{w}x{c} "
-              f"frames, {sums}")
-        return 0
-    if (Path(args.data) / "codes.json").is_file():
-        from speechvq.data.code_dump import CodeDump
-        codes = CodeDump.open(args.data)
-        codes.verify()
-        print(f"{args.data}: OK, code dump of {len(codes)} {codes.modality} items, "
-              f"{codes.codes.shape[0]} codes of K={codes.codebook_size}, checksums match")
+        print(f"{args.data}: OK, {what}, {sums}")
         return 0
     from speechvq.data.speech.kaldi import validate_data_dir
     d = validate_data_dir(args.data)
@@ -73,6 +47,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.data}: OK, {len(d.utt2spk)} utterances, {len(d.speakers())} speakers"
           + (f" (+ {', '.join(extra)})" if extra else ""))
     return 0
+
+
+def _check_dump(path: Path) -> tuple[str, bool] | None:
+    """Open the dump at `path` (speech, image, video or code dump, told apart by their files)
+    and check its files against their checksums: (what it holds, whether checksums were
+    recorded), or None when `path` is no dump (a Kaldi dir)."""
+    if (path / "dump.json").is_file():
+        from speechvq.data.speech.dumpfile import SpeechDump
+        dump = SpeechDump(path)
+        return f"dump of {len(dump)} utterances, {len(dump.speakers)} speakers", dump.verify()
+    if (path / "info.json").is_file() and (path / "images.npy").is_file():
+        from speechvq.data.images.dump import ImageDump
+        images = ImageDump.open(path)
+        h, w, c = images.shape
+        return (f"image dump of {len(images)} {h}x{w}x{c} images, {len(images.classes)} "
+                f"classes", images.verify())
+    if (path / "info.json").is_file() and (path / "clips.npy").is_file():
+        from speechvq.data.video.dump import VideoDump
+        clips = VideoDump.open(path)
+        h, w, c = clips.frame_shape
+        return (f"video dump of {len(clips)} clips of {clips.frames} {h}x{w}x{c} frames",
+                clips.verify())
+    if (path / "codes.json").is_file():
+        from speechvq.data.code_dump import CodeDump
+        codes = CodeDump.open(path)
+        return (f"code dump of {len(codes)} {codes.modality} items, {codes.codes.shape[0]} "
+                f"codes of K={codes.codebook_size}", codes.verify())
+    return None
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
@@ -147,10 +149,10 @@ def _add_validate_commands(sub: argparse._SubParsersAction) -> None:
                     description="Check a Kaldi data dir: required files, LC_ALL=C order, "
                                 "unique ids, consistent utt2spk/spk2utt/wav.scp/text/"
                                 "segments/phones.ctm, audio files present, segments inside "
-                                "their recordings. Or check a dump (speech, images or codes): its structure, and every "
-                                "file against the checksum recorded when it was made. The "
-                                "first problem is reported with its file, line and fix; exit "
-                                "status 2.")
+                                "their recordings. Or check a dump (speech, images, video or "
+                                "codes): its structure, and every file against the checksum "
+                                "recorded when it was made. The first problem is reported "
+                                "with its file, line and fix; exit status 2.")
     v.add_argument("data", help="Kaldi data dir or dump")
     f = add_command(sub, "fix", cmd_fix,
                     help="sort a Kaldi data dir and drop inconsistent entries "

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
-                                 add_progress_argument, add_results_exp_argument,
-                                 add_seed_argument, positive_int, print_results, progress,
-                                 results_claim, warnings_as_lines)
+from speechvq.cli.common import (add_batch_size_argument, add_builtin_dumps_command,
+                                 add_command, add_model_arguments, add_progress_argument,
+                                 add_results_exp_argument, add_seed_argument, positive_int,
+                                 prepare_dumps, print_results, progress, results_claim)
 
 
 def cmd_prepare_images(args: argparse.Namespace) -> int:
-    warnings_as_lines("prepare-images")
-    from speechvq.locks import output_lock
-    with output_lock(args.out):  # one run per OUT; its dumps refuse folders that are not dumps
-        splits = _prepare_images(args)
-    for name, path in splits.items():
-        print(f"{name}\t{path}")
-    return 0
+    return prepare_dumps(args, "prepare-images", _prepare_images)
 
 
 def _prepare_images(args: argparse.Namespace) -> dict:
@@ -72,17 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "  speechvq prepare-images folder /data/imagenet dump/imagenet32 "
                     "--image-size 32")
     sources = p.add_subparsers(dest="source", metavar="<source>", required=True)
-    b = add_command(sources, "builtin", None,
-                    help="the built-in digits over photos and noise (no download)",
-                    description="Render the built-in 32x32 RGB digit images (train 20,000, "
-                                "test 5,000; classes 0-9) from matplotlib's fonts and "
-                                "scikit-learn's sample photos, deterministic from --seed. "
-                                "Cached under $SPEECHVQ_CACHE (default ~/.cache/speechvq).")
-    b.add_argument("out", help="output folder; OUT/train and OUT/test")
-    b.add_argument("--size", choices=("tiny", "default"), default="default",
-                   help="tiny: 512 + 128 images (tests); default: 20,000 + 5,000")
-    add_seed_argument(b, "the images")
-    b.add_argument("--no-cache", action="store_true", help="render afresh, no cache")
+    add_builtin_dumps_command(
+        sources, help="the built-in digits over photos and noise (no download)",
+        description="Render the built-in 32x32 RGB digit images (train 20,000, test 5,000; "
+                    "classes 0-9) from matplotlib's fonts and scikit-learn's sample photos, "
+                    "deterministic from --seed. Cached under $SPEECHVQ_CACHE (default "
+                    "~/.cache/speechvq).",
+        sizes="tiny: 512 + 128 images (tests); default: 20,000 + 5,000", seeds="the images")
     m = add_command(sources, "mnist", None, help="MNIST from its IDX files (gzipped or not)",
                     description="MNIST from {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] "
                                 "in SRC: 28x28x1 images, classes 0-9.")

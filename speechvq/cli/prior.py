@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
+from speechvq.cli.common import (add_batch_size_argument, add_command, add_engine_argument,
+                                 add_model_arguments,
                                  add_progress_argument, add_results_exp_argument,
                                  add_seed_argument, positive_int, print_results, progress,
                                  results_claim)
@@ -24,7 +25,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                           prompt_length=args.prompt_length, length=args.length,
                           temperature=args.temperature, seed=args.seed,
                           per_class=args.per_class or 0, checkpoint=args.checkpoint,
-                          device=args.device)
+                          device=args.device, engine=args.engine, guidance=args.guidance)
     print(f"{args.out}: {result['n']} samples of {'x'.join(map(str, result['grid']))} codes in "
           f"{result['seconds']:.2f} s ({result['codes_per_second']:.0f} codes/s), "
           f"{len(result['files'])} decoded files; codes in {result['codes']}")
@@ -40,7 +41,7 @@ def cmd_evaluate_prior(args: argparse.Namespace) -> int:
                                 samples_per_class=args.samples_per_class,
                                 temperature=args.temperature, seed=args.seed,
                                 device=args.device, progress=progress(args),
-                                alignments=args.alignments,
+                                alignments=args.alignments, guidance=args.guidance,
                                 draws_per_utterance=args.draws_per_utterance)
     print_results([result], format_prior_table)
     return 0
@@ -51,6 +52,13 @@ def _temperature(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
+
+
+def _add_guidance_argument(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument("--guidance", type=_temperature, default=0.0, metavar="W",
+                   help=f"class-conditional PixelCNN priors: guidance weight{what}, drawing "
+                        f"from (1 + W) x the class's logits - W x those of the mean class "
+                        f"(classifier-free guidance; 0 = none, README 'Priors')")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=positive_int, metavar="T",
                    help="codes per sample of a 1-D (speech) prior (default: its training crop)")
     p.add_argument("--temperature", type=_temperature, default=1.0, help="0 = greedy")
+    _add_guidance_argument(p)
     add_seed_argument(p, "the draws")
+    add_engine_argument(p, "a speech (wavenet) prior")
 
 
 def register_evaluate(kinds: argparse._SubParsersAction) -> None:
@@ -115,6 +125,7 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
                         "samples and continuations of the test items (first second given) "
                         "are read as phones and scored by a phone bigram, beside the code "
                         "bigram's, the unigram's and the real codes'")
+    _add_guidance_argument(e, " of the scored samples")
     e.add_argument("--draws-per-utterance", type=positive_int, default=None, metavar="N",
                    help="with --alignments: sequences (default 10) the prior, the code bigram "
                    "and the unigram each draw per test utterance (its length; its first "

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from speechvq.cli.common import (add_batch_size_argument, add_command, add_model_arguments,
-                                 add_progress_argument, add_results_exp_argument,
-                                 add_seed_argument, positive_int, print_results, progress,
-                                 results_claim, warnings_as_lines)
+from speechvq.cli.common import (add_batch_size_argument, add_builtin_dumps_command,
+                                 add_command, add_model_arguments, add_progress_argument,
+                                 add_results_exp_argument, add_seed_argument, positive_int,
+                                 prepare_dumps, print_results, progress, results_claim)
 
 
 def cmd_prepare_video(args: argparse.Namespace) -> int:
-    warnings_as_lines("prepare-video")
-    from speechvq.locks import output_lock
-    with output_lock(args.out):  # one run per OUT; its dumps refuse folders that are not dumps
-        splits = _prepare_video(args)
-    for name, path in splits.items():
-        print(f"{name}\t{path}")
-    return 0
+    return prepare_dumps(args, "prepare-video", _prepare_video)
 
 
 def _prepare_video(args: argparse.Namespace) -> dict:
@@ -65,16 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "  speechvq prepare-video moving-mnist mnist_test_seq.npy dump/mmnist\n"
                     "  speechvq prepare-video frames /data/clips dump/clips --frames 20")
     sources = p.add_subparsers(dest="source", metavar="<source>", required=True)
-    b = add_command(sources, "builtin", None, help="the built-in moving glyphs (no download)",
-                    description="Render the built-in moving glyphs (Moving-MNIST style: two "
-                                "blurred digits bouncing in 20 grey 64x64 frames; train 1,000, "
-                                "test 128 clips), deterministic from --seed. Cached under "
-                                "$SPEECHVQ_CACHE (default ~/.cache/speechvq).")
-    b.add_argument("out", help="output folder; OUT/train and OUT/test")
-    b.add_argument("--size", choices=("tiny", "default"), default="default",
-                   help="tiny: 32 + 8 clips (tests); default: 1,000 + 128")
-    add_seed_argument(b, "the clips")
-    b.add_argument("--no-cache", action="store_true", help="render afresh, no cache")
+    add_builtin_dumps_command(
+        sources, help="the built-in moving glyphs (no download)",
+        description="Render the built-in moving glyphs (Moving-MNIST style: two blurred digits "
+                    "bouncing in 20 grey 64x64 frames; train 1,000, test 128 clips), "
+                    "deterministic from --seed. Cached under $SPEECHVQ_CACHE (default "
+                    "~/.cache/speechvq).",
+        sizes="tiny: 32 + 8 clips (tests); default: 1,000 + 128", seeds="the clips")
     m = add_command(sources, "moving-mnist", None, help="Moving MNIST's published .npy",
                     description="mnist_test_seq.npy (uint8, 20 x 10000 x 64 x 64, time first) "
                                 "-> clips cut into splits by index ranges.")

@@ -131,9 +131,10 @@ class WaveNetConfig:
     detach_codes: bool = param(False, "train the WaveNet on the codes without sending its "
                                "gradient into the encoder (codes learned by the other head)")
     engine: str = param("auto", "sampling engine: 'auto' (fused on CPU where numba imports, "
-                        "else eager), 'eager' (PyTorch ops, the reference), 'fused' (one compiled "
-                        "CPU kernel), 'fused_bf16' (its weights in bfloat16)",
-                        choices=("auto", "eager", "fused", "fused_bf16"))
+                        "cuda_graph on CUDA, else eager), 'eager' (PyTorch ops, the reference), "
+                        "'fused' (one compiled CPU kernel), 'fused_bf16' (its weights in "
+                        "bfloat16), 'cuda_graph' (the step captured once as a CUDA graph)",
+                        choices=("auto", "eager", "fused", "fused_bf16", "cuda_graph"))
 
     def check(self, root: Any) -> None:
         if self.layers % self.cycles:

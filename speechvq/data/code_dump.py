@@ -16,14 +16,13 @@ nanoGPT's token file):
   SHA-256 of every other file (``checksums``; `CodeDump.verify`).
 
 `write_code_dump` builds it in ``OUT.tmp`` and renames it when complete, so a stopped encode
-leaves no half dump. No pickle anywhere.
+leaves no half dump (`speechvq.data.dump_folder`, as every array dump). No pickle anywhere.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,15 +30,14 @@ from typing import Sequence
 import numpy as np
 
 from speechvq.checksums import file_checksums, verify
+from speechvq.data.dump_folder import write_dump_folder
 from speechvq.errors import DataError
-from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
 __all__ = ["CODE_DUMP_VERSION", "CodeDump", "CodeItem", "write_code_dump", "file_sha256",
            "held_out_split"]
 
 CODE_DUMP_VERSION = 1  # bump when the files or their meaning change
 INDEX_HEADER = "id\toffset\tshape\tcondition\n"
-CHECKSUMMED = ("codes.npy", "index.tsv", "conditions.txt")
 MAX_CODES = 2 ** 16  # uint16 holds K up to 65,536
 _REMAKE = "remove it and run `speechvq encode ... --codes-out` again"
 
@@ -95,12 +93,6 @@ def write_code_dump(out: str | os.PathLike, items: Sequence[CodeItem], *, modali
         np.zeros(0, np.int64)
     if codes.size and (codes.min() < 0 or codes.max() >= codebook_size):
         raise DataError(f"codes outside [0, {codebook_size}) in the encoder's output")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # what a stopped run left
-    tmp.mkdir(parents=True)
-    atomic_save_npy(tmp / "codes.npy", codes.astype(np.uint16))
-    atomic_write_text(tmp / "index.tsv", INDEX_HEADER + "".join(rows))
-    atomic_write_text(tmp / "conditions.txt", "".join(f"{c}\n" for c in conditions))
     ckpt = Path(checkpoint)
     meta = {"version": CODE_DUMP_VERSION, "modality": modality,
             "codebook_size": int(codebook_size),
@@ -108,12 +100,11 @@ def write_code_dump(out: str | os.PathLike, items: Sequence[CodeItem], *, modali
             "frame_rate_hz": None if frame_rate_hz is None else float(frame_rate_hz),
             "vqvae": {"path": os.path.relpath(os.path.abspath(ckpt), os.path.abspath(out)),
                       "sha256": file_sha256(ckpt)},
-            "source": str(source), "n_items": len(items), "n_codes": int(codes.size),
-            "checksums": file_checksums(tmp, CHECKSUMMED)}
-    atomic_write_json(tmp / "codes.json", meta)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+            "source": str(source), "n_items": len(items), "n_codes": int(codes.size)}
+    write_dump_folder(out, arrays={"codes.npy": codes.astype(np.uint16)},
+                      texts={"index.tsv": INDEX_HEADER + "".join(rows),
+                             "conditions.txt": "".join(f"{c}\n" for c in conditions)},
+                      meta_file="codes.json", meta=meta, replace=True)
     return CodeDump.open(out)
 
 

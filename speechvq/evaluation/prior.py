@@ -136,6 +136,46 @@ def _prior_bits(model: Any, dump: Any, cond: np.ndarray | None, batch_size: int,
     return out
 
 
+MAX_CONDITIONS_SCORED = 64  # class_information scores items once per condition
+CONDITION_ITEMS = 500  # ... on this many of them, evenly spaced
+
+
+class _Subset:
+    """The items `index` of a code dump, as `_prior_bits` reads a dump."""
+
+    def __init__(self, dump: Any, index: np.ndarray):
+        self._dump, self._index = dump, index
+        self.lengths, self.shapes = dump.lengths[index], [dump.shapes[i] for i in index]
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def item(self, i: int) -> np.ndarray:
+        return self._dump.item(int(self._index[i]))
+
+
+def class_information(prior: Any, dump: Any, cond: np.ndarray, batch_size: int, device: Any,
+                      progress: bool) -> dict:
+    """How much a conditional prior uses its condition (class or speaker), on up to
+    CONDITION_ITEMS evenly spaced scored items, each scored under every condition c
+    (b_c = -log2 p(codes | c)): ``bits_saved_per_item``, the mean over items of the mean of
+    b_c over the wrong conditions minus b_true (the most a condition could carry is
+    ``ceiling_bits_per_item`` = log2 C), and ``prior_classifier_accuracy``, how often the true
+    condition is the likeliest (argmin_c b_c), beside ``chance``."""
+    n = int(prior.prior_info["n_classes"])
+    index = np.unique(np.linspace(0, len(dump) - 1, min(len(dump), CONDITION_ITEMS)).astype(int))
+    items = _Subset(dump, index)
+    bits = np.stack([_prior_bits(prior, items, np.full(len(items), c), batch_size, device,
+                                 progress) for c in range(n)], 1)  # (N, C)
+    true = cond[index]
+    own = bits[np.arange(len(index)), true]
+    wrong = (bits.sum(1) - own) / (n - 1)
+    return {"bits_saved_per_item": float((wrong - own).mean()),
+            "ceiling_bits_per_item": math.log2(n),
+            "prior_classifier_accuracy": float((bits.argmin(1) == true).mean()),
+            "chance": 1.0 / n, "n_items": int(len(index))}
+
+
 def _conditions(prior: Any, dump: Any) -> np.ndarray | None:
     """The scored items' conditions as the prior's indices (None: an unconditional prior)."""
     from speechvq.errors import DataError
@@ -160,7 +200,7 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                    batch_size: int = 64, samples_per_class: int = 50,
                    temperature: float = 1.0, seed: int = 0, device: str = "auto",
                    progress: bool = True, alignments: str | os.PathLike | None = None,
-                   draws_per_utterance: int | None = None) -> dict:
+                   guidance: float = 0.0, draws_per_utterance: int | None = None) -> dict:
     """Score a prior and the baselines on the code dump `data`; writes
     ``EXP/eval/prior_<name>.json`` (and the sample figure) and returns the result.
 
@@ -200,8 +240,8 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
     ngram = NgramBaselines([flat(fit, i) for i in train_items], dump.codebook_size)
     lam = ngram.tune_([flat(fit, i) for i in held]) if len(held) else 0.0
     n_codes = dump.lengths.astype(np.float64)
-    bits = {"prior": _prior_bits(prior, dump, _conditions(prior, dump), batch_size, dev,
-                                 progress),
+    cond = _conditions(prior, dump)
+    bits = {"prior": _prior_bits(prior, dump, cond, batch_size, dev, progress),
             "uniform": n_codes * math.log2(dump.codebook_size)}
     both = np.array([ngram.bits(flat(dump, i)) for i in range(len(dump))])  # (N, 2)
     bits["unigram"], bits["bigram"] = both[:, 0], both[:, 1]
@@ -213,6 +253,9 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                  modality=dump.modality, grid=list(dump.grid) if dump.grid else None,
                  bigram_weight=lam, fit_on=str(fit_path), n_fit_items=len(train_items),
                  n_tune_items=len(held), arch=arch)
+    if cond is not None and info["n_classes"] <= MAX_CONDITIONS_SCORED:
+        block["class_information"] = class_information(prior, dump, cond, batch_size, dev,
+                                                       progress)
     result: dict[str, Any] = {"prior": {name: block}, "details": {"figures": {}}}
     if dump.modality == "image":
         from speechvq.evaluation.prior_images import add_bits_per_dim, sample_quality
@@ -222,7 +265,7 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
             samples, classifier, figure = sample_quality(
                 prior, vq, dump, fit, exp / "eval" / f"prior_{name}_samples.png",
                 samples_per_class=samples_per_class, temperature=temperature, seed=seed,
-                device=dev, progress=progress)
+                device=dev, progress=progress, guidance=guidance)
             result["prior"].update(samples=samples, classifier=classifier)
             result["details"]["figures"]["samples"] = str(figure)
     if dump.modality == "speech" and alignments is not None:
@@ -238,8 +281,8 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
                               "--fit-on", None if fit_on is None else str(fit_on),
                               "--name", name, "--exp", None if exp_dir is None else str(exp),
                               "--samples-per-class", samples_per_class,
-                              "--temperature", temperature, "--seed", seed,
-                              "--draws-per-utterance", draws_per_utterance,
+                              "--temperature", temperature, "--guidance", guidance or None,
+                              "--seed", seed, "--draws-per-utterance", draws_per_utterance,
                               "--alignments", None if alignments is None else str(alignments)]),
         data={"model": str(model), "checkpoint": checkpoint, "data": str(data),
               "fit_on": str(fit_path),
@@ -276,6 +319,13 @@ def format_prior_table(result: dict) -> str:
             lines.append(f"{SYSTEM_LABELS[s]:<18}" + "".join(
                 f"{m.format(block[s].get(m.name)):>12}" for m in cols))
         lines.append(gain_line(block))
+        info = block.get("class_information")
+        if info:
+            lines.append(f"the true condition saves the prior {info['bits_saved_per_item']:.2f} "
+                         f"bits per item against a wrong one (a condition carries at most "
+                         f"{info['ceiling_bits_per_item']:.2f}); the prior as a classifier: "
+                         f"{100 * info['prior_classifier_accuracy']:.1f} % (chance "
+                         f"{100 * info['chance']:.1f} %), {info['n_items']} items")
     samples, classifier = result["prior"].get("samples"), result["prior"].get("classifier")
     for what in ("samples", "continuation"):
         ppl = (result["prior"].get(what) or {}).get("phone_bigram_ppl")
@@ -283,7 +333,8 @@ def format_prior_table(result: dict) -> str:
             lines.append(f"phone-bigram perplexity of {what} (real speech: {ppl['real']:.1f}): "
                          + ", ".join(f"{s} {v:.1f}" for s, v in ppl.items() if s != "real"))
     if samples and "class_match" in samples:
-        lines.append(f"class-conditional samples labelled as asked: "
+        guided = f" at guidance {samples['guidance']:g}" if samples.get("guidance") else ""
+        lines.append(f"class-conditional samples{guided} labelled as asked: "
                      f"{CLASS_MATCH.show(samples['class_match'])} (chance "
                      f"{CLASS_MATCH.show(samples['chance'])}; classifier on real test images "
                      f"{CLASS_MATCH.show(classifier['real_test_accuracy'])}, on VQ-VAE "

@@ -68,7 +68,7 @@ def add_bits_per_dim(block: dict, bits: dict, dump: Any, info: dict, device: Any
 
 def sample_quality(prior: Any, vq: Any, dump: Any, fit: Any, figure: Path, *,
                    samples_per_class: int, seed: int, device: Any, temperature: float = 1.0,
-                   progress: bool) -> tuple[dict, dict, Path]:
+                   progress: bool, guidance: float = 0.0) -> tuple[dict, dict, Path]:
     """Class-conditional samples, decoded and labelled by a classifier of the real training
     images (trained once, saved beside the figure).
 
@@ -90,7 +90,8 @@ def sample_quality(prior: Any, vq: Any, dump: Any, fit: Any, figure: Path, *,
     for c in range(n_classes):
         cond = torch.full((samples_per_class,), c, dtype=torch.long, device=device)
         codes = prior.sample(samples_per_class, tuple(info["grid"]), cond=cond, generator=gen,
-                             temperature=temperature)
+                             temperature=temperature, **({"guidance": guidance} if guidance
+                                                         else {}))
         images = vq.decode(codes)  # (n, C, H, W) uint8
         predicted.append(predict(classifier, images.cpu()))
         asked.append(np.full(samples_per_class, classes.index(info["conditions"][c])))
@@ -103,7 +104,7 @@ def sample_quality(prior: Any, vq: Any, dump: Any, fit: Any, figure: Path, *,
         recon.append(vq.reconstruct(x.to(device)).permute(0, 2, 3, 1).cpu().numpy())
     samples = {"class_match": float((asked == predicted).mean()), "chance": 1.0 / n_classes,
                "n_images": int(len(asked)), "samples_per_class": samples_per_class,
-               "temperature": temperature}
+               "temperature": temperature, "guidance": guidance}
     scores = {"real_test_accuracy": accuracy(classifier, np.asarray(test_images.images),
                                              test_images.labels),
               "reconstruction_accuracy": accuracy(classifier, np.concatenate(recon),

@@ -4,8 +4,9 @@ image dump, trained by the shared Trainer.
 It gives the core (`speechvq.registry.Task`): the config sections (`speechvq.config.image`), the
 model (`speechvq.models.image.ImageVQVAE`), step-indexed batches of whole images
 (`speechvq.data.images.batches`), the step function, ``classes.txt`` in the exp dir, the class
-list in every checkpoint, held-out batches for validation, and the checkpoint loader. Torch and
-the models are imported when a run is set up, so resolving a config stays light.
+list in every checkpoint, held-out batches for validation, and the checkpoint loader (built,
+stepped and loaded as the video task's: `speechvq.tasks.pixels`). Torch and the models are
+imported when a run is set up, so resolving a config stays light.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from typing import Any, Mapping
 from speechvq.config.image import ImageDataConfig, ImageModelConfig, check_image
 from speechvq.errors import DataError
 from speechvq.registry import Task, TaskRun, register_task
-
-VARIANCE_SAMPLE = 10000  # training images the pixel variance of the MSE loss is measured on
+from speechvq.tasks.pixels import build_pixel_model, load_pixel_model, pixel_step
 
 
 def image_step(model: Any, batch: Mapping[str, Any]) -> tuple[Any, dict]:
     """`step_fn` of the image VQ-VAE: its loss and the metrics metrics.jsonl records
     (`speechvq.models.image.TRAINING`)."""
-    out = model(batch["image"])
-    return out.loss, getattr(model, "module", model).step_metrics(out)
+    return pixel_step(model, batch["image"])
 
 
 def open_image_dump(path: str | os.PathLike, cfg: Any, what: str):
@@ -45,21 +44,6 @@ def open_image_dump(path: str | os.PathLike, cfg: Any, what: str):
     return dump
 
 
-def pixel_variance(items: Any, seed: int, limit: int = VARIANCE_SAMPLE,
-                   chunk: int = 500) -> float:
-    """Variance of the pixels (in [-0.5, 0.5] units) of up to `limit` training items (images,
-    clips: the first axis of the uint8 array `items`) drawn with `seed`, read `chunk` at a time."""
-    import numpy as np
-
-    pick = np.sort(np.random.default_rng(seed).permutation(len(items))[:limit])
-    total = total_sq = 0.0
-    for start in range(0, len(pick), chunk):  # bounded memory for large items
-        x = np.asarray(items[pick[start:start + chunk]], np.float64) / 255.0
-        total, total_sq = total + x.sum(), total_sq + (x * x).sum()
-    n = len(pick) * int(np.prod(items.shape[1:]))
-    return total_sq / n - (total / n) ** 2
-
-
 def setup_image(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike | None = None,
                 rank: int = 0, world_size: int = 1, fresh: bool = True) -> TaskRun:
     """Build an image training run on the dump `data` (see `speechvq.registry.TaskRun`).
@@ -70,18 +54,12 @@ def setup_image(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
         rank, world_size: this process under torchrun (each rank takes its slice of a batch).
         fresh: no checkpoint exists yet (only then does ``train.init_from`` apply).
     """
-    import torch
-
     from speechvq.data.images.batches import ImageBatches, validation_batches
-    from speechvq.models.freezing import init_and_freeze_
     from speechvq.models.image import ImageVQVAE
 
     dump = open_image_dump(data, cfg, "training")
     classes = list(dump.classes)
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    model = ImageVQVAE.from_config(cfg)
-    model.set_pixel_variance_(pixel_variance(dump.images, cfg.seed))
-    init_and_freeze_(model, cfg.train, fresh=fresh, rank=rank)
+    model = build_pixel_model(ImageVQVAE, cfg, dump.images, fresh=fresh, rank=rank)
     held = None
     if valid is not None:
         held = validation_batches(open_image_dump(valid, cfg, "validation"),
@@ -100,16 +78,11 @@ def load_image(state: dict, path: Path) -> Any:
     Raises:
         ModelError: weights that do not fit the config they came with.
     """
-    from speechvq.checkpoint import load_weights_
-    from speechvq.config import config_from_dict
     from speechvq.models.image import ImageVQVAE
 
-    cfg = config_from_dict(state["config"], source=f"checkpoint {path}")
-    model = ImageVQVAE.from_config(cfg)
-    load_weights_(model, state["model"], path)
+    model = load_pixel_model(ImageVQVAE, state, path)
     model.classes = list(state.get("classes", []))
-    model.config = cfg
-    return model.eval()
+    return model
 
 
 TASK = register_task(Task(

@@ -3,9 +3,10 @@ video dump, trained by the shared Trainer (van den Oord et al. 2017, section 4.4
 
 It gives the core (`speechvq.registry.Task`): the config sections (`speechvq.config.video`),
 the model, step-indexed batches of training windows (`speechvq.data.video.batches`), the step
-function (the image task's: the model's loss and `speechvq.models.image.TRAINING` metrics),
-held-out whole clips for validation, and the checkpoint loader. Torch and the models are
-imported when a run is set up, so resolving a config stays light.
+function (the model's loss and `speechvq.models.image.TRAINING` metrics), held-out whole clips
+for validation, and the checkpoint loader (built, stepped and loaded as the image task's:
+`speechvq.tasks.pixels`). Torch and the models are imported when a run is set up, so resolving
+a config stays light.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from typing import Any, Mapping
 from speechvq.config.video import VideoDataConfig, VideoModelConfig, check_video
 from speechvq.errors import DataError
 from speechvq.registry import Task, TaskRun, register_task
+from speechvq.tasks.pixels import build_pixel_model, load_pixel_model, pixel_step
 
 VARIANCE_CLIPS = 256  # training clips the pixel variance of the MSE loss is measured on
 
 
 def video_step(model: Any, batch: Mapping[str, Any]) -> tuple[Any, dict]:
     """`step_fn` of the video VQ-VAE: its loss and the metrics metrics.jsonl records."""
-    out = model(batch["clip"])
-    return out.loss, getattr(model, "module", model).step_metrics(out)
+    return pixel_step(model, batch["clip"])
 
 
 def open_video_dump(path: str | os.PathLike, cfg: Any, what: str):
@@ -55,18 +56,12 @@ def setup_video(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
         rank, world_size: this process under torchrun (each rank takes its slice of a batch).
         fresh: no checkpoint exists yet (only then does ``train.init_from`` apply).
     """
-    import torch
-
     from speechvq.data.video.batches import VideoBatches, validation_clips
-    from speechvq.models.freezing import init_and_freeze_
     from speechvq.models.video import VideoVQVAE
-    from speechvq.tasks.image import pixel_variance
 
     dump = open_video_dump(data, cfg, "training")
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    model = VideoVQVAE.from_config(cfg)
-    model.set_pixel_variance_(pixel_variance(dump.clips, cfg.seed, VARIANCE_CLIPS, chunk=32))
-    init_and_freeze_(model, cfg.train, fresh=fresh, rank=rank)
+    model = build_pixel_model(VideoVQVAE, cfg, dump.clips, fresh=fresh, rank=rank,
+                              limit=VARIANCE_CLIPS, chunk=32)
     held = None
     if valid is not None:
         held = validation_clips(open_video_dump(valid, cfg, "validation"),
@@ -82,15 +77,9 @@ def load_video(state: dict, path: Path) -> Any:
     Raises:
         ModelError: weights that do not fit the config they came with.
     """
-    from speechvq.checkpoint import load_weights_
-    from speechvq.config import config_from_dict
     from speechvq.models.video import VideoVQVAE
 
-    cfg = config_from_dict(state["config"], source=f"checkpoint {path}")
-    model = VideoVQVAE.from_config(cfg)
-    load_weights_(model, state["model"], path)
-    model.config = cfg
-    return model.eval()
+    return load_pixel_model(VideoVQVAE, state, path)
 
 
 TASK = register_task(Task(

@@ -10,33 +10,33 @@ A dump (DESIGN.md, "Data on disk", as nanoGPT's ``get_batch`` reads its token fi
 
 `write_dump` builds the folder as ``OUT.tmp`` and renames it when complete, so a kill leaves no
 half dump; rerunning the same preparation on a complete dump skips it (`existing_dump`), and a
-dump made from another source or with other options is refused, not mixed. No pickle anywhere.
+dump made from another source or with other options is refused, not mixed (both as every array
+dump does: `speechvq.data.dump_folder`). No pickle anywhere.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from speechvq.checksums import verify
+from speechvq.data.dump_folder import DumpFormat, is_one_word, write_dump_folder
 from speechvq.errors import DataError
-from speechvq.checksums import file_checksums, verify
-from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
 __all__ = ["DUMP_VERSION", "ImageDump", "existing_dump", "write_dump", "check_class_name"]
 
 DUMP_VERSION = 1  # bump when the files or their meaning change
 FILES = ("images.npy", "labels.npy", "classes.txt", "info.json")
-CHECKSUMMED = FILES[:3]  # info.json records their checksums (`speechvq validate DUMP`)
+FORMAT = DumpFormat("image dump", "prepare-images", "builtin dump/images", FILES, DUMP_VERSION)
 
 
 def check_class_name(name: str, where: str) -> str:
     """Refuse a class name that cannot be one line of classes.txt (empty, whitespace inside)."""
-    if not name or any(c.isspace() for c in name) or not name.isprintable():
+    if not is_one_word(name):
         raise DataError(f"{where}: class name {name!r} is empty or holds whitespace or control "
                         f"characters; rename it (class names are one word per line of "
                         f"classes.txt)")
@@ -69,21 +69,14 @@ class ImageDump:
             DataError: not a dump, a missing or unreadable file, inconsistent shapes or labels.
         """
         path = Path(path)
-        if not path.is_dir():
-            raise DataError(f"image dump '{path}' does not exist; make it with `speechvq "
-                            f"prepare-images` (e.g. speechvq prepare-images builtin dump/images)")
-        missing = [f for f in FILES if not (path / f).is_file()]
-        if missing:
-            raise DataError(f"'{path}' is not an image dump (no {', '.join(missing)}); make it "
-                            f"with `speechvq prepare-images`, or rerun it if it was stopped")
+        FORMAT.check_folder(path)
         try:
             images = np.load(path / "images.npy", mmap_mode="r", allow_pickle=False)
             labels = np.load(path / "labels.npy", allow_pickle=False)
             info = json.loads((path / "info.json").read_text(encoding="utf-8"))
             classes = tuple((path / "classes.txt").read_text(encoding="utf-8").splitlines())
         except (OSError, ValueError) as e:
-            raise DataError(f"image dump '{path}' is unreadable ({e}); remove it and rerun "
-                            f"`speechvq prepare-images`") from None
+            raise FORMAT.unreadable(path, e) from None
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3):
             raise DataError(f"{path}/images.npy must be (N, H, W, C) uint8 with C = 1 or 3, got "
                             f"{images.dtype} {images.shape}; rerun `speechvq prepare-images`")
@@ -106,17 +99,13 @@ class ImageDump:
         Raises:
             DataError: a file is missing or differs (naming it).
         """
-        return verify(self.path, self.info.get("checksums"), lambda why: DataError(
-            f"image dump '{self.path}': {why}; remove it and rerun `speechvq prepare-images`"))
+        return verify(self.path, self.info.get("checksums"),
+                      lambda why: FORMAT.damaged(self.path, why))
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(H, W, C) of every image."""
         return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
-
-
-def _same(info: dict, wanted: dict) -> bool:
-    return all(info.get(k) == v for k, v in wanted.items())
 
 
 def existing_dump(out: str | Path, wanted: dict[str, Any]) -> ImageDump | None:
@@ -126,15 +115,7 @@ def existing_dump(out: str | Path, wanted: dict[str, Any]) -> ImageDump | None:
     Raises:
         DataError: `out` holds something else (another source, other options, not a dump).
     """
-    out = Path(out)
-    if not out.exists():
-        return None
-    dump = ImageDump.open(out)
-    if not _same(dump.info, {"version": DUMP_VERSION, **wanted}):
-        made = {k: dump.info.get(k) for k in wanted}
-        raise DataError(f"'{out}' already holds a dump made from {made}, not {wanted}; remove "
-                        f"it or give another output folder")
-    return dump
+    return FORMAT.existing(out, ImageDump.open, wanted, "a dump")
 
 
 def write_dump(out: str | Path, images: np.ndarray, labels: Sequence[int] | np.ndarray,
@@ -154,15 +135,9 @@ def write_dump(out: str | Path, images: np.ndarray, labels: Sequence[int] | np.n
     assert images.dtype == np.uint8 and images.ndim == 4 and labels.shape == images.shape[:1]
     for name in classes:
         check_class_name(name, str(out))
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run left
-    tmp.mkdir(parents=True)
-    atomic_save_npy(tmp / "images.npy", images)
-    atomic_save_npy(tmp / "labels.npy", labels)
-    atomic_write_text(tmp / "classes.txt", "".join(f"{c}\n" for c in classes))
-    record = {"version": DUMP_VERSION, **info, "n_images": int(images.shape[0]),
-              "shape": list(images.shape[1:]), "n_classes": len(classes),
-              "checksums": file_checksums(tmp, CHECKSUMMED)}
-    atomic_write_json(tmp / "info.json", record)
-    tmp.rename(out)
+    write_dump_folder(
+        out, arrays={"images.npy": images, "labels.npy": labels},
+        texts={"classes.txt": "".join(f"{c}\n" for c in classes)}, meta_file="info.json",
+        meta={"version": DUMP_VERSION, **info, "n_images": int(images.shape[0]),
+              "shape": list(images.shape[1:]), "n_classes": len(classes)})
     return ImageDump.open(out)

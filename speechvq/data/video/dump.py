@@ -10,28 +10,28 @@ A dump (DESIGN.md, "Data on disk"; the image dump's layout with a time axis) hol
 `write_video_dump` builds the folder as ``OUT.tmp`` and renames it when complete, so a kill
 leaves no half dump; rerunning the same preparation on a complete dump skips it
 (`existing_video_dump`), and a dump made from another source or with other options is refused,
-not mixed. The CLI holds ``output_lock(OUT)`` around a preparation, as for image dumps.
+not mixed (both as every array dump does: `speechvq.data.dump_folder`). The CLI holds
+``output_lock(OUT)`` around a preparation, as for image dumps.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from speechvq.checksums import verify
+from speechvq.data.dump_folder import DumpFormat, is_one_word, write_dump_folder
 from speechvq.errors import DataError
-from speechvq.checksums import file_checksums, verify
-from speechvq.fileio import atomic_save_npy, atomic_write_json, atomic_write_text
 
 __all__ = ["VIDEO_DUMP_VERSION", "VideoDump", "existing_video_dump", "write_video_dump"]
 
 VIDEO_DUMP_VERSION = 1  # bump when the files or their meaning change
 FILES = ("clips.npy", "clips.txt", "info.json")
-CHECKSUMMED = FILES[:2]  # info.json records their checksums (`speechvq validate DUMP`)
+FORMAT = DumpFormat("video dump", "prepare-video", "builtin dump", FILES, VIDEO_DUMP_VERSION)
 
 
 @dataclass(frozen=True)
@@ -56,20 +56,13 @@ class VideoDump:
             DataError: not a dump, a missing or unreadable file, inconsistent shapes.
         """
         path = Path(path)
-        if not path.is_dir():
-            raise DataError(f"video dump '{path}' does not exist; make it with `speechvq "
-                            f"prepare-video` (e.g. speechvq prepare-video builtin dump)")
-        missing = [f for f in FILES if not (path / f).is_file()]
-        if missing:
-            raise DataError(f"'{path}' is not a video dump (no {', '.join(missing)}); make it "
-                            f"with `speechvq prepare-video`, or rerun it if it was stopped")
+        FORMAT.check_folder(path)
         try:
             clips = np.load(path / "clips.npy", mmap_mode="r", allow_pickle=False)
             info = json.loads((path / "info.json").read_text(encoding="utf-8"))
             names = tuple((path / "clips.txt").read_text(encoding="utf-8").splitlines())
         except (OSError, ValueError) as e:
-            raise DataError(f"video dump '{path}' is unreadable ({e}); remove it and rerun "
-                            f"`speechvq prepare-video`") from None
+            raise FORMAT.unreadable(path, e) from None
         if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[4] not in (1, 3):
             raise DataError(f"{path}/clips.npy must be (N, T, H, W, C) uint8 with C = 1 or 3, "
                             f"got {clips.dtype} {clips.shape}; rerun `speechvq prepare-video`")
@@ -90,8 +83,8 @@ class VideoDump:
         Raises:
             DataError: a file is missing or differs (naming it).
         """
-        return verify(self.path, self.info.get("checksums"), lambda why: DataError(
-            f"video dump '{self.path}': {why}; remove it and rerun `speechvq prepare-video`"))
+        return verify(self.path, self.info.get("checksums"),
+                      lambda why: FORMAT.damaged(self.path, why))
 
     @property
     def frames(self) -> int:
@@ -111,16 +104,7 @@ def existing_video_dump(out: str | Path, wanted: dict[str, Any]) -> VideoDump | 
     Raises:
         DataError: `out` holds something else (another source, other options, not a dump).
     """
-    out = Path(out)
-    if not out.exists():
-        return None
-    dump = VideoDump.open(out)
-    want = {"version": VIDEO_DUMP_VERSION, **wanted}
-    if any(dump.info.get(k) != v for k, v in want.items()):
-        made = {k: dump.info.get(k) for k in wanted}
-        raise DataError(f"'{out}' already holds a video dump made from {made}, not {wanted}; "
-                        f"remove it or give another output folder")
-    return dump
+    return FORMAT.existing(out, VideoDump.open, wanted, "a video dump")
 
 
 def write_video_dump(out: str | Path, clips: np.ndarray, names: Sequence[str],
@@ -138,16 +122,12 @@ def write_video_dump(out: str | Path, clips: np.ndarray, names: Sequence[str],
     clips = np.ascontiguousarray(clips)
     assert clips.dtype == np.uint8 and clips.ndim == 5 and len(names) == len(clips)
     for name in names:
-        if not name or any(c.isspace() for c in name) or not name.isprintable():
+        if not is_one_word(name):
             raise DataError(f"{out}: clip id {name!r} is empty or holds whitespace; rename the "
                             f"clip folder")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run left
-    tmp.mkdir(parents=True)
-    atomic_save_npy(tmp / "clips.npy", clips)
-    atomic_write_text(tmp / "clips.txt", "".join(f"{n}\n" for n in names))
-    record = {"version": VIDEO_DUMP_VERSION, **info, "n_clips": int(clips.shape[0]),
-              "shape": list(clips.shape[1:]), "checksums": file_checksums(tmp, CHECKSUMMED)}
-    atomic_write_json(tmp / "info.json", record)
-    tmp.rename(out)
+    write_dump_folder(
+        out, arrays={"clips.npy": clips}, texts={"clips.txt": "".join(f"{n}\n" for n in names)},
+        meta_file="info.json", meta={"version": VIDEO_DUMP_VERSION, **info,
+                                     "n_clips": int(clips.shape[0]),
+                                     "shape": list(clips.shape[1:])})
     return VideoDump.open(out)

@@ -45,8 +45,17 @@ def _nll_md(split: str, block: dict, src: dict | None, out: Path) -> list[str]:
                          f"items; bigram weight {block['bigram_weight']:.2f}, tuned on the "
                          f"{block['n_tune_items']} held-out training items.",
                          "Brackets: 95 % bootstrap intervals over items."])
+    info = block.get("class_information")
+    uses = [] if not info else [
+        f"How much the prior uses its condition ({info['n_items']} scored items, each under "
+        f"every condition): the true one saves {info['bits_saved_per_item']:.2f} bits per item "
+        f"against a wrong one (a condition carries at most log2 C = "
+        f"{info['ceiling_bits_per_item']:.2f}); as a classifier of the codes (the condition "
+        f"under which they are likeliest) the prior is "
+        f"{100 * info['prior_classifier_accuracy']:.1f} % accurate (chance "
+        f"{100 * info['chance']:.1f} %).", ""]
     return [f"## Prior: {split}", "", what + ".", "", *export_table(out, table), "",
-            gain_line(block) + ".", "", source_line(src), ""]
+            gain_line(block) + ".", "", *uses, source_line(src), ""]
 
 
 def _samples_md(samples: dict, classifier: dict, src: dict | None,
@@ -58,7 +67,9 @@ def _samples_md(samples: dict, classifier: dict, src: dict | None,
                 classifier["reconstruction_accuracy"])]]
     lines = ["## Prior: samples", "",
              f"{samples['n_images']} samples ({samples['samples_per_class']} per class, "
-             f"temperature {samples['temperature']:g}) decoded by the VQ-VAE and labelled by a "
+             f"temperature {samples['temperature']:g}"
+             + (f", guidance {samples['guidance']:g}" if samples.get("guidance") else "")
+             + ") decoded by the VQ-VAE and labelled by a "
              f"CNN trained on the real training images; % labelled as the class asked for "
              f"(real images and reconstructions: the classifier's accuracy, the ceiling).", "",
              "| images | % labelled as their class |", "|---|---:|",

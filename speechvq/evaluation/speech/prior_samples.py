@@ -181,7 +181,7 @@ def _prior_draws(prior, lengths: Sequence[int], cond: np.ndarray | None,
             prompt = torch.as_tensor(np.stack([prompts[i][:short] for i in part]))
         c = None if cond is None else torch.as_tensor(cond[part])
         codes = prior.sample(len(part), (steps,), cond=c, prompt=prompt,
-                             temperature=temperature, generator=gen, engine=engine).numpy()
+                             temperature=temperature, generator=gen, engine=engine).cpu().numpy()
         for j, i in enumerate(part):
             out[i] = codes[j, :lengths[i]]
     return out

@@ -295,20 +295,33 @@ class WaveNet(nn.Module):
               state: WaveNetState) -> torch.Tensor:
         """One sample for all utterances: prev (B,) classes, cond_t (B, C), bias (B, L * G)."""
         w, t = state.weights, state.t
-        batch, r, g = prev.shape[0], w["residual"], self.cfg.gate_channels
+        batch, g = prev.shape[0], self.cfg.gate_channels
         gates = torch.addmm(bias, cond_t.to(bias.dtype), w["cond"])  # (B, L * G)
         x = w["embed"].index_select(0, prev)  # (B, R)
         skip = None
         for i, buf in enumerate(state.buffers):
             buf[:, t % buf.shape[1]] = x  # (B, n, R)
             taps = buf.index_select(1, state.taps[i][t % buf.shape[1]]).reshape(batch, -1)
-            h = torch.addmm(gates[:, i * g:(i + 1) * g], taps, w["conv"][i])  # (B, G)
-            a, b = h.chunk(2, dim=1)
-            z = torch.tanh(a) * torch.sigmoid(b)  # (B, G/2)
-            rs = torch.addmm(w["rs_b"][i], z, w["rs"][i])  # (B, R + K)
-            x = (x + rs[:, :r]) * math.sqrt(0.5)  # (B, R)
-            skip = rs[:, r:] if skip is None else skip + rs[:, r:]  # (B, K)
+            x, skip = self._layer_step(w, i, taps, gates[:, i * g:(i + 1) * g], x, skip)
         state.t = t + 1
+        return self._head_step(w, skip)
+
+    def _layer_step(self, w: dict, i: int, taps: torch.Tensor, gate: torch.Tensor,
+                    x: torch.Tensor, skip: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer i of one step (every engine on PyTorch ops runs this): taps (B, k * R) its
+        ring buffer's k inputs, gate (B, G) its conditioning and bias, x (B, R) its input,
+        skip (B, K) the skips so far (None before layer 0) -> its output x and the skips."""
+        r = w["residual"]
+        h = torch.addmm(gate, taps, w["conv"][i])  # (B, G)
+        a, b = h.chunk(2, dim=1)
+        z = torch.tanh(a) * torch.sigmoid(b)  # (B, G/2)
+        rs = torch.addmm(w["rs_b"][i], z, w["rs"][i])  # (B, R + K)
+        x = (x + rs[:, :r]) * math.sqrt(0.5)  # (B, R)
+        return x, rs[:, r:] if skip is None else skip + rs[:, r:]  # (B, R), (B, K)
+
+    def _head_step(self, w: dict, skip: torch.Tensor) -> torch.Tensor:
+        """The output head of one step: skips (B, K) -> logits (B, O)."""
         h = torch.relu(skip * self.skip_scale)  # (B, K)
         h = torch.relu(torch.addmm(w["head1_b"], h, w["head1"]))  # (B, K)
         return torch.addmm(w["head2_b"], h, w["head2"])  # (B, O)
@@ -374,8 +387,9 @@ class WaveNet(nn.Module):
             temperature: >= 0; 0 takes the most probable class at every step.
             generator: seeds the sampling noise (drawn on the generator's device).
             progress: show a tqdm bar.
-            engine: 'auto', 'eager', 'fused' or 'fused_bf16' (`fast_wavenet`); None = the
-                config's ``engine``. Every engine reads the same noise.
+            engine: 'auto', 'eager', 'fused' or 'fused_bf16' (`fast_wavenet`, CPU) or
+                'cuda_graph' (`graph_wavenet`, CUDA; 'cuda-graph' too); None = the config's
+                ``engine``. Every engine reads the same noise.
             prompt: (B, P) int64 classes given as the first P samples: fed in, kept in the
                 output, the sampling continues after them (None = P is 0).
         Returns:
@@ -406,6 +420,10 @@ class WaveNet(nn.Module):
         noise = self._noise(batch, generator, device) if temperature > 0 else None
         if engine == "eager":
             out = self._generate_eager(c, speaker, steps, temperature, noise, progress, prompt)
+        elif engine == "cuda_graph":
+            from speechvq.models.speech import graph_wavenet  # it imports this module
+            out = graph_wavenet.generate(self, c, speaker, steps, temperature, noise, progress,
+                                         prompt=prompt)  # (B, T)
         else:
             out = fast_wavenet.generate(self, c, speaker, steps, temperature, noise, progress,
                                         bf16=engine == "fused_bf16", prompt=prompt)  # (B, T)
