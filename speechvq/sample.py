@@ -165,12 +165,12 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
         if engine is not None and info["modality"] != "speech":
             raise ConfigError(f"--engine {engine}: only a speech (wavenet) prior has sampling "
                               f"engines, this one models {info['modality']} codes; drop --engine")
-        engine_arg = {} if engine is None else {"engine": engine}
+        sampler_args = {} if engine is None else {"engine": engine}
         if guidance:
             if prior.config.model.arch != "pixelcnn" or not info["n_classes"]:
                 raise ConfigError(f"--guidance {guidance:g}: only a class-conditional PixelCNN "
                                   f"prior is guided; drop --guidance")
-            engine_arg["guidance"] = guidance
+            sampler_args["guidance"] = guidance
         if per_class:
             if not info["n_classes"]:
                 raise ConfigError("--per-class: this prior is unconditional (trained with "
@@ -197,7 +197,7 @@ def sample_prior(model: str | os.PathLike, n: int, out: str | os.PathLike, *,
         start = time.perf_counter()
         codes = prior.sample(n, grid, cond=None if cond is None else cond.to(dev),
                              prompt=prompt_codes, temperature=temperature, generator=gen,
-                             **engine_arg).cpu()
+                             **sampler_args).cpu()
         seconds = time.perf_counter() - start
         names = [f"sample_{i:03d}" for i in range(n)]
         conditions = list(info["conditions"]) if info["n_classes"] else [UNCONDITIONED]

@@ -90,8 +90,7 @@ def sample_quality(prior: Any, vq: Any, dump: Any, fit: Any, figure: Path, *,
     for c in range(n_classes):
         cond = torch.full((samples_per_class,), c, dtype=torch.long, device=device)
         codes = prior.sample(samples_per_class, tuple(info["grid"]), cond=cond, generator=gen,
-                             temperature=temperature, **({"guidance": guidance} if guidance
-                                                         else {}))
+                             temperature=temperature, guidance=guidance)  # image: PixelCNN
         images = vq.decode(codes)  # (n, C, H, W) uint8
         predicted.append(predict(classifier, images.cpu()))
         asked.append(np.full(samples_per_class, classes.index(info["conditions"][c])))
