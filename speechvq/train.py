@@ -68,7 +68,13 @@ OPTIMIZER_CHANGES = {"train.lr", "train.grad_clip", "train.warmup_steps"}
 
 
 def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, whether a gradient scaler is needed) for `train.amp`."""
+    """(autocast dtype or None, whether a gradient scaler is needed) for `train.amp`.
+
+    On CPU only an explicit ``bf16`` turns autocast on: it pays where the CPU has bf16 units
+    (AVX-512 BF16, AMX), where convolutions and products run about 1.5x faster, and costs
+    elsewhere; ``auto`` keeps fp32 there."""
+    if device.type == "cpu" and amp == "bf16":
+        return torch.bfloat16, False
     if device.type != "cuda" or amp == "none":
         return None, False
     if amp == "auto":

@@ -15,7 +15,7 @@ from speechvq import cli
 from speechvq.data.code_dump import CodeDump, CodeItem, held_out_split, write_code_dump
 from speechvq.errors import DataError, ModelError
 from speechvq.evaluation.prior import NgramBaselines
-from speechvq.models.prior import prior_class
+from speechvq.models.prior import codebook_rows, prior_class
 from speechvq.models.prior.pixelcnn import PixelCNNPrior
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,17 +52,45 @@ def test_pixelcnn_sampling_matches_the_parallel_forward_and_keeps_the_prompt():
         model(greedy)
 
 
-def test_guided_sampling_draws_from_the_contrast_of_the_class_and_the_mean_class():
+@pytest.mark.parametrize("class_dropout", [0.0, 0.5])
+def test_guided_sampling_draws_from_the_contrast_of_the_class_and_no_class(class_dropout):
     torch.manual_seed(2)
-    model = PixelCNNPrior(9, channels=8, layers=2, kernel_size=3, n_classes=3).eval()
+    model = PixelCNNPrior(9, channels=8, layers=2, kernel_size=3, n_classes=3,
+                          class_dropout=class_dropout).eval()
+    for layer in model.layers:  # classes that matter, so guidance changes the greedy codes
+        layer.cond.weight.data.mul_(4)
+    # the contrast: the learnt "no class" (index 3) with class dropout, else the mean class
+    none = 3 if class_dropout else -1
+    assert model.no_class == none
     cond, w = torch.tensor([0, 2]), 2.5
     guided = model.sample(2, (5, 3), cond=cond, temperature=0, guidance=w)
-    with torch.no_grad():  # every greedy code is the argmax of (1 + w) l_c - w l_mean
-        contrast = (1 + w) * model(guided, cond) - w * model(guided, torch.full_like(cond, -1))
+    with torch.no_grad():  # every greedy code is the argmax of (1 + w) l_c - w l_none
+        contrast = (1 + w) * model(guided, cond) - w * model(guided, torch.full_like(cond, none))
     assert torch.equal(contrast.argmax(1), guided)
     assert not torch.equal(guided, model.sample(2, (5, 3), cond=cond, temperature=0))
+    if class_dropout:  # in training, about half the classes become "no class"
+        model.train()
+        codes = torch.zeros(400, 2, 2, dtype=torch.long)
+        with torch.no_grad():
+            emb, biases = model._inputs(codes, torch.zeros(400, dtype=torch.long))
+        dropped = (biases[0][0] - model.layers[0].cond_bias(torch.tensor([3]))[0]).abs()
+        share = (dropped.flatten(1).amax(1) == 0).float().mean().item()
+        assert 0.4 < share < 0.6
     with pytest.raises(ModelError, match="class-conditional"):
         PixelCNNPrior(9, channels=8, layers=2).sample(1, (2, 2), guidance=1.0)
+
+
+def test_codebook_rows_keep_the_codewords_geometry():
+    gen = torch.Generator().manual_seed(0)
+    codebook = torch.randn(30, 6, generator=gen) * torch.tensor([8.0, 4, 2, 1, 0.5, 0.1]) + 3
+    wide = codebook_rows(codebook, 9)  # zero-padded
+    assert wide.shape == (30, 9) and (wide[:, 6:] == 0).all()
+    assert wide.var(0).mean().item() == pytest.approx(1.0, rel=1e-4)
+    ratio = torch.pdist(wide) / torch.pdist(codebook)  # one scale: distances kept in proportion
+    assert ratio.std() / ratio.mean() < 1e-5
+    narrow = codebook_rows(codebook, 2)  # the two principal components, mostly dims 0 and 1
+    assert narrow.shape == (30, 2)
+    assert abs(torch.corrcoef(torch.stack([narrow[:, 0], codebook[:, 0]]))[0, 1]) > 0.95
 
 
 def test_missing_prior_module_is_a_clear_error(monkeypatch):
@@ -138,6 +166,12 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     assert cli.main(["train", "--data", str(tmp_path / "codes" / "train"), "--exp", str(prior),
                      "--no-progress", *TINY_PRIOR]) == 0
     assert (prior / "checkpoints" / "best.pt").is_file()
+    from speechvq.config import load_config
+    from speechvq.tasks.prior import setup_prior
+
+    started = setup_prior(load_config(None, TINY_PRIOR), tmp_path / "codes" / "train").model
+    codewords = torch.load(codes.checkpoint, weights_only=True)["model"]["quantizer.codebook"]
+    assert torch.allclose(started.code_embedding.weight, codebook_rows(codewords, 8))
     capsys.readouterr()
     assert cli.main(["evaluate", "prior", "--model", str(prior), "--data",
                      str(tmp_path / "codes" / "test"), "--exp", str(vq),

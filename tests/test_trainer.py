@@ -11,7 +11,7 @@ from torch import nn
 from speechvq.checkpoint import load_checkpoint
 from speechvq.config import load_config
 from speechvq.errors import TrainingError
-from speechvq.train import Trainer, lr_lambda
+from speechvq.train import Trainer, amp_settings, lr_lambda
 
 
 class ToyBatches(torch.utils.data.Dataset):
@@ -51,6 +51,12 @@ def make(exp, overrides, step_fn=toy_step, valid_batches=None, optimizer_changes
                    extra_state={"labels": ["a", "b"]}, exp_files={"labels.txt": "a\nb\n"},
                    valid_batches=valid_batches, progress=False,
                    optimizer_changes=optimizer_changes)
+
+
+def test_amp_on_cpu_only_when_bf16_is_asked_for():
+    cpu = torch.device("cpu")
+    assert amp_settings("bf16", cpu) == (torch.bfloat16, False)
+    assert amp_settings("auto", cpu) == amp_settings("fp16", cpu) == (None, False)
 
 
 def test_resume_is_bit_exact_and_files_are_written(tmp_path):

@@ -56,6 +56,16 @@ class PriorModelConfig:
                                 "start again at 1", min=1)
     dropout: float = param(0.0, "dropout on each gated unit's output (training only)",
                            min=0.0, max=0.9)
+    embed_init: str = param("codebook", "how the code embedding starts: codebook = from the "
+                            "VQ-VAE's codewords, standardised (their principal components when "
+                            "they are wider than `channels`), so that codes the decoder draws "
+                            "alike start alike; random = N(0, 1) rows", choices=("codebook",
+                                                                                "random"))
+    class_dropout: float = param(0.0, "pixelcnn: share of the training items whose class is "
+                                 "replaced by a learnt 'no class', so the prior is also the "
+                                 "unconditional model that --guidance contrasts with "
+                                 "(classifier-free guidance); 0 = none (guidance contrasts with "
+                                 "the mean class)", min=0.0, max=0.9)
     conditional: bool = param(True, "condition on the class (images) or speaker (speech) "
                               "that the code dump records, through a learned embedding in "
                               "every layer")

@@ -85,8 +85,9 @@ class TrainConfig:
     warmup_steps: int = param(0, "linear warm-up steps", min=0)
     max_steps: int = param(250000, "total optimiser steps; paper: 250k", min=1)
     grad_clip: float = param(1.0, "clip the global gradient norm to this; 0 = off", min=0.0)
-    amp: str = param("auto", "mixed precision on CUDA: 'auto' (bf16 if supported, else fp16), "
-                     "'bf16', 'fp16' or 'none'; always off on CPU",
+    amp: str = param("auto", "mixed precision: on CUDA 'auto' (bf16 if supported, else "
+                     "fp16), 'bf16', 'fp16' or 'none'; on CPU only 'bf16' turns it on (for "
+                     "CPUs with bf16 units: AVX-512 BF16, AMX)",
                      choices=("auto", "bf16", "fp16", "none"))
     device: str = param("auto", "'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'")
     num_workers: int = param(0, "DataLoader worker processes (0 = read in the main process)",

@@ -70,6 +70,23 @@ def condition_count(cfg: Any, dump: Any) -> int:
     return len(dump.conditions) if cfg.model.conditional and len(dump.conditions) > 1 else 0
 
 
+def start_from_codebook_(model: Any, vqvae_checkpoint: Path) -> None:
+    """Start `model`'s code embedding from the codewords of the VQ-VAE that wrote its codes
+    (`speechvq.models.prior.codebook_rows`)."""
+    import torch
+
+    from speechvq.checkpoint import load_model
+    from speechvq.models.prior import codebook_rows
+
+    codebook = load_model(vqvae_checkpoint, device="cpu").quantizer.codebook  # (K, D)
+    table = model.code_embedding
+    if codebook.shape[0] > table.num_embeddings:
+        raise DataError(f"the VQ-VAE '{vqvae_checkpoint}' has {codebook.shape[0]} codes but the "
+                        f"prior embeds {table.num_embeddings}; encode again with it")
+    with torch.no_grad():
+        table.weight[:codebook.shape[0]] = codebook_rows(codebook, table.embedding_dim)
+
+
 def setup_prior(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike | None = None,
                 rank: int = 0, world_size: int = 1, fresh: bool = True) -> TaskRun:
     """Build a prior training run on the code dump `data` (see `speechvq.registry.TaskRun`).
@@ -91,6 +108,8 @@ def setup_prior(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
     n_classes = condition_count(cfg, dump)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = build_prior(cfg.model, codebook_size=dump.codebook_size, n_classes=n_classes)
+    if fresh and cfg.model.embed_init == "codebook":
+        start_from_codebook_(model, ckpt)
     # windows of a speech prior with a start symbol carry their first input (code_batches)
     start = model.start if getattr(model, "start_symbol", False) else None
     valid_batches = None

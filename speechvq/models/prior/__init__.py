@@ -13,6 +13,8 @@ evaluate prior` build and use any of them alike:
         def sample(self, n, grid, *, cond=None, prompt=None, temperature=1.0, generator=None)
             # -> (n, *grid); prompt (n, L): the first L codes in raster order, kept;
             # temperature 0 = greedy
+        code_embedding: nn.Embedding
+            # its first K rows embed the input codes (`codebook_rows` may start them)
 
 `ARCHS` maps ``model.arch`` to the class's dotted path; `prior_class` imports it when asked, so a
 prior whose module is missing costs the others nothing and fails with a clear message.
@@ -30,7 +32,7 @@ ARCHS = {"pixelcnn": "speechvq.models.prior.pixelcnn.PixelCNNPrior",
          "wavenet": "speechvq.models.prior.causal.CausalPrior",
          "video": "speechvq.models.prior.video.VideoPrior"}
 
-__all__ = ["ARCHS", "prior_class", "build_prior", "draw"]
+__all__ = ["ARCHS", "prior_class", "build_prior", "draw", "codebook_rows"]
 
 
 def prior_class(arch: str) -> type:
@@ -65,3 +67,27 @@ def draw(logits: torch.Tensor, temperature: float,
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def codebook_rows(codebook: torch.Tensor, width: int) -> torch.Tensor:
+    """Starting rows (K, width) for a prior's code embedding from the VQ-VAE's codewords
+    (K, D): centred, projected on their `width` principal components when D > width (else
+    zero-padded to `width`), and scaled by one factor to a mean variance of 1 per column, as
+    N(0, 1) rows have. One factor for all columns keeps the codewords' geometry: distances
+    between rows are the codewords' (projected) distances, scaled.
+
+    Why: a randomly embedded code tells the prior nothing about which codes look alike, so it
+    must learn from the codes' co-occurrence alone that, say, two codes are both dark strokes.
+    Starting from the codewords, codes the decoder draws alike start alike (README "Priors"
+    measures what that buys).
+    """
+    e = codebook.detach().double()
+    e = e - e.mean(0)  # (K, D)
+    k, d = e.shape
+    if d > width:
+        _, _, v = torch.linalg.svd(e, full_matrices=False)  # v: (min(K, D), D)
+        e = e @ v[:width].T  # (K, width)
+    else:
+        e = torch.cat([e, e.new_zeros(k, width - d)], 1)
+    scale = e.var(0).mean().clamp(min=1e-12).sqrt()
+    return (e / scale).float()

@@ -69,6 +69,11 @@ class CausalPrior(nn.Module):
         self.net = WaveNet(cfg, cond_channels=0, speaker_dim=dim, upsample_factor=1,
                            dropout=dropout, start_input=start_symbol)
 
+    @property
+    def code_embedding(self) -> nn.Embedding:
+        """The input embedding whose first K rows embed the codes (`codebook_rows`)."""
+        return self.net.embed
+
     @classmethod
     def from_config(cls, model_cfg: Any, *, codebook_size: int, n_classes: int) -> "CausalPrior":
         """From the prior's model section (arch, channels, layers, kernel_size, dilation_cycle,

@@ -65,10 +65,12 @@ class GatedLayer(nn.Module):
         channels: C. kernel_size: k (odd). n_classes: class embeddings (0: none).
         first: the first layer (its horizontal input is shifted: it sees columns < j; no
             residual). dropout: on the horizontal gate's output.
+        no_class: one more embedding row, index n_classes: the learnt "no class" (its prior is
+            the unconditional model that guided sampling contrasts with).
     """
 
     def __init__(self, channels: int, kernel_size: int, n_classes: int, first: bool,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, no_class: bool = False):
         super().__init__()
         self.r, self.first = kernel_size // 2, first
         c = channels
@@ -76,13 +78,13 @@ class GatedLayer(nn.Module):
         self.v_to_h = nn.Conv2d(2 * c, 2 * c, 1)
         self.h_conv = nn.Conv2d(c, 2 * c, (1, self.r + 1))
         self.h_out = nn.Conv2d(c, c, 1)
-        self.cond = nn.Embedding(n_classes, 4 * c) if n_classes else None
+        self.cond = nn.Embedding(n_classes + int(no_class), 4 * c) if n_classes else None
         self.dropout = nn.Dropout(dropout)
 
     def cond_bias(self, cond: torch.Tensor | None) -> tuple[Any, Any]:
         """(vertical, horizontal) biases (B, 2C, 1, 1) of the classes `cond` (B,), or zeros;
-        a class of -1 takes the mean of the class embeddings (no class in particular, what
-        guided sampling contrasts with)."""
+        a class of -1 takes the mean of the class embeddings (no class in particular: what
+        guided sampling contrasts with when the prior has no learnt "no class" row)."""
         if self.cond is None:
             return 0.0, 0.0
         rows = torch.where((cond >= 0)[:, None], self.cond(cond.clamp(min=0)),
@@ -110,28 +112,40 @@ class PixelCNNPrior(nn.Module):
     Args:
         codebook_size: K. channels: C. layers: gated layers. kernel_size: k (odd).
         n_classes: classes of the conditioning (0: unconditional). dropout: see `GatedLayer`.
+        class_dropout: the share of training items whose class is replaced by a learnt "no
+            class" (class index n_classes), so that the prior is also the unconditional model
+            that guided sampling contrasts with (Ho and Salimans 2022); 0 = no such class, and
+            guidance contrasts with the mean class embedding instead.
     """
 
     def __init__(self, codebook_size: int, channels: int = 64, layers: int = 10,
-                 kernel_size: int = 3, n_classes: int = 0, dropout: float = 0.0):
+                 kernel_size: int = 3, n_classes: int = 0, dropout: float = 0.0,
+                 class_dropout: float = 0.0):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ModelError(f"the gated PixelCNN needs an odd kernel_size, got {kernel_size}")
         self.codebook_size, self.n_classes = codebook_size, n_classes
+        self.class_dropout = class_dropout if n_classes else 0.0
+        self.no_class = n_classes if self.class_dropout > 0 else -1  # the guided contrast's class
         self.embed = nn.Embedding(codebook_size, channels)
-        self.layers = nn.ModuleList(GatedLayer(channels, kernel_size, n_classes, i == 0, dropout)
-                                    for i in range(layers))
+        self.layers = nn.ModuleList(GatedLayer(channels, kernel_size, n_classes, i == 0, dropout,
+                                               self.class_dropout > 0) for i in range(layers))
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(),
                                   nn.Conv2d(channels, codebook_size, 1))
         # rows above i that row i's vertical contributions reach (module docstring)
         self.context_rows = 1 + layers * (kernel_size // 2)
+
+    @property
+    def code_embedding(self) -> nn.Embedding:
+        """The input embedding whose first K rows embed the codes (`codebook_rows`)."""
+        return self.embed
 
     @classmethod
     def from_config(cls, model_cfg: Any, *, codebook_size: int,
                     n_classes: int) -> "PixelCNNPrior":
         """Build from the prior task's ``model`` section (`speechvq.config.prior`)."""
         return cls(codebook_size, model_cfg.channels, model_cfg.layers, model_cfg.kernel_size,
-                   n_classes, model_cfg.dropout)
+                   n_classes, model_cfg.dropout, getattr(model_cfg, "class_dropout", 0.0))
 
     def _inputs(self, codes: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, list]:
         if codes.dim() != 3:
@@ -140,6 +154,9 @@ class PixelCNNPrior(nn.Module):
         if self.n_classes and cond is None:
             raise ModelError("this PixelCNN prior is class-conditional: give the classes (cond)")
         cond = cond if self.n_classes else None
+        if cond is not None and self.training and self.class_dropout > 0:
+            dropped = torch.rand(cond.shape, device=cond.device) < self.class_dropout
+            cond = torch.where(dropped, torch.full_like(cond, self.no_class), cond)
         emb = self.embed(codes).permute(0, 3, 1, 2)  # (B, C, H, W)
         return emb, [layer.cond_bias(cond) for layer in self.layers]
 
@@ -173,10 +190,11 @@ class PixelCNNPrior(nn.Module):
             grid: (H, W). cond: (n,) classes (required when conditional). prompt: (n, L), the
                 first L codes in raster order, kept as given. temperature: 0 = greedy.
             generator: the random draws' generator (None: torch's default).
-            guidance: w >= 0; w > 0 draws from (1 + w) l_c - w l_mean, l_c the logits given
-                the class and l_mean given the mean class embedding (classifier-free guidance,
-                Ho and Salimans 2022, with the mean embedding as the unconditional model): it
-                sharpens what is particular to the class, at twice the cost.
+            guidance: w >= 0; w > 0 draws from (1 + w) l_c - w l_0, l_c the logits given the
+                class and l_0 those of the unconditional model (classifier-free guidance, Ho
+                and Salimans 2022): the learnt "no class" of a prior trained with
+                class_dropout, else the mean class embedding. It sharpens what is particular
+                to the class, at twice the cost.
         Returns:
             (n, H, W) int64.
         """
@@ -200,7 +218,7 @@ class PixelCNNPrior(nn.Module):
             flat[:, :kept] = prompt.to(device).repeat(rows // n, 1)
         cond = None if cond is None else cond.to(device)
         if guided:
-            cond = torch.cat([cond, torch.full_like(cond, -1)])
+            cond = torch.cat([cond, torch.full_like(cond, self.no_class)])
         for i in range(kept // width, height):
             r0 = max(0, i - self.context_rows)
             emb, biases = self._inputs(codes[:, r0:i + 1], cond)  # (n, C, rows, W)

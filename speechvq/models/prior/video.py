@@ -94,6 +94,11 @@ class VideoPrior(nn.Module):
                                   nn.Conv2d(channels, codebook_size, 1))
         self.context_rows = 1 + layers * (kernel_size // 2)  # rows above i that reach row i
 
+    @property
+    def code_embedding(self) -> nn.Embedding:
+        """The input embedding whose first K rows embed the codes (`codebook_rows`)."""
+        return self.embed
+
     @classmethod
     def from_config(cls, model_cfg: Any, *, codebook_size: int, n_classes: int) -> "VideoPrior":
         """Build from the prior task's ``model`` section (`speechvq.config.prior`: channels,
