@@ -9,11 +9,12 @@
 #     (code dumps; kept when newer than the model), 4 train the prior ${prior_exp} (default
 #     ${exp}_prior) on them with ${prior_config} (+ ${prior_args}), 5 evaluate it on the test
 #     codes into ${exp}/eval (so this example's report shows it; + ${prior_eval_args}) and
-#     sample ${prior_samples} images of every class into ${prior_exp}/samples
+#     sample ${prior_samples} images of every class into ${prior_exp}/samples, both at guidance
+#     ${prior_guidance} (default 0: none)
 #   6 report
 # It reads ${stage} ${stop_stage} ${exp} ${train_config} ${train_args} ${kmeans_patches}
 # ${kmeans_iters}, and ${launcher[@]} ${eval_args} ${prior_config} ${prior_args} ${prior_exp}
-# ${prior_eval_args} ${prior_samples} when set.
+# ${prior_eval_args} ${prior_samples} ${prior_guidance} when set.
 
 if [ -z "${launcher+x}" ]; then launcher=(speechvq); fi
 
@@ -38,6 +39,7 @@ fi
 prior_config=${prior_config:-}
 prior_exp=${prior_exp:-${exp}_prior}
 prior_samples=${prior_samples:-10}
+prior_guidance=${prior_guidance:-0}
 
 if [ -n "${prior_config}" ] && [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   log "Stage 3: code dumps of dump/train and dump/test"
@@ -57,9 +59,9 @@ if [ -n "${prior_config}" ] && [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; th
   log "Stage 5: evaluate the prior ${prior_exp} (best.pt) on dump/codes/test into ${exp}/eval"
   # shellcheck disable=SC2086
   speechvq evaluate prior --model "${prior_exp}" --checkpoint best --data dump/codes/test \
-    --exp "${exp}" --no-progress ${prior_eval_args:-}
+    --exp "${exp}" --guidance "${prior_guidance}" --no-progress ${prior_eval_args:-}
   speechvq sample --model "${prior_exp}" --checkpoint best --per-class "${prior_samples}" \
-    -o "${prior_exp}/samples"
+    --guidance "${prior_guidance}" -o "${prior_exp}/samples"
   log "Stage 5: samples in ${prior_exp}/samples/ (grid.png: a row per class)"
 fi
 
