@@ -30,7 +30,7 @@ prior_config=conf/prior.yaml  # the prior over the codes (stages 3-5); "" = no p
 prior_args=          # extra key=value overrides for the prior, e.g. "train.max_steps=100"
 prior_eval_args=     # extra options of `speechvq evaluate prior`, e.g. "--samples-per-class 5"
 prior_samples=10     # images sampled of every class into ${exp}_prior/samples
-prior_guidance=0     # guidance weight W of the scored and the stage-5 samples (0: none; README "Priors")
+prior_guidance=12    # guidance weight W of the scored and the stage-5 samples (0: none; README "Priors")
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 1 --stop-stage 2"
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"
