@@ -169,7 +169,8 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     from speechvq.config import load_config
     from speechvq.tasks.prior import setup_prior
 
-    started = setup_prior(load_config(None, TINY_PRIOR), tmp_path / "codes" / "train").model
+    cfg = load_config(None, [*TINY_PRIOR, "model.embed_init=codebook"])
+    started = setup_prior(cfg, tmp_path / "codes" / "train").model
     codewords = torch.load(codes.checkpoint, weights_only=True)["model"]["quantizer.codebook"]
     assert torch.allclose(started.code_embedding.weight, codebook_rows(codewords, 8))
     capsys.readouterr()

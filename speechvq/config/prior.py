@@ -56,11 +56,12 @@ class PriorModelConfig:
                                 "start again at 1", min=1)
     dropout: float = param(0.0, "dropout on each gated unit's output (training only)",
                            min=0.0, max=0.9)
-    embed_init: str = param("codebook", "how the code embedding starts: codebook = from the "
-                            "VQ-VAE's codewords, standardised (their principal components when "
-                            "they are wider than `channels`), so that codes the decoder draws "
-                            "alike start alike; random = N(0, 1) rows", choices=("codebook",
-                                                                                "random"))
+    embed_init: str = param("random", "how the code embedding starts: random = N(0, 1) rows "
+                            "(what every prior before this key was trained with); codebook = "
+                            "from the VQ-VAE's codewords (their principal components when they "
+                            "are wider than `channels`), so that codes the decoder draws alike "
+                            "start alike: what the image prior needs (README 'Priors')",
+                            choices=("random", "codebook"))
     class_dropout: float = param(0.0, "pixelcnn: share of the training items whose class is "
                                  "replaced by a learnt 'no class', so the prior is also the "
                                  "unconditional model that --guidance contrasts with "
