@@ -159,9 +159,13 @@ def class_information(prior: Any, dump: Any, cond: np.ndarray, batch_size: int, 
     """How much a conditional prior uses its condition (class or speaker), on up to
     CONDITION_ITEMS evenly spaced scored items, each scored under every condition c
     (b_c = -log2 p(codes | c)): ``bits_saved_per_item``, the mean over items of the mean of
-    b_c over the wrong conditions minus b_true (the most a condition could carry is
-    ``ceiling_bits_per_item`` = log2 C), and ``prior_classifier_accuracy``, how often the true
-    condition is the likeliest (argmin_c b_c), beside ``chance``."""
+    b_c over the wrong conditions minus b_true (a likelihood ratio: it is not bounded, a wrong
+    speaker can cost hundreds of bits); ``information_bits_per_item``, log2 C minus the mean of
+    -log2 p(true c | codes) under the prior's posterior with a uniform prior over the C
+    conditions: an estimate of how much of the condition the prior reads from the codes, at
+    most ``ceiling_bits_per_item`` = log2 C (negative when the posterior is worse than a
+    uniform guess); and ``prior_classifier_accuracy``, how often the true condition is the
+    likeliest (argmin_c b_c), beside ``chance``."""
     n = int(prior.prior_info["n_classes"])
     index = np.unique(np.linspace(0, len(dump) - 1, min(len(dump), CONDITION_ITEMS)).astype(int))
     items = _Subset(dump, index)
@@ -170,10 +174,21 @@ def class_information(prior: Any, dump: Any, cond: np.ndarray, batch_size: int, 
     true = cond[index]
     own = bits[np.arange(len(index)), true]
     wrong = (bits.sum(1) - own) / (n - 1)
+    # -log2 posterior of the true condition: b_true - (-log2 sum_c 2^-b_c), in a stable form
+    lowest = bits.min(1)
+    evidence = lowest - np.log2(np.exp2(lowest[:, None] - bits).sum(1))  # -log2 sum_c 2^-b_c
     return {"bits_saved_per_item": float((wrong - own).mean()),
+            "information_bits_per_item": float(math.log2(n) - (own - evidence).mean()),
             "ceiling_bits_per_item": math.log2(n),
             "prior_classifier_accuracy": float((bits.argmin(1) == true).mean()),
             "chance": 1.0 / n, "n_items": int(len(index))}
+
+
+def _information(info: dict) -> str:
+    """'I of the log2 C bits' of a class_information block (results before the key: '?')."""
+    held = info.get("information_bits_per_item")
+    return (f"{'?' if held is None else f'{held:.2f}'} of the "
+            f"{info['ceiling_bits_per_item']:.2f} bits (log2 C)")
 
 
 def _conditions(prior: Any, dump: Any) -> np.ndarray | None:
@@ -322,8 +337,8 @@ def format_prior_table(result: dict) -> str:
         info = block.get("class_information")
         if info:
             lines.append(f"the true condition saves the prior {info['bits_saved_per_item']:.2f} "
-                         f"bits per item against a wrong one (a condition carries at most "
-                         f"{info['ceiling_bits_per_item']:.2f}); the prior as a classifier: "
+                         f"bits per item against a wrong one; the prior's posterior holds "
+                         f"{_information(info)} of the condition; as a classifier: "
                          f"{100 * info['prior_classifier_accuracy']:.1f} % (chance "
                          f"{100 * info['chance']:.1f} %), {info['n_items']} items")
     samples, classifier = result["prior"].get("samples"), result["prior"].get("classifier")
