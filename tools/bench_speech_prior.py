@@ -21,11 +21,16 @@ import torch
 from prior_bench_common import codes_per_second, prior_bench_parser, prior_to_time
 
 
+def speakers(model, n: int) -> torch.Tensor | None:
+    """Speaker 0 for each of n rows of a speaker-conditioned prior (None: unconditional)."""
+    return torch.zeros(n, dtype=torch.long) if model.n_classes else None
+
+
 def naive_sample(model, n: int, steps: int) -> torch.Tensor:
     """The baseline: the full forward pass over the codes so far for every new code."""
     codes = torch.zeros(n, steps, dtype=torch.long)
     for t in range(steps):
-        logits = model(codes[:, :t + 1])[:, :, t]  # (n, K): sees codes[:, :t] only
+        logits = model(codes[:, :t + 1], speakers(model, n))[:, :, t]  # (n, K): codes[:, :t]
         codes[:, t] = torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
     return codes
 
@@ -45,14 +50,14 @@ def main(argv=None) -> int:
     model = prior_to_time(args, random_prior)
     from speechvq.models.speech import fast_wavenet
     engines = ["eager"] + (["fused"] if fast_wavenet.available() else [])
-    model.sample(1, (8,), engine=engines[-1])  # load the compiled kernel once
+    model.sample(1, (8,), cond=speakers(model, 1), engine=engines[-1])  # compile the kernel once
     print(f"speech prior, {args.length} codes per sample, {args.threads} thread(s)")
     for n in args.batch:
         base = codes_per_second(lambda: naive_sample(model, n, args.length), n * args.length)
         for engine in engines:
             rate = codes_per_second(lambda: model.sample(
-                n, (args.length,), engine=engine, generator=torch.Generator().manual_seed(0)),
-                n * args.length)
+                n, (args.length,), cond=speakers(model, n), engine=engine,
+                generator=torch.Generator().manual_seed(0)), n * args.length)
             print(f"batch {n:>3}: {engine:>5} {rate:8.0f} codes/s, full recompute {base:8.0f} "
                   f"codes/s, ratio {rate / base:.1f}x")
     return 0
