@@ -146,6 +146,9 @@ TINY_VQ = ["task=image", "model.channels=8", "model.residual_channels=4",
 TINY_PRIOR = ["task=prior", "model.channels=8", "model.layers=2", "train.batch_size=8",
               "train.max_steps=4", "train.checkpoint_every=4", "train.log_every=2",
               "train.valid_every=2", "data.held_out=0.25"]
+# what egs/images/conf/prior.yaml sets beyond the defaults: the codewords' start, a learnt
+# "no class" for guidance, bf16 autocast on CPU
+IMAGE_PRIOR = ["model.embed_init=codebook", "model.class_dropout=0.5", "train.amp=bf16"]
 
 
 def test_image_prior_end_to_end(tmp_path, capsys):
@@ -164,12 +167,14 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     codes = CodeDump.open(tmp_path / "codes" / "train")
     assert codes.grid == (8, 8) and len(codes) == 40 and codes.modality == "image"
     assert cli.main(["train", "--data", str(tmp_path / "codes" / "train"), "--exp", str(prior),
-                     "--no-progress", *TINY_PRIOR]) == 0
+                     "--no-progress", *TINY_PRIOR, *IMAGE_PRIOR]) == 0
     assert (prior / "checkpoints" / "best.pt").is_file()
+    weights = torch.load(prior / "checkpoints" / "best.pt", weights_only=True)["model"]
+    assert weights["layers.0.cond.weight"].shape[0] == 11  # ten classes and the "no class"
     from speechvq.config import load_config
     from speechvq.tasks.prior import setup_prior
 
-    cfg = load_config(None, [*TINY_PRIOR, "model.embed_init=codebook"])
+    cfg = load_config(None, [*TINY_PRIOR, *IMAGE_PRIOR])
     started = setup_prior(cfg, tmp_path / "codes" / "train").model
     codewords = torch.load(codes.checkpoint, weights_only=True)["model"]["quantizer.codebook"]
     assert torch.allclose(started.code_embedding.weight, codebook_rows(codewords, 8))
