@@ -91,6 +91,8 @@ def test_codebook_rows_keep_the_codewords_geometry():
     narrow = codebook_rows(codebook, 2)  # the two principal components, mostly dims 0 and 1
     assert narrow.shape == (30, 2)
     assert abs(torch.corrcoef(torch.stack([narrow[:, 0], codebook[:, 0]]))[0, 1]) > 0.95
+    few = codebook_rows(codebook[:4], 5)  # 4 codes span 3 directions: the rest padded
+    assert few.shape == (4, 5) and (few[:, 4:] == 0).all()
 
 
 def test_missing_prior_module_is_a_clear_error(monkeypatch):

@@ -86,8 +86,7 @@ def codebook_rows(codebook: torch.Tensor, width: int) -> torch.Tensor:
     k, d = e.shape
     if d > width:
         _, _, v = torch.linalg.svd(e, full_matrices=False)  # v: (min(K, D), D)
-        e = e @ v[:width].T  # (K, width)
-    else:
-        e = torch.cat([e, e.new_zeros(k, width - d)], 1)
+        e = e @ v[:width].T  # (K, min(K, D, width))
+    e = torch.cat([e, e.new_zeros(k, width - e.shape[1])], 1)  # (K, width): zero-padded
     scale = e.var(0).mean().clamp(min=1e-12).sqrt()
     return (e / scale).float()
