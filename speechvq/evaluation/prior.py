@@ -42,7 +42,8 @@ from speechvq.evaluation.results import (check_name, command_line, default_name,
                                          resolve_exp_dir, write_result)
 from speechvq.models.outputs import Metric
 
-__all__ = ["NgramBaselines", "evaluate_prior", "format_prior_table", "SYSTEMS", "BITS_PER_DIM"]
+__all__ = ["NgramBaselines", "evaluate_prior", "format_prior_table", "SYSTEMS", "BITS_PER_DIM",
+           "information_text"]
 
 SYSTEMS = ("prior", "uniform", "unigram", "bigram")
 SYSTEM_LABELS = {"prior": "prior", "uniform": "uniform (log2 K)", "unigram": "unigram",
@@ -184,7 +185,7 @@ def class_information(prior: Any, dump: Any, cond: np.ndarray, batch_size: int, 
             "chance": 1.0 / n, "n_items": int(len(index))}
 
 
-def _information(info: dict) -> str:
+def information_text(info: dict) -> str:
     """'I of the log2 C bits' of a class_information block (results before the key: '?')."""
     held = info.get("information_bits_per_item")
     return (f"{'?' if held is None else f'{held:.2f}'} of the "
@@ -338,7 +339,7 @@ def format_prior_table(result: dict) -> str:
         if info:
             lines.append(f"the true condition saves the prior {info['bits_saved_per_item']:.2f} "
                          f"bits per item against a wrong one; the prior's posterior holds "
-                         f"{_information(info)} of the condition; as a classifier: "
+                         f"{information_text(info)} of the condition; as a classifier: "
                          f"{100 * info['prior_classifier_accuracy']:.1f} % (chance "
                          f"{100 * info['chance']:.1f} %), {info['n_items']} items")
     samples, classifier = result["prior"].get("samples"), result["prior"].get("classifier")

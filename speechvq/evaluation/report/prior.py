@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from speechvq.evaluation.prior import (BITS_PER_CODE, BITS_PER_DIM, CLASS_MATCH, SYSTEM_LABELS,
-                                       SYSTEMS, gain_line)
+                                       SYSTEMS, gain_line, information_text)
 from speechvq.evaluation.report.core import (Gathered, Renderer, figure_links,
                                              register_renderer, source_line, training_md)
 from speechvq.evaluation.report.image import _copy_figures
@@ -47,16 +47,12 @@ def _nll_md(split: str, block: dict, src: dict | None, out: Path) -> list[str]:
                          "Brackets: 95 % bootstrap intervals over items."])
     info = block.get("class_information")
 
-    def _held(i: dict) -> str:
-        held = i.get("information_bits_per_item")  # None: a result written before the key
-        return "?" if held is None else f"{held:.2f}"
-
     uses = [] if not info else [
         f"How much the prior uses its condition ({info['n_items']} scored items, each under "
         f"every condition): the true one saves {info['bits_saved_per_item']:.2f} bits per item "
         f"against a wrong one (a likelihood ratio, unbounded); its posterior over the "
-        f"conditions holds {_held(info)} of the {info['ceiling_bits_per_item']:.2f} bits "
-        f"(log2 C) a condition carries; as a classifier of the codes (the condition "
+        f"conditions holds {information_text(info)} a condition carries; as a classifier of "
+        f"the codes (the condition "
         f"under which they are likeliest) the prior is "
         f"{100 * info['prior_classifier_accuracy']:.1f} % accurate (chance "
         f"{100 * info['chance']:.1f} %).", ""]
