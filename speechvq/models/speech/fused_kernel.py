@@ -209,28 +209,31 @@ if njit is not None:
         q = np.rint((x + ONE) * np.float32(classes - 1) / TWO)
         return min(max(np.int64(q), 0), classes - 1)
 
-    @intrinsic
-    def _atomic_add(typingctx, counter):
-        """counter[0] += 1 as one atomic read-modify-write (a full fence on x86)."""
+    def _counter_intrinsic(counter, returns, emit):
+        """(signature, codegen) of an intrinsic on counter[0] of an int64 array, or None for
+        other arguments; emit(context, builder, pointer to counter[0]) builds its body."""
         if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
             return None
 
         def codegen(context, builder, signature, args):
             data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            return emit(context, builder, data)
+        return returns(counter), codegen
+
+    @intrinsic
+    def _atomic_add(typingctx, counter):
+        """counter[0] += 1 as one atomic read-modify-write (a full fence on x86)."""
+        def emit(context, builder, data):
             builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "seq_cst")
             return context.get_dummy_value()
-        return types.void(counter), codegen
+        return _counter_intrinsic(counter, types.void, emit)
 
     @intrinsic
     def _atomic_load(typingctx, counter):
         """counter[0], read with acquire ordering (never hoisted out of a spin loop)."""
-        if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-            return None
-
-        def codegen(context, builder, signature, args):
-            data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            return builder.load_atomic(data, "acquire", 8)
-        return types.int64(counter), codegen
+        return _counter_intrinsic(counter, types.int64,
+                                  lambda context, builder, data:
+                                  builder.load_atomic(data, "acquire", 8))
 
     @intrinsic
     def _pause(typingctx):
