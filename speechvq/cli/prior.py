@@ -57,8 +57,9 @@ def _temperature(text: str) -> float:
 def _add_guidance_argument(p: argparse.ArgumentParser, what: str = "") -> None:
     p.add_argument("--guidance", type=_temperature, default=0.0, metavar="W",
                    help=f"class-conditional PixelCNN priors: guidance weight{what}, drawing "
-                        f"from (1 + W) x the class's logits - W x those of the mean class "
-                        f"(classifier-free guidance; 0 = none, README 'Priors')")
+                        f"from (1 + W) x the class's logits - W x the unconditional ones (the "
+                        f"learnt 'no class' of a prior trained with model.class_dropout, else "
+                        f"the mean class; classifier-free guidance; 0 = none, README 'Priors')")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

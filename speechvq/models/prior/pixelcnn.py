@@ -206,7 +206,7 @@ class PixelCNNPrior(nn.Module):
         if guidance < 0 or (guidance > 0 and not self.n_classes):
             raise ModelError(f"guidance must be >= 0 and needs a class-conditional prior, got "
                              f"{guidance} for a prior of {self.n_classes} classes")
-        rows = 2 * n if guided else n  # guided: the class's rows, then the mean class's
+        rows = 2 * n if guided else n  # guided: the class's rows, then those of no class
         codes = torch.zeros(rows, height, width, dtype=torch.long, device=device)
         flat = codes.view(rows, -1)
         kept = 0
