@@ -91,7 +91,8 @@ check_ngpu() {
     train_args="train.device=cpu ${train_args}"
   fi
   if [ "${ngpu}" -gt 1 ]; then  # one process per GPU (PyTorch DDP)
-    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" "$(command -v speechvq)")
+    # -m: `command -v speechvq` may be a shell shim (pyenv), which torchrun cannot run as Python
+    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" -m speechvq)
   else
     launcher=(speechvq)
   fi

@@ -171,7 +171,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -
   fi
   prior_launcher=(speechvq)
   if [ "${prior_nproc}" -gt 1 ]; then
-    prior_launcher=(torchrun --standalone --nproc_per_node "${prior_nproc}" "$(command -v speechvq)")
+    prior_launcher=(torchrun --standalone --nproc_per_node "${prior_nproc}" -m speechvq)
     prior_args="train.device=cpu ${prior_args}"
   fi
   # shellcheck disable=SC2086

@@ -289,8 +289,7 @@ def evaluate_prior(model: str | os.PathLike, data: str | os.PathLike, *,
 
         result["prior"].update(score_speech_samples(
             prior, fit, dump, alignments, cond=_conditions(prior, dump),
-            temperature=temperature, seed=seed, batch_size=min(batch_size, 16),
-            draws=draws_per_utterance))
+            temperature=temperature, seed=seed, draws=draws_per_utterance))
     result.update(
         command=command_line(["speechvq", "evaluate", "prior", "--model", str(model),
                               "--checkpoint", checkpoint, "--data", str(data),

@@ -204,7 +204,7 @@ def _ppl_and_ci(bigram: PhoneBigram, strings: Sequence[Sequence[int]], units: np
 def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
                          cond: np.ndarray | None = None, prompt_seconds: float = 1.0,
                          temperature: float = 1.0, seed: int = 0, max_utts: int | None = None,
-                         batch_size: int = 16, engine: str | None = None,
+                         batch_size: int = 64, engine: str | None = None,
                          draws: int = 1) -> dict:
     """Phone-bigram perplexity of each source's sequences, unprompted and continued.
 
@@ -215,7 +215,9 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
             prior; None: the test dump's own indices when the prior is conditional).
         prompt_seconds: the continuations' given part. temperature: the prior's.
         seed: every draw and the bootstrap. max_utts: the first this many test utterances
-            (None = all). batch_size: prior sequences drawn together. engine: the WaveNet
+            (None = all). batch_size: prior sequences drawn together (not `evaluate prior
+            --batch-size`, the scoring batch; which draws share a batch changes the codes
+            drawn; 64 at a time draw 2.6x faster per sequence than 16 on one CPU thread). engine: the WaveNet
             sampling engine. draws: sequences each drawn source gives per test utterance (its
             length, speaker and prompt), to shrink the sampling noise; ``real`` is each once.
     Returns:

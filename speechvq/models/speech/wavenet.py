@@ -41,7 +41,8 @@ NOISE_CHUNK = 1024  # steps of sampling noise drawn at once (fixed, so streams d
 
 def gumbel_noise(noise: torch.Tensor) -> torch.Tensor:
     """Gumbel(0, 1) draws from uniform [0, 1) numbers (clamped off 0 and 1), float32."""
-    return -torch.log(-torch.log(noise.float().clamp(1e-7, 1.0 - 1e-7)))
+    gumbel = noise.float().clamp(1e-7, 1.0 - 1e-7)  # a new tensor: `noise` is left as it is
+    return gumbel.log_().neg_().log_().neg_()  # in place: the same values as -log(-log(u))
 
 
 class ResidualLayer(nn.Module):
