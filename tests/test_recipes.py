@@ -135,6 +135,8 @@ def test_mini_bad_corpus_dir_and_vctk_without_corpus(tmp_path):
     assert r.returncode == 2 and "--corpus-dir missing is not a folder" in r.stderr
     r = run_recipe(MINI / "run.sh", "--nj", "0", cwd=tmp_path, tmp=tmp_path)
     assert r.returncode == 2 and "--nj takes a number of parallel jobs" in r.stderr
+    r = run_recipe(MINI / "run.sh", "--prior-nproc", "two", cwd=tmp_path, tmp=tmp_path)
+    assert r.returncode == 2 and "--prior-nproc takes a number of processes" in r.stderr
     for script, option in ((ROOT / "recipes" / "librispeech" / "run.sh", "--librispeech"),
                            (ROOT / "recipes" / "timit" / "run.sh", "--timit")):
         r = run_recipe(script, "--workdir", "w", cwd=tmp_path, tmp=tmp_path)

@@ -217,8 +217,8 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
         seed: every draw and the bootstrap. max_utts: the first this many test utterances
             (None = all). batch_size: prior sequences drawn together (not `evaluate prior
             --batch-size`, the scoring batch; which draws share a batch changes the codes
-            drawn; 64 at a time draw 2.6x faster per sequence than 16 on one CPU thread). engine: the WaveNet
-            sampling engine. draws: sequences each drawn source gives per test utterance (its
+            drawn; 64 at a time draw 2.6x faster per sequence than 16 on one CPU thread).
+            engine: the WaveNet sampling engine. draws: sequences each drawn source gives per test utterance (its
             length, speaker and prompt), to shrink the sampling noise; ``real`` is each once.
     Returns:
         ``{"samples": {"phone_bigram_ppl": {source: ppl}, "ci95": {"phone_bigram_ppl":
