@@ -178,6 +178,19 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 "${prior_launcher[@]}" train --config "${prior_config}" \
     --data "${exp}/codes/train" --exp "${exp}_prior" --threads 1 ${prior_args}
+  # Wavs through the VQ-VAE's log-mel head + Griffin-Lim, 5 s each (the report shows the first),
+  # drawn on one thread each beside the scoring below, which is mostly one thread's sampling;
+  # their output goes to ${exp}/samples/log/*.log.
+  mkdir -p "${exp}/samples/log"
+  OMP_NUM_THREADS=1 speechvq sample --model "${exp}_prior" --checkpoint best.pt \
+    -n "${n_prior_samples}" --length 250 --temperature "${prior_temperature}" \
+    -o "${exp}/samples/prior" > "${exp}/samples/log/prior.log" 2>&1 &
+  sample_prior=$!
+  OMP_NUM_THREADS=1 speechvq sample --model "${exp}_prior" --checkpoint best.pt \
+    -n "${n_prior_samples}" --length 250 --temperature "${prior_temperature}" \
+    --prompt "${exp}/codes/test" --prompt-length 50 -o "${exp}/samples/continuation" \
+    > "${exp}/samples/log/continuation.log" 2>&1 &
+  sample_continuation=$!
   result=${exp}/eval/prior_test.json
   if [ -e "${result}" ] && [ "${result}" -nt "${exp}_prior/checkpoints/best.pt" ]; then
     log "${result} is newer than the prior: kept"
@@ -186,12 +199,17 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -
     speechvq evaluate prior --model "${exp}_prior" --checkpoint best.pt --data "${exp}/codes/test" \
       --alignments data/train --exp "${exp}" --name test --temperature "${prior_temperature}"
   fi
-  # wavs through the VQ-VAE's log-mel head + Griffin-Lim, 5 s each; the report shows the first
-  speechvq sample --model "${exp}_prior" --checkpoint best.pt -n "${n_prior_samples}" \
-    --length 250 --temperature "${prior_temperature}" -o "${exp}/samples/prior"
-  speechvq sample --model "${exp}_prior" --checkpoint best.pt -n "${n_prior_samples}" \
-    --length 250 --temperature "${prior_temperature}" --prompt "${exp}/codes/test" \
-    --prompt-length 50 -o "${exp}/samples/continuation"
+  for kind in prior continuation; do
+    pid=sample_${kind}
+    status=0
+    wait "${!pid}" || status=$?
+    if [ "${status}" -ne 0 ]; then
+      echo "$0: error: speechvq sample (${kind}) failed; its output:" >&2
+      cat "${exp}/samples/log/${kind}.log" >&2
+      exit "${status}"
+    fi
+    tail -n 1 "${exp}/samples/log/${kind}.log"
+  done
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then

@@ -166,9 +166,10 @@ def add_jobs_arguments(p: argparse.ArgumentParser, what: str) -> None:
                         "this one")
 
 
-def add_batch_size_argument(p: argparse.ArgumentParser, help: str) -> None:
+def add_batch_size_argument(p: argparse.ArgumentParser, help: str, default: int = 8) -> None:
     """--batch-size of a command that runs a model; `help` says what one batch holds."""
-    p.add_argument("--batch-size", type=positive_int, default=8, help=help)
+    p.add_argument("--batch-size", type=positive_int, default=default,
+                   help=f"{help} (default {default})")
 
 
 def add_seed_argument(p: argparse.ArgumentParser, help: str) -> None:

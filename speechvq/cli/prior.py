@@ -132,6 +132,8 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
                    "and the unigram each draw per test utterance (its length; its first "
                    "second for continuations), pooled, so the figures' sampling noise is small "
                    "beside their differences")
-    add_batch_size_argument(e, "items per prior batch")
+    # 64: an item is one 8x8 grid or one utterance's codes, and the figures do not depend on it
+    add_batch_size_argument(e, "items per prior batch when scoring (bits per code, class "
+                            "information)", default=64)
     add_seed_argument(e, "sampling, the classifier and the bootstrap intervals")
     add_progress_argument(e)
