@@ -32,7 +32,7 @@ prior_config=conf/prior.yaml      # stage 5: the causal WaveNet prior over the c
 prior_args=        # extra key=value overrides for the prior's training, e.g. "train.max_steps=100"
 prior_nproc=2      # stage 5: processes that train the prior on the CPU (torchrun DDP, one thread each; 1 = one process, on the default device)
 n_prior_samples=2  # stage 5: utterances sampled from the prior, and as many continuations
-prior_temperature=1.0  # stage 5: the prior's sampling temperature (tools/tune_prior_temperature.py tunes it on held-out training utterances)
+prior_temperature=1.0  # stage 5: the prior's sampling temperature (1: its own distribution; tools/tune_prior_temperature.py scores others on held-out training utterances, README "The speech prior")
 help_message="Usage: $0 [options]; options are --name value, e.g. --stage 2 --stop-stage 3"
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_common.sh"
