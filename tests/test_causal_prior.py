@@ -122,6 +122,26 @@ def test_training_step_and_bad_input():
         conditional(codes)
 
 
+def test_dropout_drops_a_share_p_in_training_keeps_the_mean_and_is_off_in_eval():
+    from speechvq.models.speech.wavenet import ResidualLayer
+
+    torch.manual_seed(0)
+    layer = ResidualLayer(4, 8, 4, kernel_size=2, dilation=1, cond_channels=0, speaker_dim=0,
+                          dropout=0.25)
+    layer.skip.weight.data = torch.eye(4).unsqueeze(-1)  # skip = the gated units z themselves
+    layer.skip.bias.data.zero_()
+    x = torch.randn(1, 4, 2000)
+    with torch.no_grad():
+        layer.eval()
+        z = layer(x, None, None)[1]
+        assert torch.equal(layer(x, None, None)[1], z)  # no dropout in eval
+        layer.train()
+        dropped = layer(x, None, None)[1]
+    kept = dropped != 0
+    assert abs(1 - kept.float().mean().item() - 0.25) < 0.02  # a share p is dropped
+    assert torch.allclose(dropped[kept], z[kept] / 0.75)  # the rest scaled by 1 / (1 - p)
+
+
 def test_start_symbol_is_the_input_before_an_utterance():
     prior = prior_for()
     assert prior.start == K and prior.net.embed.num_embeddings == K + 1  # K outputs, K + 1 inputs

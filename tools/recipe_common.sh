@@ -16,9 +16,11 @@
 #                           no folder
 #   newer_than_model FILE   FILE exists and is newer than ${exp}/checkpoints/last.pt (a stage's
 #                           output that is still valid for the current model is kept)
+#   ddp_launcher VAR N      sets the array VAR to what runs `speechvq train` in N processes:
+#                           (speechvq) for N = 1, else torchrun over N PyTorch DDP processes
 #   check_ngpu              --ngpu must be a number; sets ${device} (auto, or cpu for --ngpu 0,
 #                           which also adds train.device=cpu to ${train_args}) and ${launcher[@]},
-#                           what runs `train`: speechvq, or torchrun over speechvq for --ngpu > 1
+#                           what runs `train`: `ddp_launcher launcher ${ngpu}`, one per GPU
 #   encode_units SPLIT [OPTION...]
 #                           ${exp}/units/SPLIT.txt from dump/SPLIT with `speechvq encode`
 #                           (OPTIONs added), unless it is newer than the model
@@ -90,11 +92,16 @@ check_ngpu() {
     device=cpu
     train_args="train.device=cpu ${train_args}"
   fi
-  if [ "${ngpu}" -gt 1 ]; then  # one process per GPU (PyTorch DDP)
+  ddp_launcher launcher "${ngpu}"  # one process per GPU
+}
+
+ddp_launcher() {
+  local -n _launcher=$1
+  if [ "$2" -gt 1 ]; then
     # -m: `command -v speechvq` may be a shell shim (pyenv), which torchrun cannot run as Python
-    launcher=(torchrun --standalone --nproc_per_node "${ngpu}" -m speechvq)
+    _launcher=(torchrun --standalone --nproc_per_node "$2" -m speechvq)
   else
-    launcher=(speechvq)
+    _launcher=(speechvq)
   fi
 }
 

@@ -170,11 +170,8 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -
   # than one; so the cores are used by ${prior_nproc} DDP processes, each taking its share of
   # every batch (README "The speech prior": 1,200 bf16 steps in less time than 600 fp32 steps
   # took in one process).
-  prior_launcher=(speechvq)
-  if [ "${prior_nproc}" -gt 1 ]; then
-    prior_launcher=(torchrun --standalone --nproc_per_node "${prior_nproc}" -m speechvq)
-    prior_args="train.device=cpu ${prior_args}"
-  fi
+  ddp_launcher prior_launcher "${prior_nproc}"
+  if [ "${prior_nproc}" -gt 1 ]; then prior_args="train.device=cpu ${prior_args}"; fi
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 "${prior_launcher[@]}" train --config "${prior_config}" \
     --data "${exp}/codes/train" --exp "${exp}_prior" --threads 1 ${prior_args}
@@ -182,6 +179,16 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -
   # drawn on one thread each beside the scoring below, which is mostly one thread's sampling;
   # their output goes to ${exp}/samples/log/*.log.
   mkdir -p "${exp}/samples/log"
+  wait_for_sample() {  # wait_for_sample KIND PID: its status; its log's last line, or all of it
+    local status=0
+    wait "$2" || status=$?
+    if [ "${status}" -ne 0 ]; then
+      echo "$0: error: speechvq sample ($1) failed; its output:" >&2
+      cat "${exp}/samples/log/$1.log" >&2
+      exit "${status}"
+    fi
+    tail -n 1 "${exp}/samples/log/$1.log"
+  }
   OMP_NUM_THREADS=1 speechvq sample --model "${exp}_prior" --checkpoint best.pt \
     -n "${n_prior_samples}" --length 250 --temperature "${prior_temperature}" \
     -o "${exp}/samples/prior" > "${exp}/samples/log/prior.log" 2>&1 &
@@ -199,17 +206,8 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${eval_sets}" ] && [ -
     speechvq evaluate prior --model "${exp}_prior" --checkpoint best.pt --data "${exp}/codes/test" \
       --alignments data/train --exp "${exp}" --name test --temperature "${prior_temperature}"
   fi
-  for kind in prior continuation; do
-    pid=sample_${kind}
-    status=0
-    wait "${!pid}" || status=$?
-    if [ "${status}" -ne 0 ]; then
-      echo "$0: error: speechvq sample (${kind}) failed; its output:" >&2
-      cat "${exp}/samples/log/${kind}.log" >&2
-      exit "${status}"
-    fi
-    tail -n 1 "${exp}/samples/log/${kind}.log"
-  done
+  wait_for_sample prior "${sample_prior}"
+  wait_for_sample continuation "${sample_continuation}"
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then

@@ -46,14 +46,12 @@ def _nll_md(split: str, block: dict, src: dict | None, out: Path) -> list[str]:
                          f"{block['n_tune_items']} held-out training items.",
                          "Brackets: 95 % bootstrap intervals over items."])
     info = block.get("class_information")
-
     uses = [] if not info else [
         f"How much the prior uses its condition ({info['n_items']} scored items, each under "
         f"every condition): the true one saves {info['bits_saved_per_item']:.2f} bits per item "
         f"against a wrong one (a likelihood ratio, unbounded); its posterior over the "
         f"conditions holds {information_text(info)} a condition carries; as a classifier of "
-        f"the codes (the condition "
-        f"under which they are likeliest) the prior is "
+        f"the codes (the condition under which they are likeliest) the prior is "
         f"{100 * info['prior_classifier_accuracy']:.1f} % accurate (chance "
         f"{100 * info['chance']:.1f} %).", ""]
     return [f"## Prior: {split}", "", what + ".", "", *export_table(out, table), "",

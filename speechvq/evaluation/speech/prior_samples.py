@@ -218,8 +218,9 @@ def score_speech_samples(prior, train, test, alignments: str | os.PathLike, *,
             (None = all). batch_size: prior sequences drawn together (not `evaluate prior
             --batch-size`, the scoring batch; which draws share a batch changes the codes
             drawn; 64 at a time draw 2.6x faster per sequence than 16 on one CPU thread).
-            engine: the WaveNet sampling engine. draws: sequences each drawn source gives per test utterance (its
-            length, speaker and prompt), to shrink the sampling noise; ``real`` is each once.
+            engine: the WaveNet sampling engine. draws: sequences each drawn source gives per
+            test utterance (its length, speaker and prompt), to shrink the sampling noise;
+            ``real`` is each once.
     Returns:
         ``{"samples": {"phone_bigram_ppl": {source: ppl}, "ci95": {"phone_bigram_ppl":
         {source: [low, high]}}, "sil_share": {source: share of the codes read as SIL},
