@@ -37,6 +37,7 @@ class TaskRun:
         extra_state: plain data saved in every checkpoint beside the weights (e.g. speakers).
         exp_files: file name -> text, written into the exp dir when training starts.
         valid_batches: a fixed list of held-out batches for the validation pass (None = off).
+        lr_scales: parameter name -> its learning rate as a multiple of ``train.lr``.
     """
 
     model: Any
@@ -45,6 +46,7 @@ class TaskRun:
     extra_state: dict[str, Any] = field(default_factory=dict)
     exp_files: dict[str, str] = field(default_factory=dict)
     valid_batches: Sequence[Mapping[str, Any]] | None = None
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
 
 def _no_check(cfg: Any) -> None:

@@ -47,7 +47,7 @@ from speechvq.checkpoint import load_checkpoint, save_checkpoint
 from speechvq.config import Config, config_to_dict, dump_config
 from speechvq.device import cpu_cores, pick_device
 from speechvq.distributed import check_batch_divisible, distributed_env, process_group
-from speechvq.errors import TrainingError
+from speechvq.errors import ConfigError, TrainingError
 from speechvq.experiment import config_differences, resolved_config, truncate_metrics
 from speechvq.provenance import run_info
 from speechvq.fileio import append_text, atomic_write_text
@@ -99,6 +99,26 @@ def lr_lambda(schedule: str, warmup: int, max_steps: int) -> Callable[[int], flo
 # ------------------------------------------------------------------------------------- trainer
 
 
+def param_groups(model: nn.Module, lr: float, lr_scales: Mapping[str, float]) -> list[dict]:
+    """The optimiser's groups: every parameter at `lr`, but those `lr_scales` names at their
+    multiple of it, one group per multiple (a group's ``lr_scale`` keeps it for a restarted
+    schedule). With no multiple other than 1 it is one group, as checkpoints before it hold.
+
+    Raises:
+        ConfigError: `lr_scales` names a parameter the model does not have.
+    """
+    named = dict(model.named_parameters())
+    unknown = sorted(set(lr_scales) - set(named))
+    if unknown:
+        raise ConfigError(f"learning-rate multiples for parameters the model does not have: "
+                          f"{', '.join(unknown)}")
+    by_scale: dict[float, list[nn.Parameter]] = defaultdict(list)
+    for name, param in named.items():
+        by_scale[float(lr_scales.get(name, 1.0))].append(param)
+    return [{"params": params, "lr": lr * scale, "lr_scale": scale}
+            for scale, params in sorted(by_scale.items(), key=lambda kv: kv[0] != 1.0)]
+
+
 class Trainer:
     """Trains `model` for `cfg.train.max_steps` steps, resuming from ``exp/checkpoints/last.pt``.
 
@@ -113,6 +133,8 @@ class Trainer:
         exp_files: file name -> text the task keeps in the exp dir (e.g. ``speakers.txt``).
         valid_batches: fixed held-out batches; with ``train.valid_every`` > 0 they are scored
             through `step_fn` every that many steps and the best checkpoint kept as best.pt.
+        lr_scales: parameter name -> its learning rate as a multiple of ``train.lr`` (one
+            optimiser group per multiple other than 1; the schedule scales them all alike).
         optimizer_changes: on resume, accept new values of the `OPTIMIZER_CHANGES` keys (the
             module docstring says how they apply); otherwise they are refused as another config.
     """
@@ -123,7 +145,7 @@ class Trainer:
                  exp_files: Mapping[str, str] | None = None,
                  valid_batches: Sequence[Mapping[str, Any]] | None = None,
                  progress: bool = True, command: Sequence[str] | None = None,
-                 optimizer_changes: bool = False):
+                 optimizer_changes: bool = False, lr_scales: Mapping[str, float] | None = None):
         self.cfg, self.tc = cfg, cfg.train
         self.exp = Path(exp_dir)
         self.batches, self.step_fn = batches, step_fn
@@ -147,7 +169,8 @@ class Trainer:
             torch.set_num_threads(max(1, cpu_cores() // self.world))
         self.amp_dtype, use_scaler = amp_settings(self.tc.amp, self.device)
         self.model = model.to(self.device)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.tc.lr,
+        self.opt = torch.optim.AdamW(param_groups(self.model, self.tc.lr, lr_scales or {}),
+                                     lr=self.tc.lr,
                                      betas=tuple(self.tc.betas), weight_decay=self.tc.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lr_lambda(self.tc.schedule, self.tc.warmup_steps, self.tc.max_steps))
@@ -250,10 +273,10 @@ class Trainer:
         """After a resume with new optimiser settings: the new peak lr (``train.lr``) and
         warm-up, at the step the checkpoint reached (the clip is read at every step)."""
         factor = self.sched.lr_lambdas[0](self.sched.last_epoch)  # this config's schedule
-        self.sched.base_lrs = [self.tc.lr for _ in self.opt.param_groups]
-        for group in self.opt.param_groups:
-            group["initial_lr"] = self.tc.lr
-            group["lr"] = self.tc.lr * factor
+        self.sched.base_lrs = [self.tc.lr * g.get("lr_scale", 1.0) for g in self.opt.param_groups]
+        for group, base in zip(self.opt.param_groups, self.sched.base_lrs):
+            group["initial_lr"] = base
+            group["lr"] = base * factor
         self.sched._last_lr = [group["lr"] for group in self.opt.param_groups]
 
     # files --------------------------------------------------------------------------------
@@ -526,5 +549,5 @@ def train(cfg: Config, data: str | os.PathLike, exp_dir: str | os.PathLike, *,
                           extra_state=run.extra_state, exp_files=run.exp_files,
                           valid_batches=run.valid_batches,
                           progress=progress, command=command,
-                          optimizer_changes=optimizer_changes)
+                          optimizer_changes=optimizer_changes, lr_scales=run.lr_scales)
         return trainer.fit()

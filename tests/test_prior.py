@@ -95,6 +95,24 @@ def test_codebook_rows_keep_the_codewords_geometry():
     assert few.shape == (4, 5) and (few[:, 4:] == 0).all()
 
 
+def test_condition_parameters_are_the_class_or_speaker_embeddings_of_every_arch():
+    from types import SimpleNamespace
+
+    from speechvq.models.prior import condition_parameter_names
+    from speechvq.models.prior.causal import CausalPrior
+    from speechvq.models.prior.video import VideoPrior
+
+    wavenet = SimpleNamespace(channels=8, layers=2, kernel_size=2, dilation_cycle=2, dropout=0.0,
+                              start_symbol=True, conditional=True)
+    assert condition_parameter_names(CausalPrior.from_config(
+        wavenet, codebook_size=16, n_classes=3)) == ["speaker.weight"]
+    assert condition_parameter_names(VideoPrior(7, channels=8, layers=2, time_layers=1,
+                                                n_classes=3)) == ["class_embed.weight"]
+    assert condition_parameter_names(PixelCNNPrior(16, 8, 2, n_classes=3)) == [
+        "layers.0.cond.weight", "layers.1.cond.weight"]
+    assert condition_parameter_names(PixelCNNPrior(16, 8, 2)) == []  # unconditional
+
+
 def test_missing_prior_module_is_a_clear_error(monkeypatch):
     from speechvq.models import prior
 
@@ -149,8 +167,9 @@ TINY_PRIOR = ["task=prior", "model.channels=8", "model.layers=2", "train.batch_s
               "train.max_steps=4", "train.checkpoint_every=4", "train.log_every=2",
               "train.valid_every=2", "data.held_out=0.25"]
 # what egs/images/conf/prior.yaml sets beyond the defaults: the codewords' start, a learnt
-# "no class" for guidance, bf16 autocast on CPU
-IMAGE_PRIOR = ["model.embed_init=codebook", "model.class_dropout=0.5", "train.amp=bf16"]
+# "no class" for guidance, the class embeddings at a multiple of the lr, bf16 autocast on CPU
+IMAGE_PRIOR = ["model.embed_init=codebook", "model.class_dropout=0.5",
+               "model.condition_lr_scale=30", "train.amp=bf16"]
 
 
 def test_image_prior_end_to_end(tmp_path, capsys):
@@ -177,7 +196,9 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     from speechvq.tasks.prior import setup_prior
 
     cfg = load_config(None, [*TINY_PRIOR, *IMAGE_PRIOR])
-    started = setup_prior(cfg, tmp_path / "codes" / "train").model
+    run = setup_prior(cfg, tmp_path / "codes" / "train")
+    started = run.model
+    assert run.lr_scales == {f"layers.{i}.cond.weight": 30.0 for i in range(2)}
     codewords = torch.load(codes.checkpoint, weights_only=True)["model"]["quantizer.codebook"]
     assert torch.allclose(started.code_embedding.weight, codebook_rows(codewords, 8))
     capsys.readouterr()
@@ -256,3 +277,24 @@ def test_class_information_of_a_prior_that_knows_its_class():
     blind = class_information(Fixed(False), dump, labels, 8, "cpu", False)
     assert blind["bits_saved_per_item"] == pytest.approx(0.0)
     assert blind["information_bits_per_item"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_classifier_is_saved_once_and_trained_again_for_other_images_or_version(
+        tmp_path, monkeypatch):
+    from speechvq.data.images.builtin import render_images
+    from speechvq.data.images.dump import ImageDump, write_dump
+    from speechvq.evaluation import image_classifier
+
+    monkeypatch.setattr(image_classifier, "EPOCHS", 1)
+    images, labels = render_images(32, 0, 0)
+    write_dump(tmp_path / "train", images, labels, [str(d) for d in range(10)], {})
+    dump, path = ImageDump.open(tmp_path / "train"), tmp_path / "clf.pt"
+    first, trained = image_classifier.load_or_train_classifier(path, dump)
+    assert trained and not first.training
+    again, trained = image_classifier.load_or_train_classifier(path, dump)
+    assert not trained and image_classifier.predict(again, images).tolist() == \
+        image_classifier.predict(first, images).tolist()
+    monkeypatch.setattr(image_classifier, "VERSION", image_classifier.VERSION + 1)
+    assert image_classifier.load_or_train_classifier(path, dump)[1]  # another recipe: retrained
+    state = torch.load(path, weights_only=True)
+    assert state["version"] == image_classifier.VERSION and "model" in state

@@ -10,7 +10,7 @@ from torch import nn
 
 from speechvq.checkpoint import load_checkpoint
 from speechvq.config import load_config
-from speechvq.errors import TrainingError
+from speechvq.errors import ConfigError, TrainingError
 from speechvq.train import Trainer, amp_settings, lr_lambda
 
 
@@ -44,13 +44,14 @@ def toy_step(model, batch):
     return (err**2).mean(), {"abs_err": err.abs().mean().detach()}
 
 
-def make(exp, overrides, step_fn=toy_step, valid_batches=None, optimizer_changes=False):
+def make(exp, overrides, step_fn=toy_step, valid_batches=None, optimizer_changes=False,
+         lr_scales=None):
     cfg = load_config(None, ["train.lr=0.05", "train.device=cpu", *overrides])
     torch.manual_seed(cfg.seed)
     return Trainer(Toy(), cfg, exp, batches=ToyBatches(), step_fn=step_fn,
                    extra_state={"labels": ["a", "b"]}, exp_files={"labels.txt": "a\nb\n"},
                    valid_batches=valid_batches, progress=False,
-                   optimizer_changes=optimizer_changes)
+                   optimizer_changes=optimizer_changes, lr_scales=lr_scales)
 
 
 def test_amp_on_cpu_only_when_bf16_is_asked_for():
@@ -173,6 +174,23 @@ def test_the_nan_advice_works_resume_with_a_lower_lr(tmp_path):
     assert said in (tmp_path / "cmdline.txt").read_text()
     assert "with train.lr 0.05 -> 0.025" in (tmp_path / "log" / "train.log").read_text()
     make(tmp_path, [*lower, "train.max_steps=8"]).fit()  # from now on the new lr is the run's
+
+
+def test_lr_scales_keep_their_multiple_through_the_schedule_and_a_restart(tmp_path):
+    base = ["train.max_steps=4", "train.checkpoint_every=2", "train.warmup_steps=4"]
+    with pytest.raises(ConfigError, match="lin.nope"):
+        make(tmp_path / "bad", base, lr_scales={"lin.nope": 2.0})
+    t = make(tmp_path, [*base, "train.max_steps=2"], lr_scales={"lin.weight": 10.0})
+    t.fit()
+    lrs = {g["lr_scale"]: g["lr"] for g in t.opt.param_groups}
+    assert lrs == pytest.approx({1.0: 0.05 * 3 / 4, 10.0: 0.5 * 3 / 4})  # step 3 of warm-up
+    assert t.opt.param_groups[1]["params"] == [t.model.lin.weight]
+    t = make(tmp_path, [*base, "train.lr=0.025"], optimizer_changes=True,
+             lr_scales={"lin.weight": 10.0})
+    t.fit()  # resumed at step 2 with a lower lr: the multiple stays
+    lrs = {g["lr_scale"]: g["lr"] for g in t.opt.param_groups}
+    assert lrs == pytest.approx({1.0: 0.025, 10.0: 0.25})
+    assert len(make(tmp_path / "plain", base).opt.param_groups) == 1  # as checkpoints before
 
 
 @pytest.mark.parametrize("schedule, expect", [

@@ -67,6 +67,11 @@ class PriorModelConfig:
                                  "unconditional model that --guidance contrasts with "
                                  "(classifier-free guidance); 0 = none (guidance contrasts with "
                                  "the mean class)", min=0.0, max=0.9)
+    condition_lr_scale: float = param(1.0, "the learning rate of the class or speaker "
+                                      "embeddings as a multiple of train.lr: the class is a "
+                                      "small share of what the codes tell, and at 1 its "
+                                      "embedding learns it slowly (README 'Priors')",
+                                      min=0.0)
     conditional: bool = param(True, "condition on the class (images) or speaker (speech) "
                               "that the code dump records, through a learned embedding in "
                               "every layer")

@@ -5,9 +5,13 @@ class asked for (Salimans et al.'s "Inception score" idea, with a classifier of 
 The classifier: three blocks of a 3x3 convolution (32, 64, 128 channels), batch normalisation,
 ReLU and 2x2 max-pooling, then a linear layer; Adam at 2e-3 with a cosine decay, batch 128,
 `EPOCHS` epochs, seeded. On the built-in images (3 epochs at a constant 1e-3 gave 85.5 % on the
-test images) it is what reaches 90 % in a few CPU minutes. It is saved as a plain dict of tensors
+test images) it is what reaches 90 % in a few CPU minutes. It trains in channels-last memory
+(oneDNN's own layout: NCHW max-pooling and batch norm took a third of the time) and, on a CPU
+with bf16 units (`_bf16_autocast`), under bf16 autocast: on this project's 2-core AVX-512 BF16
+machine 4 epochs take 30 s instead of 73 s (90.7 % against 90.4 % on the built-in test images,
+`python tools/bench_classifier.py`). Labelling runs in fp32. It is saved as a plain dict of tensors
 (``torch.load(weights_only=True)``, never a pickle of code) with the SHA-256 of the images it was
-trained on, and retrained only when they change.
+trained on, and retrained only when they change (or `VERSION` does).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ __all__ = ["ImageClassifier", "train_classifier", "load_or_train_classifier", "a
 EPOCHS = 4
 BATCH = 128
 LR = 2e-3
+# how it is trained; a saved classifier of another version is trained again (2: channels-last
+# memory and bf16 autocast, whose classifier differs from version 1's NCHW fp32 one)
+VERSION = 2
 
 
 class ImageClassifier(nn.Module):
@@ -48,19 +55,37 @@ class ImageClassifier(nn.Module):
 
 
 def _nchw(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2)))
+    """(N, H, W, C) -> (N, C, H, W) in channels-last memory: the array's own order (copied:
+    a dump's images are a read-only memory map)."""
+    return torch.from_numpy(np.array(images, order="C")).permute(0, 3, 1, 2)
+
+
+def _bf16_autocast() -> bool:
+    """Whether this CPU runs oneDNN in bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is
+    emulated and slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, n_classes: int, *, seed: int = 0,
-                     epochs: int = EPOCHS, progress: bool = False) -> ImageClassifier:
-    """Train on (N, H, W, C) uint8 `images` with (N,) `labels`; returns it in eval mode."""
+                     epochs: int = EPOCHS, progress: bool = False,
+                     fast: bool = True) -> ImageClassifier:
+    """Train on (N, H, W, C) uint8 `images` with (N,) `labels`; returns it in eval mode.
+    `fast=False` trains in NCHW memory and fp32, the baseline of tools/bench_classifier.py."""
     from speechvq.progress import tqdm
 
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = ImageClassifier(images.shape[-1], n_classes)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast and _bf16_autocast())
     x_all, y_all = _nchw(images), torch.from_numpy(np.asarray(labels, np.int64))
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+    else:
+        x_all = x_all.contiguous()
     n = len(x_all)
     steps = epochs * -(-n // BATCH)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
@@ -71,7 +96,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, n_classes: int, *, 
             order = torch.randperm(n, generator=gen)
             for k in range(0, n, BATCH):
                 idx = order[k:k + BATCH]
-                loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+                with autocast:
+                    logits = model(x_all[idx])
+                loss = F.cross_entropy(logits.float(), y_all[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -104,7 +131,8 @@ def load_or_train_classifier(path: str | os.PathLike, train_dump, *, seed: int =
     n_classes, channels = len(train_dump.classes), train_dump.shape[2]
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("images_sha256") == digest and state.get("seed") == seed:
+        if (state.get("images_sha256") == digest and state.get("seed") == seed
+                and state.get("version", 1) == VERSION):
             model = ImageClassifier(channels, n_classes)
             model.load_state_dict(state["model"])
             return model.eval(), False
@@ -112,5 +140,6 @@ def load_or_train_classifier(path: str | os.PathLike, train_dump, *, seed: int =
                              seed=seed, progress=progress)
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "images_sha256": digest, "seed": seed,
+                    "version": VERSION,
                     "train_images": str(train_dump.path)}, tmp)
     return model, True

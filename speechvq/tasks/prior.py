@@ -100,7 +100,7 @@ def setup_prior(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
 
     from speechvq.data.code_batches import CodeBatches, validation_batches
     from speechvq.data.code_dump import held_out_split
-    from speechvq.models.prior import build_prior
+    from speechvq.models.prior import build_prior, condition_parameter_names
 
     dump = open_code_dump(data, cfg.model.arch, "training")
     ckpt = dump.check_checkpoint()
@@ -130,7 +130,9 @@ def setup_prior(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
             "frame_rate_hz": dump.meta.get("frame_rate_hz"), "conditions": list(dump.conditions),
             "n_classes": n_classes, "train_codes": str(Path(data).resolve()),
             "vqvae": {"path": str(ckpt), "sha256": dump.meta["vqvae"]["sha256"]}}
-    return TaskRun(model=model, batches=batches,
+    scale = cfg.model.condition_lr_scale
+    lr_scales = {name: scale for name in condition_parameter_names(model)} if scale != 1 else {}
+    return TaskRun(model=model, batches=batches, lr_scales=lr_scales,
                    step_fn=partial(prior_step, conditional=n_classes > 0),
                    extra_state={"prior": info},
                    exp_files={"conditions.txt": "".join(f"{c}\n" for c in dump.conditions)},
@@ -146,7 +148,7 @@ def load_prior(state: dict, path: Path) -> Any:
     """
     from speechvq.checkpoint import load_weights_
     from speechvq.config import config_from_dict
-    from speechvq.models.prior import build_prior
+    from speechvq.models.prior import build_prior, condition_parameter_names
 
     values = state["config"]
     if "start_symbol" not in values.get("model", {}):  # saved before the key: trained without

@@ -14,7 +14,8 @@ evaluate prior` build and use any of them alike:
             # -> (n, *grid); prompt (n, L): the first L codes in raster order, kept;
             # temperature 0 = greedy
         code_embedding: nn.Embedding
-            # its first K rows embed the input codes (`codebook_rows` may start them)
+            # its first K rows embed the input codes (`codebook_rows` may start them); every
+            # other nn.Embedding of a prior embeds its condition (`condition_parameter_names`)
 
 `ARCHS` maps ``model.arch`` to the class's dotted path; `prior_class` imports it when asked, so a
 prior whose module is missing costs the others nothing and fails with a clear message.
@@ -32,7 +33,8 @@ ARCHS = {"pixelcnn": "speechvq.models.prior.pixelcnn.PixelCNNPrior",
          "wavenet": "speechvq.models.prior.causal.CausalPrior",
          "video": "speechvq.models.prior.video.VideoPrior"}
 
-__all__ = ["ARCHS", "prior_class", "build_prior", "draw", "codebook_rows"]
+__all__ = ["ARCHS", "prior_class", "build_prior", "draw", "codebook_rows",
+           "condition_parameter_names"]
 
 
 def prior_class(arch: str) -> type:
@@ -57,6 +59,15 @@ def build_prior(model_cfg, *, codebook_size: int, n_classes: int) -> torch.nn.Mo
     """The prior `model_cfg.arch` names, built through its `from_config`."""
     return prior_class(model_cfg.arch).from_config(model_cfg, codebook_size=codebook_size,
                                                    n_classes=n_classes)
+
+
+def condition_parameter_names(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters that embed a prior's condition (class or speaker): those of
+    every nn.Embedding other than its `code_embedding` (the module docstring's contract)."""
+    code = model.code_embedding
+    return [f"{name}.{p}" if name else p for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Embedding) and module is not code
+            for p, _ in module.named_parameters(recurse=False)]
 
 
 def draw(logits: torch.Tensor, temperature: float,
