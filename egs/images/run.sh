@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The image VQ-VAE of van den Oord et al. (2017, section 4.2) on the built-in images, on CPU.
 #
-#   bash egs/images/run.sh                           # stages 0-6, about 17 min on 2 cores (README)
+#   bash egs/images/run.sh                           # stages 0-6, about 13 min on 2 cores (README)
 #   bash egs/images/run.sh --stage 2 --stop-stage 2  # evaluate again
 #   bash egs/images/run.sh --train-config conf/long.yaml --exp exp/images_long   # an hour of CPU
 #   bash egs/images/run.sh --workdir /scratch/images # dump/ exp/ there, not in egs/images

@@ -80,8 +80,10 @@ def sample_quality(prior: Any, vq: Any, dump: Any, fit: Any, figure: Path, *,
     info = prior.prior_info
     train_images = _image_dump(fit, "samples")
     test_images = _image_dump(dump, "samples")
+    # the classifier's own seed, not `seed`: the samples of every seed are labelled by one
+    # classifier (trained once), so their figures differ by the samples alone
     classifier, trained = load_or_train_classifier(figure.parent / "image_classifier.pt",
-                                                   train_images, seed=seed, progress=progress)
+                                                   train_images, progress=progress)
     n_classes = info["n_classes"]
     # the prior's class index i is the image dumps' class named conditions[i]
     classes = list(train_images.classes)
