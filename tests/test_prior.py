@@ -213,6 +213,13 @@ def test_image_prior_end_to_end(tmp_path, capsys):
     assert {"class_match", "chance"} <= set(result["samples"]) and result["samples"]["chance"] == 0.1
     assert result["samples"]["guidance"] == 1.0
     assert {"real_test_accuracy", "reconstruction_accuracy"} <= set(result["classifier"])
+    assert result["classifier"]["trained_now"]
+    assert cli.main(["evaluate", "prior", "--model", str(prior), "--data",
+                     str(tmp_path / "codes" / "test"), "--exp", str(vq), "--name", "seed1",
+                     "--seed", "1", "--samples-per-class", "1", "--no-progress"]) == 0
+    again = json.loads((vq / "eval" / "prior_seed1.json").read_text())["prior"]["classifier"]
+    assert not again["trained_now"]  # another sampling seed, the same classifier
+    assert again["real_test_accuracy"] == result["classifier"]["real_test_accuracy"]
     out = tmp_path / "samples"
     assert cli.main(["sample", "--model", str(prior), "-n", "3", "--class", "4", "-o", str(out),
                      "--prompt", str(tmp_path / "codes" / "test"), "--prompt-length", "10",
