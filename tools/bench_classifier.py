@@ -6,10 +6,13 @@ same run, with both classifiers' accuracy on the test images.
 
     speechvq prepare-images builtin dump      # dump/train, dump/test (egs/images' stage 0)
     python tools/bench_classifier.py --train dump/train --test dump/test
+    python tools/bench_classifier.py --train dump/train --test dump/test --epochs 4 --seeds 0 1 2
     python tools/bench_classifier.py --train dump/train --test dump/test --epochs 1 --threads 1
 
-Prints one line per variant (seconds, test accuracy) and the ratio of their times. Timings
-depend on the machine and its load; the ratio is what carries over.
+Prints one line per variant (seconds, test accuracy) and the ratio of their times; with more
+than one of --seeds, the baseline runs at the first only and each further seed adds a line of
+evaluate prior's classifier (how much its accuracy moves with the seed). Timings depend on the
+machine and its load; the ratio is what carries over.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ def main(argv=None) -> int:
     p.add_argument("--test", required=True, help="image dump its accuracy is measured on")
     p.add_argument("--epochs", type=int, default=ic.EPOCHS)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: "
+                   "0, the one evaluate prior uses)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     train, test = ImageDump.open(args.train), ImageDump.open(args.test)
@@ -38,14 +43,18 @@ def main(argv=None) -> int:
     print(f"{len(images)} training images {images.shape[1:]}, {len(train.classes)} classes, "
           f"{args.epochs} epochs, {args.threads} threads; bf16 units: {ic._bf16_autocast()}")
     seconds = {}
-    for name, fast in (("baseline (NCHW, fp32)", False), ("evaluate prior's", True)):
+    runs = [("baseline (NCHW, fp32)", False, args.seeds[0])]
+    runs += [("evaluate prior's", True, seed) for seed in args.seeds]
+    for name, fast, seed in runs:
         start = time.perf_counter()
-        model = ic.train_classifier(images, labels, len(train.classes), epochs=args.epochs,
-                                    fast=fast)
-        seconds[fast] = time.perf_counter() - start
+        model = ic.train_classifier(images, labels, len(train.classes), seed=seed,
+                                    epochs=args.epochs, fast=fast)
+        took = time.perf_counter() - start
+        seconds.setdefault(fast, took)
         acc = ic.accuracy(model, np.asarray(test.images), test.labels)
-        print(f"{name:24s} {seconds[fast]:7.1f} s   test accuracy {100 * acc:.2f} %")
-    print(f"ratio: {seconds[False] / seconds[True]:.2f}x faster")
+        print(f"{name:24s} seed {seed}  {took:7.1f} s   test accuracy {100 * acc:.2f} %",
+              flush=True)
+    print(f"ratio (seed {args.seeds[0]}): {seconds[False] / seconds[True]:.2f}x faster")
     return 0
 
 

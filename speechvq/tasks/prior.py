@@ -148,7 +148,7 @@ def load_prior(state: dict, path: Path) -> Any:
     """
     from speechvq.checkpoint import load_weights_
     from speechvq.config import config_from_dict
-    from speechvq.models.prior import build_prior, condition_parameter_names
+    from speechvq.models.prior import build_prior
 
     values = state["config"]
     if "start_symbol" not in values.get("model", {}):  # saved before the key: trained without
