@@ -7,9 +7,10 @@ ReLU and 2x2 max-pooling, then a linear layer; Adam at 2e-3 with a cosine decay,
 `EPOCHS` epochs, seeded. It trains in channels-last memory (oneDNN's own layout: NCHW
 max-pooling and batch norm took a third of the time) and, on a CPU with bf16 units
 (`_bf16_autocast`), under bf16 autocast: on this project's 2-core AVX-512 BF16 machine an
-epoch of the 20,000 built-in training images takes about 8 s instead of 18 s (README "Priors",
+epoch of the 20,000 built-in training images takes about 8 s instead of 17 s (README "Priors",
 `python tools/bench_classifier.py`). On the built-in test images 4 epochs gave 89.7-91.5 %
-over seeds 0-2, too near the 90 % that scoring needs; 5 epochs give 92.6-93.4 %. Labelling runs
+over seeds 0-2 (`... --epochs 4 --seeds 0 1 2`), too near the 90 % that scoring needs; 5 epochs
+give 92.6-93.4 % (`... --seeds 0 1 2`). Labelling runs
 in fp32. It is saved as a plain dict of tensors (``torch.load(weights_only=True)``, never a
 pickle of code) with the SHA-256 of the images it was trained on, and retrained only when they,
 its seed, `EPOCHS` or `VERSION` change.
