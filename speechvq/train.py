@@ -99,6 +99,19 @@ def lr_lambda(schedule: str, warmup: int, max_steps: int) -> Callable[[int], flo
 # ------------------------------------------------------------------------------------- trainer
 
 
+def _no_forward_buffer_sync() -> dict[str, bool]:
+    """DDP's switch for not re-broadcasting rank 0's buffers before every forward (every rank
+    updates its buffers alike): ``forward_sync_buffers`` where this torch has it (``broadcast_
+    buffers`` is deprecated there, with a warning in every run's log), else the old name. The
+    new one still syncs buffers once at start, which changes nothing here: every rank starts
+    from the same seed or checkpoint."""
+    import inspect
+
+    params = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
+    return ({"forward_sync_buffers": False} if "forward_sync_buffers" in params
+            else {"broadcast_buffers": False})
+
+
 def param_groups(model: nn.Module, lr: float, lr_scales: Mapping[str, float]) -> list[dict]:
     """The optimiser's groups: every parameter at `lr`, but those `lr_scales` names at their
     multiple of it, one group per multiple (a group's ``lr_scale`` keeps it for a restarted
@@ -315,7 +328,7 @@ class Trainer:
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                broadcast_buffers=False)
+                **_no_forward_buffer_sync())
         if self.step >= self.tc.max_steps:
             self._log(f"already trained to step {self.step} (train.max_steps="
                       f"{self.tc.max_steps}); nothing to do")
