@@ -28,6 +28,7 @@ to set the run up and hands it to a Trainer.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -101,12 +102,10 @@ def lr_lambda(schedule: str, warmup: int, max_steps: int) -> Callable[[int], flo
 
 def _no_forward_buffer_sync() -> dict[str, bool]:
     """DDP's switch for not re-broadcasting rank 0's buffers before every forward (every rank
-    updates its buffers alike): ``forward_sync_buffers`` where this torch has it (``broadcast_
-    buffers`` is deprecated there, with a warning in every run's log), else the old name. The
-    new one still syncs buffers once at start, which changes nothing here: every rank starts
-    from the same seed or checkpoint."""
-    import inspect
-
+    updates its buffers alike): ``forward_sync_buffers`` where this torch has it (there the old
+    ``broadcast_buffers`` is deprecated, with a warning in every run's log), else the old name.
+    The new one still syncs buffers once at start, which changes nothing here: every rank
+    starts from the same seed or checkpoint."""
     params = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
     return ({"forward_sync_buffers": False} if "forward_sync_buffers" in params
             else {"broadcast_buffers": False})

@@ -305,3 +305,6 @@ def test_the_classifier_is_saved_once_and_trained_again_for_other_images_or_vers
     assert image_classifier.load_or_train_classifier(path, dump)[1]  # another recipe: retrained
     state = torch.load(path, weights_only=True)
     assert state["version"] == image_classifier.VERSION and "model" in state
+    other, other_labels = render_images(32, 0, 1)
+    write_dump(tmp_path / "other", other, other_labels, [str(d) for d in range(10)], {})
+    assert image_classifier.load_or_train_classifier(path, ImageDump.open(tmp_path / "other"))[1]

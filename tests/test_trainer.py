@@ -191,6 +191,7 @@ def test_lr_scales_keep_their_multiple_through_the_schedule_and_a_restart(tmp_pa
     lrs = {g["lr_scale"]: g["lr"] for g in t.opt.param_groups}
     assert lrs == pytest.approx({1.0: 0.025, 10.0: 0.25})
     assert len(make(tmp_path / "plain", base).opt.param_groups) == 1  # as checkpoints before
+    assert len(make(tmp_path / "ones", base, lr_scales={"lin.weight": 1.0}).opt.param_groups) == 1
 
 
 @pytest.mark.parametrize("schedule, expect", [

@@ -135,5 +135,6 @@ def register_evaluate(kinds: argparse._SubParsersAction) -> None:
     # 64: an item is one 8x8 grid or one utterance's codes, and the figures do not depend on it
     add_batch_size_argument(e, "items per prior batch when scoring (bits per code, class "
                             "information)", default=64)
-    add_seed_argument(e, "sampling, the classifier and the bootstrap intervals")
+    add_seed_argument(e, "sampling and the bootstrap intervals (the image classifier is always "
+                      "trained at seed 0)")
     add_progress_argument(e)

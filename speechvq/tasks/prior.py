@@ -130,8 +130,8 @@ def setup_prior(cfg: Any, data: str | os.PathLike, *, valid: str | os.PathLike |
             "frame_rate_hz": dump.meta.get("frame_rate_hz"), "conditions": list(dump.conditions),
             "n_classes": n_classes, "train_codes": str(Path(data).resolve()),
             "vqvae": {"path": str(ckpt), "sha256": dump.meta["vqvae"]["sha256"]}}
-    scale = cfg.model.condition_lr_scale
-    lr_scales = {name: scale for name in condition_parameter_names(model)} if scale != 1 else {}
+    # at 1 they share the other parameters' optimiser group (train.param_groups)
+    lr_scales = {name: cfg.model.condition_lr_scale for name in condition_parameter_names(model)}
     return TaskRun(model=model, batches=batches, lr_scales=lr_scales,
                    step_fn=partial(prior_step, conditional=n_classes > 0),
                    extra_state={"prior": info},
